@@ -1,0 +1,5 @@
+"""``python -m cli`` runs the ``landscape`` command (also under torchrun)."""
+
+from cli.main import main
+
+main()

@@ -1,0 +1,228 @@
+"""The ``landscape`` command. Each command parses, calls one library function and prints;
+errors a user can cause become one line on stderr and exit code 1."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import typer
+
+from cli.options import config_parameters, plain, with_parameters
+from cli.progress import ProgressBar
+from finetune.config import build_config, load_config_file
+from finetune.errors import ConfigError, LandscapeError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Non-binary transfer learning: fine-tune timm models and measure what transferred.",
+)
+bench_app = typer.Typer(no_args_is_help=True, help="Speed measurements on this machine.")
+app.add_typer(bench_app, name="bench")
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a LandscapeError into one line on stderr and exit code 1."""
+    try:
+        yield
+    except LandscapeError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _keyword(name: str, default: Any, annotation: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+def _train_command(kind: str):
+    """The body of ``landscape pretrain`` and ``landscape finetune``."""
+    from finetune import engine
+
+    def command(**values: Any) -> None:
+        values = plain(values)
+        out, config_file = values.pop("out"), values.pop("config")
+        quiet = values.pop("quiet")
+        resume = values.pop("resume", None)
+        progress = ProgressBar(quiet)
+        with user_errors():
+            if resume is not None:
+                given = sorted(k for k, v in values.items() if v is not None)
+                if given or config_file or out:
+                    raise ConfigError(
+                        "--resume continues a run with its own config.json; "
+                        f"drop the other options ({', '.join(given) or '--out'})"
+                    )
+                result = engine.resume(resume, progress=progress)
+            else:
+                file_values = load_config_file(config_file) if config_file else {}
+                config = build_config(kind, file_values, values)
+                out = out or Path("results/runs") / f"{kind}-{config.hash()[:12]}"
+                result = engine.train(config, out, progress=progress)
+            progress.close()
+            _report(result, quiet)
+
+    params = [
+        _keyword(
+            "out",
+            typer.Option(
+                None,
+                "--out",
+                help="run directory to create (default: results/runs/KIND-CONFIGHASH)",
+            ),
+            Path | None,
+        ),
+        _keyword(
+            "config",
+            typer.Option(
+                None,
+                "--config",
+                help="a .toml or .json file (or a "
+                "run directory) holding options; flags override it",
+            ),
+            Path | None,
+        ),
+        _keyword("quiet", typer.Option(False, "--quiet", "-q", help="no progress output"), bool),
+    ]
+    skip: tuple[str, ...] = ()
+    if kind == "finetune":
+        params.append(
+            _keyword(
+                "resume",
+                typer.Option(
+                    None, "--resume", help="continue the interrupted run in this directory"
+                ),
+                Path | None,
+            )
+        )
+    else:
+        skip = ("init", "pretrained")
+    return with_parameters(command, params + config_parameters(skip))
+
+
+def _report(result: Any, quiet: bool) -> None:
+    if result.init_report and not quiet:
+        for line in result.init_report.lines():
+            typer.echo(line, err=True)
+    if result.status != "completed":
+        typer.echo(f"error: run {result.run} failed: {result.reason}", err=True)
+        raise typer.Exit(1)
+    s = result.summary
+    typer.echo(
+        f"{result.run}: test acc {s['test_acc']:.4f}  test loss {s['test_loss']:.4f}  "
+        f"best eval acc {s['best_eval_acc']:.4f}  ({s['train_seconds']:.1f} s training)"
+    )
+
+
+app.command(
+    "pretrain",
+    help="Train a source model from random init; its run directory "
+    "serves as --init for fine-tuning.",
+)(_train_command("pretrain"))
+app.command("finetune", help="Fine-tune a timm model on a target dataset into a run directory.")(
+    _train_command("finetune")
+)
+
+
+@app.command("groups")
+def groups(
+    model: str = typer.Argument(..., help="timm architecture name"),
+    fine: bool = typer.Option(False, "--fine", help="timm's fine-grained groups (blocks)"),
+) -> None:
+    """Print the model's layer groups in input-to-output order."""
+    from finetune.groups import layer_groups
+    from finetune.models import create_model
+
+    with user_errors():
+        net = create_model(model, num_classes=10, image_size=224)
+        params = dict(net.named_parameters())
+        for group in layer_groups(net, coarse=not fine):
+            count = sum(params[n].numel() for n in group.params)
+            typer.echo(
+                f"{group.index:3d}  {group.name:<28s} {len(group.params):4d} tensors "
+                f"{count:12,d} parameters"
+            )
+
+
+@app.command("datasets")
+def datasets() -> None:
+    """List the dataset specs this installation knows."""
+    from finetune.data import dataset_entries
+
+    for name, entry in sorted(dataset_entries().items()):
+        spec = f"{name}:ARG" if entry.takes_argument else name
+        typer.echo(f"{spec:<18s} {'/'.join(entry.splits):<15s} {entry.description}")
+
+
+@app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("results/demo"), "--out", help="folder for the demo's runs"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+) -> None:
+    """Pre-train a tiny source model on synthetic data, fine-tune from it and from scratch
+    (two seeds each) and print what transfer bought, in a few minutes on a CPU."""
+    from landscape.demo import run_demo
+
+    with user_errors():
+        report = run_demo(out, progress=None if quiet else ProgressBar(), log=_log(quiet))
+    typer.echo(report.table())
+
+
+@bench_app.command("train")
+def bench_train(
+    model: str = typer.Option("test_resnet", "--model", help="timm architecture"),
+    image_size: int = typer.Option(32, "--image-size", help="image side in pixels"),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    steps: int = typer.Option(60, "--steps", help="measured steps of each loop"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
+    precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16"),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile both loops"),
+    out: Path | None = typer.Option(None, "--out", help="also write the numbers to this .h5"),
+) -> None:
+    """Training images/s of the engine against a plain PyTorch loop on the same model,
+    data and batch; prints the engine's overhead as a ratio."""
+    from finetune.bench import bench_train as measure
+
+    with user_errors():
+        result = measure(
+            model=model,
+            image_size=image_size,
+            batch_size=batch_size,
+            steps=steps,
+            device=device,
+            precision=precision,
+            compile=compile,
+            out=out,
+        )
+    typer.echo(result.table())
+
+
+def _log(quiet: bool):
+    return (lambda line: None) if quiet else (lambda line: typer.echo(line, err=True))
+
+
+def main() -> None:
+    """Entry point: click's usage errors also become one ``error:`` line (exit code 2)."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(prog_name="landscape", standalone_mode=False)
+    except click.UsageError as err:
+        typer.echo(f"error: {err.format_message()}", err=True)
+        sys.exit(2)
+    except click.Abort:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

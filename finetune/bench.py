@@ -1,0 +1,180 @@
+"""Training throughput of the engine against a plain PyTorch loop on the same model, data,
+batch and precision: the engine's overhead as a ratio. Augmentation is off in both, so the
+difference is what the engine adds per step (seeding, schedule, metrics, checkpoints)."""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+import torch
+import torch.nn.functional as F
+
+from finetune import engine
+from finetune.augment import BatchPrep
+from finetune.config import RunConfig, build_config
+from finetune.data import get_dataset
+from finetune.h5 import write_result
+from finetune.models import create_model
+from finetune.runtime import resolve_runtime
+
+BENCH_DATA = "synthetic:source"
+
+
+@dataclass(frozen=True)
+class TrainBench:
+    model: str
+    device: str
+    device_name: str
+    precision: str
+    channels_last: bool
+    compile: bool
+    image_size: int
+    batch_size: int
+    steps: int
+    engine_images_per_s: float
+    plain_images_per_s: float
+
+    @property
+    def ratio(self) -> float:
+        """Engine throughput over plain-loop throughput (1.0 means no overhead)."""
+        return self.engine_images_per_s / self.plain_images_per_s
+
+    def table(self) -> str:
+        rows = [
+            ("device", f"{self.device_name} ({self.device})"),
+            (
+                "model",
+                f"{self.model} @ {self.image_size}px, batch {self.batch_size}, "
+                f"{self.precision}{', channels_last' if self.channels_last else ''}"
+                f"{', compiled' if self.compile else ''}",
+            ),
+            ("plain loop", f"{self.plain_images_per_s:,.0f} images/s"),
+            ("engine", f"{self.engine_images_per_s:,.0f} images/s"),
+            ("engine / plain", f"{self.ratio:.3f}"),
+        ]
+        return "\n".join(f"{k:<16s}{v}" for k, v in rows)
+
+
+def bench_train(
+    *,
+    model: str = "test_resnet",
+    image_size: int = 32,
+    batch_size: int = 64,
+    steps: int = 60,
+    device: str = "auto",
+    precision: str = "auto",
+    compile: bool = False,
+    out: Path | None = None,
+) -> TrainBench:
+    """Time ``steps`` training steps of each loop after one warm-up epoch of each."""
+    per_class = max(2, -(-batch_size * steps // 20))
+    overrides = dict(
+        model=model,
+        data=BENCH_DATA,
+        image_size=image_size,
+        train_per_class=per_class,
+        batch_size=batch_size,
+        epochs=2,
+        augment=False,
+        device=device,
+        precision=precision,
+        compile=compile,
+        log_every=max(20, steps),
+        weight_decay=0.0,
+        device_data="on",
+    )
+    config = build_config("pretrain", {}, overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = engine.train(config, Path(tmp) / "run", command="bench")
+        record = engine_throughput(Path(tmp) / "run")
+    runtime = resolve_runtime(config.train)
+    plain = plain_loop_throughput(config, steps)
+    bench = TrainBench(
+        model=model,
+        device=str(runtime.device),
+        device_name=runtime.describe()["device_name"]
+        if runtime.device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        precision="bf16" if runtime.bf16 else "fp32",
+        channels_last=runtime.channels_last,
+        compile=compile,
+        image_size=image_size,
+        batch_size=batch_size,
+        steps=result.summary["steps"] // 2,
+        engine_images_per_s=record,
+        plain_images_per_s=plain,
+    )
+    if out is not None:
+        values = asdict(bench)
+        write_result(
+            out,
+            "bench_train",
+            {},
+            attrs={"config": config.to_dict()},
+            summary={**values, "ratio": bench.ratio},
+        )
+    return bench
+
+
+def engine_throughput(run: Path) -> float:
+    """Images/s of the last epoch of a run (the first one pays for warm-up and compilation)."""
+    with h5py.File(run / "run.h5") as f:
+        return float(f["epochs/images_per_s"][-1])
+
+
+def plain_loop_throughput(config: RunConfig, steps: int) -> float:
+    """The textbook loop: data on the device, forward, loss, backward, step."""
+    runtime = resolve_runtime(config.train)
+    data = get_dataset(
+        config.data.spec,
+        "train",
+        image_size=config.data.image_size,
+        train_per_class=config.data.train_per_class,
+    )
+    images, labels = (t.to(runtime.device) for t in data.tensors())
+    torch.manual_seed(0)
+    model = create_model(config.model.name, data.num_classes, data.image_size)
+    memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
+    model = model.to(runtime.device, memory_format=memory_format).train()
+    forward = torch.compile(model) if runtime.compile else model
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.optim.lr, momentum=0.9, fused=runtime.fused or None
+    )
+    prep = BatchPrep(
+        model.pretrained_cfg["mean"],
+        model.pretrained_cfg["std"],
+        runtime.device,
+        augment=False,
+        flip=False,
+        channels_last=runtime.channels_last,
+    )
+    bs = config.train.batch_size
+    n_batches = len(labels) // bs
+
+    def step(i: int) -> None:
+        sl = slice((i % n_batches) * bs, (i % n_batches + 1) * bs)
+        with runtime.autocast():
+            logits = forward(prep(images[sl]))
+        loss = F.cross_entropy(logits.float(), labels[sl])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for i in range(n_batches):
+        step(i)
+    _sync(runtime.device)
+    start = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    _sync(runtime.device)
+    return steps * bs / (time.perf_counter() - start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

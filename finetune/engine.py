@@ -1,0 +1,494 @@
+"""The training loop, read top to bottom: build everything from a RunConfig, train with
+batched on-device augmentation, evaluate each epoch, checkpoint, and write the run
+directory (DESIGN.md). ``train`` starts a run, ``resume`` continues an interrupted one."""
+
+from __future__ import annotations
+
+import math
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from torch import nn
+
+from finetune import __version__, rundir
+from finetune.augment import BatchPrep
+from finetune.config import RunConfig, build_config
+from finetune.data import ImageSet, get_dataset
+from finetune.errors import ConfigError, RunDirError
+from finetune.groups import LayerGroup, layer_groups
+from finetune.history import History
+from finetune.loader import Batches, epoch_order, fits_on_device, mix_seed
+from finetune.models import InitReport, create_model, load_init
+from finetune.optim import build_optimizer, lr_at, parameter_groups, set_lr
+from finetune.runtime import Runtime, resolve_runtime
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class RunResult:
+    """What a finished (or failed) run reports back."""
+
+    run: Path
+    status: str
+    reason: str
+    summary: dict[str, float]
+    init_report: InitReport | None = None
+    group_names: list[str] = field(default_factory=list)
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class _Setup:
+    config: RunConfig
+    runtime: Runtime
+    model: nn.Module
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    groups: list[LayerGroup]
+    optimizer: torch.optim.Optimizer
+    train_set: ImageSet
+    train_batches: Batches
+    eval_batches: Batches
+    test_batches: Batches
+    train_prep: BatchPrep
+    eval_prep: BatchPrep
+    init_state: dict[str, torch.Tensor]
+    init_report: InitReport | None
+    steps_per_epoch: int
+    usable: int
+
+
+def train(
+    config: RunConfig,
+    out: str | Path,
+    *,
+    progress: Progress | None = None,
+    command: str | None = None,
+) -> RunResult:
+    """Train a new run into the empty or missing folder ``out``.
+
+    Everything that can fail on user input (dataset, model, initial weights) is checked
+    before the folder is created, so an error leaves nothing behind.
+    """
+    out = Path(out)
+    rundir.check_new_run_dir(out)
+    setup = _build(config)
+    command = command if command is not None else shlex.join(sys.argv)
+    out.mkdir(parents=True, exist_ok=True)
+    rundir.write_status(out, "running")
+    rundir.write_json(out / rundir.CONFIG, _config_record(setup, command))
+    rundir.save_weights(out / rundir.INIT, setup.init_state)
+    return _run(setup, out, History(), 0, progress, command)
+
+
+def resume(run: str | Path, *, progress: Progress | None = None) -> RunResult:
+    """Continue an interrupted run from its last checkpoint. On the CPU the result is
+    bit-identical to a run that was never interrupted."""
+    run = Path(run)
+    state, _ = rundir.read_status(run)
+    if state == "completed":
+        raise RunDirError(f"{run} has already completed")
+    record = rundir.read_config(run)
+    config = build_config(record["kind"], record["config"])
+    setup = _build(config)
+    weights, saved = _load_checkpoint(run)
+    if weights is None:
+        step, history = 0, History()
+    else:
+        setup.model.load_state_dict(weights)
+        setup.optimizer.load_state_dict(saved["optimizer"])
+        step, history = int(saved["step"]), History.from_state(saved["history"])
+    rundir.write_status(run, "running")
+    return _run(setup, run, history, step, progress, record.get("command", ""))
+
+
+def _build(config: RunConfig) -> _Setup:
+    runtime = resolve_runtime(config.train)
+    data = config.data
+    common = dict(
+        data_root=data.data_root,
+        download=data.download,
+        image_size=data.image_size,
+        val_fraction=data.val_fraction,
+        split_seed=data.split_seed,
+    )
+    train_set = get_dataset(data.spec, "train", train_per_class=data.train_per_class, **common)
+    eval_set = get_dataset(data.spec, data.eval_split, **common)
+    test_set = get_dataset(data.spec, "test", **common)
+    if len(train_set) < 2:
+        raise ConfigError(f"{data.spec} has {len(train_set)} training image(s); need at least 2")
+
+    torch.manual_seed(config.train.stream_seed("init"))
+    model = create_model(
+        config.model.name,
+        train_set.num_classes,
+        train_set.image_size,
+        pretrained=config.model.pretrained,
+    )
+    init_report = load_init(model, config.model.init) if config.model.init else None
+    if config.model.pretrained:
+        init_report = InitReport(source=f"timm pretrained {config.model.name}")
+    memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
+    model = model.to(runtime.device, memory_format=memory_format)
+    init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    groups = layer_groups(model)
+    optimizer = build_optimizer(
+        config.optim,
+        parameter_groups(model, groups, config.optim.weight_decay),
+        fused=runtime.fused,
+    )
+    forward = torch.compile(model) if runtime.compile else model
+
+    mean, std = model.pretrained_cfg.get("mean"), model.pretrained_cfg.get("std")
+    prep = dict(mean=mean, std=std, device=runtime.device, channels_last=runtime.channels_last)
+    bs = config.train.batch_size
+    # A last batch of one example would break BatchNorm: it is dropped.
+    usable = len(train_set) - (1 if len(train_set) % bs == 1 else 0)
+
+    def batches(dataset: ImageSet) -> Batches:
+        on_device = fits_on_device(dataset, data.device_data)
+        return Batches(dataset, runtime.device, on_device=on_device, workers=data.workers)
+
+    return _Setup(
+        config=config,
+        runtime=runtime,
+        model=model,
+        forward=forward,
+        groups=groups,
+        optimizer=optimizer,
+        train_set=train_set,
+        train_batches=batches(train_set),
+        eval_batches=batches(eval_set),
+        test_batches=batches(test_set),
+        train_prep=BatchPrep(**prep, augment=data.augment, flip=data.hflip),
+        eval_prep=BatchPrep(**prep, augment=False, flip=False),
+        init_state=init_state,
+        init_report=init_report,
+        steps_per_epoch=math.ceil(usable / bs),
+        usable=usable,
+    )
+
+
+def _run(
+    s: _Setup,
+    out: Path,
+    history: History,
+    step: int,
+    progress: Progress | None,
+    command: str,
+) -> RunResult:
+    """Train from global ``step`` to the end, then write the final weights and summary."""
+    cfg = s.config
+    emit = progress or (lambda event: None)
+    total_steps = cfg.train.epochs * s.steps_per_epoch
+    order_seed = cfg.train.stream_seed("order")
+    aug_seed = cfg.train.stream_seed("aug")
+    generator = torch.Generator(device=s.runtime.device)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
+    group_names = [g.name for g in s.groups]
+    bs = cfg.train.batch_size
+
+    def checkpoint(at_step: int) -> None:
+        _save_checkpoint(out, s, at_step, history)
+        _write_run_h5(out, s, history, command, {})
+
+    try:
+        while step < total_steps:
+            epoch, first = divmod(step, s.steps_per_epoch)
+            order = epoch_order(len(s.train_set), order_seed, epoch)[: s.usable]
+            meter = _EpochMeter(s, epoch, first, history.partial_epoch if first else {})
+            s.model.train()
+            batches = s.train_batches.iterate(order[first * bs :], bs)
+            for i, (images, labels) in enumerate(batches, start=first):
+                generator.manual_seed(mix_seed(aug_seed, step))
+                torch.manual_seed(mix_seed(aug_seed, step, 1))
+                lr = lr_at(cfg.optim, step, s.steps_per_epoch, total_steps)
+                set_lr(s.optimizer, lr)
+                x = s.train_prep(images, generator)
+                with s.runtime.autocast():
+                    logits = s.forward(x)
+                loss = loss_fn(logits.float(), labels)
+                s.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                s.optimizer.step()
+                meter.record(i, loss, logits, labels)
+                history.step_lr.append(lr)
+                step += 1
+                last_of_epoch = i == s.steps_per_epoch - 1
+                if step % cfg.train.log_every == 0 or last_of_epoch:
+                    chunk = meter.flush(i + 1, history)
+                    emit(
+                        {
+                            "event": "step",
+                            "epoch": epoch + 1,
+                            "epochs": cfg.train.epochs,
+                            "step": step,
+                            "steps": total_steps,
+                            "loss": chunk[-1] if chunk else None,
+                            "acc": meter.accuracy(),
+                            "lr": lr,
+                            "images_per_s": meter.seen / meter.elapsed(),
+                        }
+                    )
+                every = cfg.train.checkpoint_every
+                if every and step % every == 0 and not last_of_epoch:
+                    meter.flush(i + 1, history)
+                    history.partial_epoch = meter.partial()
+                    checkpoint(step)
+            history.partial_epoch = {}
+            seconds = meter.elapsed()
+            eval_loss, eval_acc = evaluate(
+                s.forward, s.eval_batches, s.eval_prep, s.runtime, cfg.train.eval_batch_size
+            )
+            distance, relative = group_distances(s.model, s.init_state, s.groups)
+            history.group_distance.append(distance)
+            history.group_relative_distance.append(relative)
+            history.epochs.append(
+                {
+                    "train_loss": float(np.mean(history.step_loss[-s.steps_per_epoch :])),
+                    "train_acc": meter.accuracy(),
+                    "eval_loss": eval_loss,
+                    "eval_acc": eval_acc,
+                    "seconds": seconds,
+                    "images_per_s": meter.seen / seconds,
+                    "lr": lr,
+                }
+            )
+            emit(
+                {
+                    "event": "epoch",
+                    "epoch": epoch + 1,
+                    "epochs": cfg.train.epochs,
+                    **history.epochs[-1],
+                }
+            )
+            checkpoint(step)
+    except Diverged as err:
+        reason = str(err)
+        _write_run_h5(out, s, history, command, {"status": "failed"})
+        rundir.write_status(out, "failed", reason)
+        return RunResult(out, "failed", reason, {}, s.init_report, group_names)
+
+    test_loss, test_acc = evaluate(
+        s.forward, s.test_batches, s.eval_prep, s.runtime, cfg.train.eval_batch_size
+    )
+    last = history.epochs[-1]
+    summary = {
+        "status": "completed",
+        "epochs": len(history.epochs),
+        "steps": step,
+        "final_train_loss": last["train_loss"],
+        "final_eval_loss": last["eval_loss"],
+        "final_eval_acc": last["eval_acc"],
+        "best_eval_acc": max(e["eval_acc"] for e in history.epochs),
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "train_seconds": sum(e["seconds"] for e in history.epochs),
+    }
+    rundir.save_weights(out / rundir.FINAL, s.model.state_dict())
+    _write_run_h5(out, s, history, command, summary)
+    rundir.write_status(out, "completed")
+    emit({"event": "done", **summary})
+    return RunResult(out, "completed", "", summary, s.init_report, group_names)
+
+
+class _EpochMeter:
+    """One epoch's losses and correct predictions, kept on the device and read back to the
+    host only when logged; restarts mid-epoch from a checkpoint's partial counts."""
+
+    def __init__(self, s: _Setup, epoch: int, first: int, partial: dict[str, float]) -> None:
+        device = s.runtime.device
+        self.losses = torch.zeros(s.steps_per_epoch, device=device)
+        self.correct = torch.full((), int(partial.get("correct", 0)), device=device)
+        self.seen = int(partial.get("seen", 0))
+        self.logged = first
+        self.first_step = epoch * s.steps_per_epoch
+        self.start = time.perf_counter() - partial.get("seconds", 0.0)
+
+    def record(
+        self, i: int, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor
+    ) -> None:
+        self.losses[i] = loss.detach()
+        self.correct += (logits.argmax(1) == labels).sum()
+        self.seen += len(labels)
+
+    def flush(self, upto: int, history: History) -> list[float]:
+        """Append the losses of this epoch's steps [logged, upto) to the history; a NaN or
+        infinite one raises Diverged naming its step."""
+        chunk = self.losses[self.logged : upto].tolist()
+        bad = [k for k, v in enumerate(chunk) if not math.isfinite(v)]
+        if bad:
+            raise Diverged(f"non-finite loss at step {self.first_step + self.logged + bad[0] + 1}")
+        history.step_loss.extend(chunk)
+        self.logged = upto
+        return chunk
+
+    def accuracy(self) -> float:
+        return float(self.correct) / max(self.seen, 1)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def partial(self) -> dict[str, float]:
+        return {"correct": int(self.correct), "seen": self.seen, "seconds": self.elapsed()}
+
+
+@torch.no_grad()
+def evaluate(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    batches: Batches,
+    prep: BatchPrep,
+    runtime: Runtime,
+    batch_size: int,
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of a model in eval mode over a whole dataset, with
+    one host synchronisation at the end."""
+    module = getattr(forward, "_orig_mod", forward)
+    was_training = module.training
+    module.eval()
+    total_loss = torch.zeros((), device=runtime.device, dtype=torch.float64)
+    correct = torch.zeros((), device=runtime.device, dtype=torch.int64)
+    order = torch.arange(len(batches))
+    for images, labels in batches.iterate(order, batch_size):
+        with runtime.autocast():
+            logits = forward(prep(images))
+        total_loss += F.cross_entropy(logits.float(), labels, reduction="sum").double()
+        correct += (logits.argmax(1) == labels).sum()
+    module.train(was_training)
+    n = max(len(batches), 1)
+    return float(total_loss) / n, float(correct) / n
+
+
+@torch.no_grad()
+def group_distances(
+    model: nn.Module, init_state: dict[str, torch.Tensor], groups: list[LayerGroup]
+) -> tuple[list[float], list[float]]:
+    """Per layer group: ||w - w0|| and ||w - w0|| / ||w0|| over its parameters, with fused
+    foreach kernels."""
+    params = dict(model.named_parameters())
+    distance, relative = [], []
+    for group in groups:
+        current = [params[n].detach() for n in group.params]
+        start = [init_state[n] for n in group.params]
+        diff = torch._foreach_sub(current, start)
+        d = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(diff)).double())
+        w0 = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(start)).double())
+        distance.append(float(d))
+        relative.append(float(d / w0) if w0 > 0 else float("nan"))
+    return distance, relative
+
+
+def _save_checkpoint(out: Path, s: _Setup, step: int, history: History) -> None:
+    """Optimizer state and position first, weights last; the previous state is kept until
+    the weights are in place, so a kill at any moment leaves a matching pair on disk."""
+    folder = out / rundir.CHECKPOINTS
+    folder.mkdir(exist_ok=True)
+    state_path = folder / rundir.STATE
+    if state_path.exists():
+        state_path.replace(folder / f"prev.{rundir.STATE}")
+    rundir.save_torch(
+        state_path,
+        {"step": step, "optimizer": s.optimizer.state_dict(), "history": history.state()},
+    )
+    rundir.save_weights(folder / rundir.LAST, s.model.state_dict(), metadata={"step": str(step)})
+
+
+def _load_checkpoint(run: Path) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any]]:
+    """The last checkpoint's weights and the saved state of the same step (None, {} when the
+    run was killed before its first checkpoint)."""
+    folder = run / rundir.CHECKPOINTS
+    weights_path = folder / rundir.LAST
+    if not weights_path.exists():
+        return None, {}
+    with safe_open(str(weights_path), framework="pt") as f:
+        step = int((f.metadata() or {}).get("step", -1))
+    for name in (rundir.STATE, f"prev.{rundir.STATE}"):
+        path = folder / name
+        if path.exists():
+            saved = rundir.load_torch(path)
+            if int(saved["step"]) == step:
+                return rundir.load_weights(weights_path), saved
+    raise RunDirError(f"{folder} holds no optimizer state for the weights of step {step}")
+
+
+def _write_run_h5(
+    out: Path, s: _Setup, history: History, command: str, summary: dict[str, Any]
+) -> None:
+    history.write(
+        out / rundir.RUN_H5,
+        group_names=[g.name for g in s.groups],
+        attrs={
+            "config": s.config.to_dict(),
+            "config_hash": s.config.hash(),
+            "model": s.config.model.name,
+            "data": s.config.data.spec,
+            "steps_per_epoch": s.steps_per_epoch,
+        },
+        summary=summary,
+        command=command,
+    )
+
+
+def _config_record(s: _Setup, command: str) -> dict[str, Any]:
+    """config.json: the whole resolved configuration and what is needed to reproduce it."""
+    train = s.config.train
+    return {
+        "kind": s.config.kind,
+        "config": s.config.to_dict(),
+        "config_hash": s.config.hash(),
+        "seeds": {stream: train.stream_seed(stream) for stream in ("init", "order", "aug")},
+        "command": command,
+        "versions": {
+            "landscape": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "timm": timm.__version__,
+            "numpy": np.__version__,
+        },
+        "git_commit": _git_commit(),
+        "runtime": s.runtime.describe(),
+        "data": {
+            "classes": s.train_set.classes,
+            "num_classes": s.train_set.num_classes,
+            "image_size": s.train_set.image_size,
+            "train_examples": len(s.train_set),
+            "eval_examples": len(s.eval_batches),
+            "test_examples": len(s.test_batches),
+        },
+        "groups": [{"name": g.name, "params": list(g.params)} for g in s.groups],
+        "init": {
+            "source": s.init_report.source if s.init_report else "random",
+            "new_head": s.init_report.replaced_head if s.init_report else [],
+            "ignored_checkpoint_keys": s.init_report.unexpected if s.init_report else [],
+        },
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None

@@ -1,0 +1,81 @@
+"""The metrics a run records, kept in memory, checkpointed with the run, and written to
+``run.h5`` (layout in results/README.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from finetune.h5 import write_result
+
+EPOCH_FIELDS = (
+    "train_loss",
+    "train_acc",
+    "eval_loss",
+    "eval_acc",
+    "seconds",
+    "images_per_s",
+    "lr",
+)
+
+
+@dataclass
+class History:
+    step_loss: list[float] = field(default_factory=list)
+    step_lr: list[float] = field(default_factory=list)
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    group_distance: list[list[float]] = field(default_factory=list)
+    group_relative_distance: list[list[float]] = field(default_factory=list)
+    partial_epoch: dict[str, float] = field(default_factory=dict)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "step_loss": list(self.step_loss),
+            "step_lr": list(self.step_lr),
+            "epochs": [dict(e) for e in self.epochs],
+            "group_distance": [list(d) for d in self.group_distance],
+            "group_relative_distance": [list(d) for d in self.group_relative_distance],
+            "partial_epoch": dict(self.partial_epoch),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> History:
+        return cls(
+            step_loss=list(state["step_loss"]),
+            step_lr=list(state["step_lr"]),
+            epochs=[dict(e) for e in state["epochs"]],
+            group_distance=[list(d) for d in state["group_distance"]],
+            group_relative_distance=[list(d) for d in state["group_relative_distance"]],
+            partial_epoch=dict(state["partial_epoch"]),
+        )
+
+    def write(
+        self,
+        path: Path,
+        *,
+        group_names: list[str],
+        attrs: dict[str, Any],
+        summary: dict[str, Any],
+        command: str,
+    ) -> None:
+        n_groups = len(group_names)
+        datasets: dict[str, Any] = {
+            "steps/loss": np.asarray(self.step_loss, dtype=np.float32),
+            "steps/lr": np.asarray(self.step_lr, dtype=np.float64),
+            "epochs/epoch": np.arange(1, len(self.epochs) + 1, dtype=np.int64),
+            "groups/names": group_names,
+            "groups/distance_to_init": np.asarray(self.group_distance, dtype=np.float64).reshape(
+                -1, n_groups
+            ),
+            "groups/relative_distance_to_init": np.asarray(
+                self.group_relative_distance, dtype=np.float64
+            ).reshape(-1, n_groups),
+        }
+        for name in EPOCH_FIELDS:
+            datasets[f"epochs/{name}"] = np.asarray(
+                [e[name] for e in self.epochs], dtype=np.float64
+            )
+        write_result(path, "run", datasets, attrs=attrs, summary=summary, command=command)

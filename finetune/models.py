@@ -1,0 +1,135 @@
+"""timm models with a new head, and initial weights from timm, a run or a checkpoint file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from finetune.errors import (
+    IncompatibleWeightsError,
+    NetworkError,
+    RunDirError,
+    UnknownModelError,
+)
+from finetune.rundir import FINAL, load_torch, load_weights
+
+
+@dataclass
+class InitReport:
+    """What loading initial weights did: where they came from and which keys did not match."""
+
+    source: str
+    replaced_head: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    head_note: str = ""
+
+    def lines(self) -> list[str]:
+        out = [f"initial weights: {self.source}"]
+        if self.replaced_head:
+            out.append(f"new head (not loaded): {', '.join(self.replaced_head)} {self.head_note}")
+        if self.unexpected:
+            ignored = ", ".join(self.unexpected)
+            out.append(f"ignored keys of the checkpoint not in the model: {ignored}")
+        return out
+
+
+def create_model(
+    name: str, num_classes: int, image_size: int, *, pretrained: bool = False
+) -> nn.Module:
+    """A timm model for ``num_classes`` outputs; models that take an input size (ViTs) get
+    ``image_size``. Pre-trained weights come from timm (network), with the head replaced."""
+    if not timm.is_model(name):
+        raise UnknownModelError(f"unknown model {name!r}; see timm.list_models()")
+    try:
+        return _create(name, num_classes, image_size, pretrained)
+    except (OSError, ConnectionError, TimeoutError) as err:
+        raise NetworkError(
+            f"could not fetch timm's pre-trained weights for {name!r} ({type(err).__name__}); "
+            "are you offline? use --init with a local file instead"
+        ) from None
+    except RuntimeError as err:
+        if pretrained and "pretrained" in str(err).lower():
+            raise NetworkError(f"no pre-trained weights for {name!r}: {err}") from None
+        raise
+
+
+def _create(name: str, num_classes: int, image_size: int, pretrained: bool) -> nn.Module:
+    try:
+        return timm.create_model(
+            name, pretrained=pretrained, num_classes=num_classes, img_size=image_size
+        )
+    except TypeError as err:
+        if "img_size" not in str(err):
+            raise
+    return timm.create_model(name, pretrained=pretrained, num_classes=num_classes)
+
+
+def classifier_keys(model: nn.Module) -> list[str]:
+    """State-dict keys of the classifier that ``reset_classifier`` replaces."""
+    head = model.get_classifier()
+    ids = {id(t) for t in head.state_dict(keep_vars=True).values()}
+    return [k for k, t in model.state_dict(keep_vars=True).items() if id(t) in ids]
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Weights from a run directory (its final weights), a .safetensors file, or a torch
+    checkpoint loaded with ``weights_only=True`` (``state_dict``/``model`` keys unwrapped)."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / FINAL).exists():
+            raise RunDirError(f"{path} is not a completed run (no {FINAL})")
+        path = path / FINAL
+    if not path.exists():
+        raise RunDirError(f"no such weights file or run directory: {path}")
+    if path.suffix == ".safetensors":
+        return load_weights(path)
+    state = load_torch(path)
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise RunDirError(f"{path} holds no state dict of tensors")
+    return {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+
+
+def load_init(model: nn.Module, path: str | Path) -> InitReport:
+    """Load ``path`` into ``model``, keeping the model's own (new) classifier.
+
+    Every non-classifier tensor of the model must be in the checkpoint with the same shape,
+    else IncompatibleWeightsError names the first that is not; checkpoint keys the model
+    lacks are listed in the report, never dropped silently.
+    """
+    state = read_weights(path)
+    own = model.state_dict()
+    head = set(classifier_keys(model))
+    for key, tensor in own.items():
+        if key in head:
+            continue
+        if key not in state:
+            raise IncompatibleWeightsError(
+                f"{path} does not fit {type(model).__name__}: it has no tensor {key!r}"
+            )
+        if state[key].shape != tensor.shape:
+            raise IncompatibleWeightsError(
+                f"{path} does not fit: {key!r} has shape {tuple(state[key].shape)} in the "
+                f"checkpoint and {tuple(tensor.shape)} in the model"
+            )
+    loaded = {k: v for k, v in state.items() if k in own and k not in head}
+    model.load_state_dict(loaded, strict=False)
+    note = ""
+    old_head = [k for k in head if k in state]
+    if old_head:
+        weight = max(sorted(old_head), key=lambda k: state[k].ndim)
+        note = (
+            f"(checkpoint head {tuple(state[weight].shape)}, model head {tuple(own[weight].shape)})"
+        )
+    return InitReport(
+        source=str(path),
+        replaced_head=sorted(head),
+        unexpected=sorted(k for k in state if k not in own and k not in head),
+        head_note=note,
+    )

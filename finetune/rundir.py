@@ -1,0 +1,107 @@
+"""The run directory contract (DESIGN.md): atomic file writes, weights as safetensors,
+the ``status`` file, and reading runs back for resume and for probes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from finetune.errors import RunDirError
+
+CONFIG = "config.json"
+INIT = "init.safetensors"
+FINAL = "final.safetensors"
+RUN_H5 = "run.h5"
+STATUS = "status"
+CHECKPOINTS = "checkpoints"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+LAST = "last.safetensors"
+STATE = "state.pt"
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it into place, so
+    that a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json(path: Path, value: Any) -> None:
+    write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def save_weights(
+    path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
+    """A state dict as safetensors (contiguous CPU copies, so views and channels_last work)."""
+    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    """Plain containers of tensors and numbers, loadable with ``weights_only=True``."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_torch(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        raise RunDirError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    if not path.exists():
+        raise RunDirError(f"missing weights file {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise RunDirError(f"cannot read {path}: {err}") from None
+
+
+def write_status(run: Path, state: str, reason: str = "") -> None:
+    write_text(run / STATUS, f"{state}\n{reason}\n" if reason else f"{state}\n")
+
+
+def read_status(run: Path) -> tuple[str, str]:
+    """(state, reason) of a run directory."""
+    try:
+        lines = (run / STATUS).read_text().splitlines()
+    except OSError:
+        raise RunDirError(f"{run} is not a run directory (no status file)") from None
+    return (lines[0] if lines else "", "\n".join(lines[1:]).strip())
+
+
+def read_config(run: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise RunDirError(f"cannot read {run / CONFIG}: {err}") from None
+
+
+def check_new_run_dir(run: Path) -> None:
+    """A new run may only go into a missing or empty folder."""
+    if run.exists() and (not run.is_dir() or any(run.iterdir())):
+        raise RunDirError(f"{run} already exists and is not empty; pass --resume or another --out")

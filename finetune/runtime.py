@@ -1,0 +1,59 @@
+"""Where and how a run computes: device, autocast precision, memory format, fused kernels."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from finetune.config import TrainConfig
+from finetune.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    bf16: bool
+    channels_last: bool
+    fused: bool
+    compile: bool
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def describe(self) -> dict[str, object]:
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        return {
+            "device": str(self.device),
+            "device_name": name,
+            "bf16": self.bf16,
+            "channels_last": self.channels_last,
+            "fused": self.fused,
+            "compile": self.compile,
+            "threads": torch.get_num_threads(),
+        }
+
+
+def resolve_runtime(train: TrainConfig) -> Runtime:
+    """Turn the config's ``auto`` choices into concrete ones for this machine."""
+    if train.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(train.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"--device {train.device} asked for, but no CUDA GPU is available")
+    gpu = device.type == "cuda"
+    return Runtime(
+        device=device,
+        bf16=train.precision == "bf16" or (train.precision == "auto" and gpu),
+        channels_last=_tri(train.channels_last, gpu),
+        fused=_tri(train.fused, gpu),
+        compile=train.compile,
+    )
+
+
+def _tri(value: str, auto: bool) -> bool:
+    return auto if value == "auto" else value == "on"

@@ -1,0 +1,1 @@
+"""Loss-landscape geometry between runs, and ``landscape demo``, the end-to-end tour."""

@@ -1,0 +1,130 @@
+"""The command line: every user error is one line and a non-zero exit, with nothing left
+in the output folder; the commands' happy paths."""
+
+import sys
+
+import pytest
+import timm
+from safetensors.torch import save_file
+
+from cli.main import main
+
+FAST = [
+    "--image-size",
+    "16",
+    "--train-per-class",
+    "2",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "10",
+    "--quiet",
+]
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["landscape", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    return exit_info.value.code or 0, captured.out, captured.err
+
+
+@pytest.fixture
+def vit_weights(tmp_path):
+    path = tmp_path / "vit.safetensors"
+    save_file(timm.create_model("test_vit", num_classes=3, img_size=16).state_dict(), str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "resnet_nope"], "unknown model 'resnet_nope'"),
+        (["--data", "imagenet9000"], "unknown dataset 'imagenet9000'"),
+        (["--data", "cifar10", "--data-root", "{tmp}/nothing"], "cifar10"),
+        (["--epochs", "0"], "--epochs must be positive"),
+        (["--epochs", "many"], "'many' is not a valid integer"),
+        (["--optimizer", "lion"], "--optimizer"),
+        (["--init", "{tmp}/missing.safetensors"], "no such weights file"),
+        (["--init", "{vit}"], "does not fit"),
+    ],
+)
+def test_user_errors_are_one_line_and_leave_nothing(
+    monkeypatch, capsys, tmp_path, vit_weights, args, message
+):
+    out = tmp_path / "run"
+    args = [a.format(tmp=tmp_path, vit=vit_weights) for a in args]
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "finetune", *FAST, *args, "--out", str(out))
+    assert code != 0
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ") and message in lines[0]
+    assert not out.exists()
+
+
+def test_finetune_from_a_config_file_then_resume_refuses_extra_options(
+    monkeypatch, capsys, tmp_path
+):
+    config = tmp_path / "c.toml"
+    config.write_text('data = "synthetic:far"\nimage-size = 16\ntrain-per-class = 2\nepochs = 1\n')
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "finetune",
+        "--config",
+        str(config),
+        "--quiet",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+    )
+    assert code == 0 and "test acc" in stdout
+    import json
+
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"]["data"]["spec"] == "synthetic:far"
+    assert record["config"]["train"]["seed"] == 3
+    code, _, stderr = run_cli(monkeypatch, capsys, "finetune", "--resume", str(out), "--lr", "1")
+    assert code == 1 and "drop the other options (lr)" in stderr
+
+
+def test_pretrain_then_finetune_from_its_run(monkeypatch, capsys, tmp_path):
+    source = tmp_path / "source"
+    code, _, _ = run_cli(
+        monkeypatch, capsys, "pretrain", *FAST, "--data", "synthetic:source", "--out", str(source)
+    )
+    assert code == 0
+    code, stdout, stderr = run_cli(
+        monkeypatch,
+        capsys,
+        "finetune",
+        *FAST[:-1],
+        "--init",
+        str(source),
+        "--out",
+        str(tmp_path / "ft"),
+    )
+    assert code == 0
+    assert "new head (not loaded): fc.bias, fc.weight" in stderr
+    assert "(checkpoint head (20, 96), model head (10, 96))" in stderr
+
+
+def test_groups_lists_the_layer_groups_in_order(monkeypatch, capsys):
+    code, stdout, _ = run_cli(monkeypatch, capsys, "groups", "test_vit")
+    lines = stdout.strip().splitlines()
+    assert code == 0 and len(lines) == 8
+    assert "stem" in lines[0] and "blocks.0" in lines[1] and "head" in lines[-1]
+
+
+def test_groups_of_an_unknown_model(monkeypatch, capsys):
+    code, _, stderr = run_cli(monkeypatch, capsys, "groups", "nope_net")
+    assert code == 1 and stderr.startswith("error: unknown model")
+
+
+def test_datasets_lists_the_registry(monkeypatch, capsys):
+    code, stdout, _ = run_cli(monkeypatch, capsys, "datasets")
+    names = {line.split()[0] for line in stdout.splitlines()}
+    assert {"synthetic:ARG", "folder:ARG", "cifar10", "flowers102", "caltech101"} <= names
