@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 
 from cli.options import config_parameters, plain, with_parameters
@@ -210,15 +209,19 @@ def _log(quiet: bool):
     return (lambda line: None) if quiet else (lambda line: typer.echo(line, err=True))
 
 
+# The base of click's usage errors, whether typer vendors click or uses the package.
+_CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
 def main() -> None:
     """Entry point: click's usage errors also become one ``error:`` line (exit code 2)."""
     command = typer.main.get_command(app)
     try:
         code = command.main(prog_name="landscape", standalone_mode=False)
-    except click.UsageError as err:
+    except _CLICK_EXCEPTION as err:
         typer.echo(f"error: {err.format_message()}", err=True)
-        sys.exit(2)
-    except click.Abort:
+        sys.exit(err.exit_code)
+    except typer.Abort:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -30,7 +30,7 @@ from finetune.errors import ConfigError, RunDirError
 from finetune.groups import LayerGroup, layer_groups
 from finetune.history import History
 from finetune.loader import Batches, epoch_order, fits_on_device, mix_seed
-from finetune.models import InitReport, create_model, load_init
+from finetune.models import InitReport, check_input_size, create_model, load_init
 from finetune.optim import build_optimizer, lr_at, parameter_groups, set_lr
 from finetune.runtime import Runtime, resolve_runtime
 
@@ -140,6 +140,7 @@ def _build(config: RunConfig) -> _Setup:
         train_set.image_size,
         pretrained=config.model.pretrained,
     )
+    check_input_size(model, config.model.name, train_set.image_size)
     init_report = load_init(model, config.model.init) if config.model.init else None
     if config.model.pretrained:
         init_report = InitReport(source=f"timm pretrained {config.model.name}")

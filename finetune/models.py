@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from finetune.errors import (
+    ConfigError,
     IncompatibleWeightsError,
     NetworkError,
     RunDirError,
@@ -66,6 +67,21 @@ def _create(name: str, num_classes: int, image_size: int, pretrained: bool) -> n
         if "img_size" not in str(err):
             raise
     return timm.create_model(name, pretrained=pretrained, num_classes=num_classes)
+
+
+@torch.no_grad()
+def check_input_size(model: nn.Module, name: str, image_size: int) -> None:
+    """Fail with one line, before training, when the model cannot take the images."""
+    was_training = model.training
+    model.eval()
+    try:
+        model(torch.zeros(1, 3, image_size, image_size))
+    except RuntimeError as err:
+        raise ConfigError(
+            f"{name} cannot take {image_size}px images: {str(err).splitlines()[0]}"
+        ) from None
+    finally:
+        model.train(was_training)
 
 
 def classifier_keys(model: nn.Module) -> list[str]:

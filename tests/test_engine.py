@@ -16,7 +16,7 @@ from conftest import fast_config
 from safetensors.torch import load_file
 
 from finetune import engine
-from finetune.errors import RunDirError
+from finetune.errors import ConfigError, RunDirError
 
 
 def _weights(run: Path, name: str = "final.safetensors") -> dict[str, torch.Tensor]:
@@ -119,13 +119,19 @@ def test_divergence_fails_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("model", ["test_resnet", "test_convnext", "test_vit"])
 def test_architecture_families_fine_tune_a_step(tmp_path, model):
-    config = fast_config(model=model, epochs=1, train_per_class=1, batch_size=10)
+    config = fast_config(model=model, epochs=1, train_per_class=1, batch_size=10, image_size=32)
     result = engine.train(config, tmp_path / "run", command="test")
     assert result.status == "completed"
     assert result.group_names[0] == "stem" and result.group_names[-1] == "head"
     assert len(result.group_names) >= 5
     moved = [d for d in h5py.File(tmp_path / "run" / "run.h5")["groups/distance_to_init"][0]]
     assert all(d > 0 for d in moved)
+
+
+def test_an_image_too_small_for_the_model_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="test_convnext cannot take 16px images"):
+        engine.train(fast_config(model="test_convnext"), tmp_path / "run", command="test")
+    assert not (tmp_path / "run").exists()
 
 
 def test_gpu_code_paths_run_on_the_cpu(tmp_path):
