@@ -207,3 +207,9 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     with h5py.File(reference / "run.h5") as a, h5py.File(killed / "run.h5") as b:
         assert (a["steps/loss"][:] == b["steps/loss"][:]).all()
         assert (a["epochs/eval_acc"][:] == b["epochs/eval_acc"][:]).all()
+
+
+def test_streamed_data_trains_exactly_like_device_resident_data(tmp_path):
+    engine.train(fast_config(device_data="on"), tmp_path / "on", command="test")
+    engine.train(fast_config(device_data="off", workers=1), tmp_path / "off", command="test")
+    assert _identical(_weights(tmp_path / "on"), _weights(tmp_path / "off"))
