@@ -50,7 +50,7 @@ def _train_command(kind: str):
     def command(**values: Any) -> None:
         values = plain(values)
         out, config_file = values.pop("out"), values.pop("config")
-        quiet = values.pop("quiet")
+        quiet, dry_run = values.pop("quiet"), values.pop("dry_run")
         resume = values.pop("resume", None)
         progress = ProgressBar(quiet)
         with user_errors():
@@ -65,6 +65,9 @@ def _train_command(kind: str):
             else:
                 file_values = load_config_file(config_file) if config_file else {}
                 config = build_config(kind, file_values, values)
+                if dry_run:
+                    typer.echo(engine.describe_plan(config))
+                    return
                 out = out or Path("results/runs") / f"{kind}-{config.hash()[:12]}"
                 result = engine.train(config, out, progress=progress)
             progress.close()
@@ -91,6 +94,16 @@ def _train_command(kind: str):
             Path | None,
         ),
         _keyword("quiet", typer.Option(False, "--quiet", "-q", help="no progress output"), bool),
+        _keyword(
+            "dry_run",
+            typer.Option(
+                False,
+                "--dry-run",
+                help="print the resolved per-group table "
+                "(learning rate, strengths, frozen, transferred) and stop",
+            ),
+            bool,
+        ),
     ]
     skip: tuple[str, ...] = ()
     if kind == "finetune":
@@ -200,6 +213,33 @@ def bench_train(
             device=device,
             precision=precision,
             compile=compile,
+            out=out,
+        )
+    typer.echo(result.table())
+
+
+@bench_app.command("reg")
+def bench_reg(
+    model: str = typer.Option("test_resnet", "--model", help="timm architecture"),
+    image_size: int = typer.Option(32, "--image-size", help="image side in pixels"),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    steps: int = typer.Option(50, "--steps", help="timed steps of each variant, 3 rounds"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
+    precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16"),
+    out: Path | None = typer.Option(None, "--out", help="also write the numbers to this .h5"),
+) -> None:
+    """Step-time overhead of l2sp on every transferred parameter: fused gradient updates
+    (the engine) against no regulariser and against the penalty added to the loss."""
+    from finetune.bench import bench_regularisers
+
+    with user_errors():
+        result = bench_regularisers(
+            model=model,
+            image_size=image_size,
+            batch_size=batch_size,
+            steps=steps,
+            device=device,
+            precision=precision,
             out=out,
         )
     typer.echo(result.table())

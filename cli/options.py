@@ -25,7 +25,7 @@ def config_parameters(skip: tuple[str, ...] = ()) -> list[inspect.Parameter]:
             name = flag_name(f)
             if name in skip:
                 continue
-            base = _TYPES[str(f.type).split("|")[0].strip()]
+            base = _TYPES.get(str(f.type).split("|")[0].strip(), str)
             default = f.default if f.default is not MISSING else None
             shown = "" if default is None else f" (default: {_show(default)})"
             choices = f.metadata.get("choices")
@@ -63,4 +63,6 @@ def with_parameters(
 def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
     return str(value)

@@ -19,8 +19,9 @@ from finetune.augment import BatchPrep
 from finetune.config import RunConfig, build_config
 from finetune.data import get_dataset
 from finetune.h5 import write_result
-from finetune.models import create_model
-from finetune.runtime import resolve_runtime
+from finetune.models import classifier_keys, create_model
+from finetune.regularisers import Bucket, add_to_gradients
+from finetune.runtime import Runtime, resolve_runtime
 
 BENCH_DATA = "synthetic:source"
 
@@ -85,7 +86,7 @@ def bench_train(
         precision=precision,
         compile=compile,
         log_every=max(20, steps),
-        weight_decay=0.0,
+        l2=0.0,
         device_data="on",
     )
     config = build_config("pretrain", {}, overrides)
@@ -97,9 +98,7 @@ def bench_train(
     bench = TrainBench(
         model=model,
         device=str(runtime.device),
-        device_name=runtime.describe()["device_name"]
-        if runtime.device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        device_name=_device_name(runtime),
         precision="bf16" if runtime.bf16 else "fp32",
         channels_last=runtime.channels_last,
         compile=compile,
@@ -178,3 +177,128 @@ def plain_loop_throughput(config: RunConfig, steps: int) -> float:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+@dataclass(frozen=True)
+class RegBench:
+    model: str
+    device_name: str
+    precision: str
+    image_size: int
+    batch_size: int
+    steps: int
+    tensors: int
+    seconds_none: float
+    seconds_fused: float
+    seconds_explicit: float
+
+    def table(self) -> str:
+        rows = [
+            ("device", self.device_name),
+            (
+                "model",
+                f"{self.model} @ {self.image_size}px, batch {self.batch_size}, "
+                f"{self.precision}; l2sp on {self.tensors} tensors",
+            ),
+            ("no regulariser", f"{1000 * self.seconds_none:.2f} ms/step"),
+            (
+                "l2sp, fused",
+                f"{1000 * self.seconds_fused:.2f} ms/step  "
+                f"(x{self.seconds_fused / self.seconds_none:.3f})",
+            ),
+            (
+                "l2sp in loss",
+                f"{1000 * self.seconds_explicit:.2f} ms/step  "
+                f"(x{self.seconds_explicit / self.seconds_none:.3f})",
+            ),
+        ]
+        return "\n".join(f"{k:<16s}{v}" for k, v in rows)
+
+
+def bench_regularisers(
+    *,
+    model: str = "test_resnet",
+    image_size: int = 32,
+    batch_size: int = 64,
+    steps: int = 50,
+    device: str = "auto",
+    precision: str = "auto",
+    out: Path | None = None,
+) -> RegBench:
+    """Step time with no regulariser, with ``l2sp`` on every transferred parameter applied
+    as the engine does (fused foreach updates of the gradients), and with the common
+    implementation that adds the explicit penalty to the loss (a Python sum over tensors)."""
+    config = build_config("finetune", {}, dict(model=model, device=device, precision=precision))
+    runtime = resolve_runtime(config.train)
+    torch.manual_seed(0)
+    net = create_model(model, 10, image_size)
+    memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
+    net = net.to(runtime.device, memory_format=memory_format).train()
+    head = set(classifier_keys(net))
+    named = [(n, p) for n, p in net.named_parameters() if n not in head]
+    params = [p for _, p in named]
+    w0 = [p.detach().clone() for p in params]
+    bucket = Bucket("l2sp", 0.1, 0, 1.0, params, w0, [])
+    optimizer = torch.optim.SGD(
+        net.parameters(), lr=1e-3, momentum=0.9, fused=runtime.fused or None
+    )
+    x = torch.randn(batch_size, 3, image_size, image_size, device=runtime.device)
+    x = x.contiguous(memory_format=memory_format)
+    y = torch.randint(0, 10, (batch_size,), device=runtime.device)
+
+    def step(mode: str) -> None:
+        with runtime.autocast():
+            loss = F.cross_entropy(net(x).float(), y)
+        if mode == "explicit":
+            loss = loss + 0.05 * sum(((p - p0) ** 2).sum() for p, p0 in zip(params, w0))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if mode == "fused":
+            add_to_gradients([bucket], 0.0)
+        optimizer.step()
+
+    def seconds(mode: str) -> float:
+        for _ in range(max(3, steps // 10)):
+            step(mode)
+        _sync(runtime.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(mode)
+        _sync(runtime.device)
+        return (time.perf_counter() - start) / steps
+
+    # Interleave the three so that drift of the machine's speed hits each alike.
+    times: dict[str, list[float]] = {"none": [], "fused": [], "explicit": []}
+    for _ in range(3):
+        for mode in times:
+            times[mode].append(seconds(mode))
+    bench = RegBench(
+        model=model,
+        device_name=_device_name(runtime),
+        precision="bf16" if runtime.bf16 else "fp32",
+        image_size=image_size,
+        batch_size=batch_size,
+        steps=steps,
+        tensors=len(params),
+        seconds_none=min(times["none"]),
+        seconds_fused=min(times["fused"]),
+        seconds_explicit=min(times["explicit"]),
+    )
+    if out is not None:
+        write_result(
+            out,
+            "bench_reg",
+            {},
+            summary={
+                **asdict(bench),
+                "ratio_fused": bench.seconds_fused / bench.seconds_none,
+                "ratio_explicit": bench.seconds_explicit / bench.seconds_none,
+            },
+        )
+    return bench
+
+
+def _device_name(runtime: Runtime) -> str:
+    if runtime.device.type == "cuda":
+        return torch.cuda.get_device_name(runtime.device)
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"

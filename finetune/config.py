@@ -72,11 +72,6 @@ class OptimConfig:
     lr: float = option(0.01, "peak learning rate")
     momentum: float = option(0.9, "SGD momentum (AdamW beta1)")
     nesterov: bool = option(False, "Nesterov momentum (SGD)")
-    weight_decay: float = option(
-        5e-4,
-        "plain L2 strength beta on conv/linear weights (gradient beta*w, i.e. the "
-        "penalty beta/2*||w||^2; decoupled for AdamW); never on norm layers or biases",
-    )
     schedule: str = option(
         "cosine", "learning-rate schedule", choices=("cosine", "step", "constant")
     )
@@ -88,9 +83,113 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         _check_positive(self, "lr", "step_epochs")
-        _check_non_negative(self, "momentum", "weight_decay", "warmup_epochs", "min_lr")
+        _check_non_negative(self, "momentum", "warmup_epochs", "min_lr")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"--label-smoothing must lie in [0, 1), got {self.label_smoothing}")
+
+
+SP_KINDS = ("l2sp", "l2sp_fisher", "l1sp", "gl_sp")
+PRESETS: dict[str, dict[str, Any]] = {
+    "none": {},
+    # Li, Grandvalet, Davoine 2018: alpha 0.1 toward w0, beta 0.01 on new parameters.
+    "l2sp": {"sp": "l2sp", "l2sp": (0.1,), "l2": (0.0,), "l2_head": 0.01},
+}
+
+
+@dataclass(frozen=True)
+class RegConfig:
+    """Regularisers, each with a strength per layer group (one value for every group, or
+    one per group in the order ``landscape groups`` prints)."""
+
+    preset: str = option(
+        "none",
+        "start from a published setting (l2sp: alpha 0.1, beta 0.01 on new "
+        "parameters, no L2 on transferred ones); other flags override it",
+        choices=tuple(PRESETS),
+    )
+    l2: tuple[float, ...] = option(
+        (5e-4,), "plain L2 beta toward zero, beta/2*||w||^2, per group (one value or a list)"
+    )
+    l2_head: float | None = option(
+        None, "L2 beta of new parameters (head, re-initialised groups); default: their group's --l2"
+    )
+    sp: str = option("l2sp", "form of the penalty toward w0", choices=SP_KINDS)
+    l2sp: tuple[float, ...] = option(
+        (0.0,),
+        "SP strength alpha toward the initial weights w0 of transferred parameters, "
+        "per group (one value or a list)",
+    )
+    sp_smoothing: float = option(
+        1e-3, "l1sp/gl_sp: |d| is smoothed as sqrt(d^2 + eps^2) - eps near 0"
+    )
+    reg_mode: str = option(
+        "coupled",
+        "coupled: the penalty's gradient joins the loss gradient (as if added to the "
+        "loss); decoupled: the weights shrink directly, AdamW-style",
+        choices=("coupled", "decoupled"),
+    )
+    reg_params: str = option(
+        "weights",
+        "which parameters the parameter penalties act on: weights (conv and linear "
+        "weights, as the official L2-SP code) or all (also norm layers, biases, tokens)",
+        choices=("weights", "all"),
+    )
+    fisher_data: str | None = option(
+        None,
+        "l2sp_fisher: dataset spec for the Fisher information (default: the --init "
+        "run's own dataset when known, else the target)",
+    )
+    fisher_batches: int = option(10, "l2sp_fisher: batches used to estimate the Fisher")
+    delta: float = option(0.0, "DELTA: strength of the feature-map distance to the initial model")
+    delta_attention: bool = option(False, "DELTA: weight channels by their importance (attention)")
+    bss: float = option(0.0, "BSS: strength of batch spectral shrinkage of penultimate features")
+    bss_k: int = option(1, "BSS: number of smallest singular values shrunk")
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self, "sp_smoothing", "delta", "bss")
+        _check_positive(self, "fisher_batches", "bss_k")
+        for name in ("l2", "l2sp"):
+            values = getattr(self, name)
+            if not values or any(v < 0 for v in values):
+                raise ConfigError(f"--{name} takes non-negative strengths, got {values}")
+        if self.l2_head is not None and self.l2_head < 0:
+            raise ConfigError(f"--l2-head must be >= 0, got {self.l2_head}")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Layerwise policies over the model's ordered layer groups."""
+
+    transfer_groups: int | None = option(
+        None,
+        "keep the initial weights of the first K groups, re-initialise the rest "
+        "(default: all groups)",
+    )
+    freeze_groups: int = option(0, "do not update the first K groups")
+    freeze_bn_stats: bool = option(
+        True,
+        "frozen groups also keep their BatchNorm statistics (--no-freeze-bn-stats lets "
+        "them follow the target)",
+    )
+    lr_decay: float | None = option(
+        None,
+        "layer-wise learning-rate decay D from the head down over timm's fine layers "
+        "(as timm's layer_decay): a layer n below the head trains at lr * D^n",
+    )
+    lr_mult: tuple[float, ...] | None = option(
+        None, "one learning-rate multiplier per layer group (instead of --lr-decay)"
+    )
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self, "freeze_groups")
+        if self.transfer_groups is not None and self.transfer_groups < 0:
+            raise ConfigError(f"--transfer-groups must be >= 0, got {self.transfer_groups}")
+        if self.lr_decay is not None and not 0.0 < self.lr_decay <= 1.0:
+            raise ConfigError(f"--lr-decay must lie in (0, 1], got {self.lr_decay}")
+        if self.lr_decay is not None and self.lr_mult is not None:
+            raise ConfigError("give either --lr-decay or --lr-mult, not both")
+        if self.lr_mult is not None and any(v < 0 for v in self.lr_mult):
+            raise ConfigError(f"--lr-mult takes non-negative multipliers, got {self.lr_mult}")
 
 
 @dataclass(frozen=True)
@@ -139,6 +238,8 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    reg: RegConfig = field(default_factory=RegConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
@@ -146,7 +247,7 @@ class RunConfig:
             raise ConfigError(f"kind must be pretrain or finetune, got {self.kind!r}")
         if self.kind == "pretrain" and (self.model.init or self.model.pretrained):
             raise ConfigError("pretrain starts from random init; use finetune for --init")
-        for section in (self.model, self.data, self.optim, self.train):
+        for section in (self.model, self.data, self.optim, self.reg, self.policy, self.train):
             for f in fields(section):
                 choices = f.metadata.get("choices")
                 value = getattr(section, f.name)
@@ -169,6 +270,8 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
     "optim": OptimConfig,
+    "reg": RegConfig,
+    "policy": PolicyConfig,
     "train": TrainConfig,
 }
 
@@ -193,8 +296,17 @@ def build_config(
     """A validated RunConfig from defaults, then ``values`` (nested as config.json, or flat by
     flag name, as in a TOML file), then ``overrides`` (flat by flag name; None means unset)."""
     sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
     _merge(sections, values or {})
-    _merge(sections, {k: v for k, v in (overrides or {}).items() if v is not None})
+    _merge(sections, given)
+    preset = sections["reg"].get("preset", "none")
+    if preset not in PRESETS:
+        raise ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    # A preset fills in what neither the file nor the flags set.
+    sections = {name: {} for name in SECTIONS}
+    _merge(sections, PRESETS[preset])
+    _merge(sections, values or {})
+    _merge(sections, given)
     try:
         parts = {name: SECTIONS[name](**sections[name]) for name in SECTIONS}
         return RunConfig(kind=kind, **parts)
@@ -239,14 +351,18 @@ def _merge(sections: dict[str, dict[str, Any]], values: dict[str, Any]) -> None:
 
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+FLOATS = "tuple[float, ...]"
 
 
 def _coerce(cls: type, name: str, value: Any) -> Any:
-    """``value`` checked against the field's annotation (ints are accepted as floats)."""
+    """``value`` checked against the field's annotation (ints are accepted as floats; a
+    list of floats is a number, a list or a comma-separated string)."""
     annotation = next(f.type for f in fields(cls) if f.name == name)
     parts = [p.strip() for p in str(annotation).split("|")]
     if value is None and "None" in parts:
         return None
+    if parts[0] == FLOATS:
+        return _floats(name, value)
     base = _TYPES[parts[0]]
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -254,6 +370,19 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
         return value
     flag = name.replace("_", "-")
     raise ConfigError(f"--{flag} must be {parts[0]}, got {value!r}")
+
+
+def _floats(name: str, value: Any) -> tuple[float, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    items = items if isinstance(items, (list, tuple)) else [items]
+    try:
+        out = tuple(float(v) for v in items if not isinstance(v, bool))
+    except (TypeError, ValueError):
+        out = ()
+    if len(out) != len(items) or not out:
+        flag = name.replace("_", "-")
+        raise ConfigError(f"--{flag} takes a number or a comma-separated list, got {value!r}")
+    return out
 
 
 def _check_positive(obj: object, *names: str) -> None:

@@ -27,11 +27,35 @@ from finetune.augment import BatchPrep
 from finetune.config import RunConfig, build_config
 from finetune.data import ImageSet, get_dataset
 from finetune.errors import ConfigError, RunDirError
+from finetune.fisher import estimate_fisher
 from finetune.groups import LayerGroup, layer_groups
 from finetune.history import History
 from finetune.loader import Batches, epoch_order, fits_on_device, mix_seed
-from finetune.models import InitReport, check_input_size, create_model, load_init
+from finetune.models import (
+    InitReport,
+    check_input_size,
+    classifier_keys,
+    create_model,
+    load_init,
+    read_weights,
+)
 from finetune.optim import build_optimizer, lr_at, parameter_groups, set_lr
+from finetune.policy import (
+    ParamPlan,
+    format_table,
+    freeze,
+    group_table,
+    plan_parameters,
+    reinitialise,
+)
+from finetune.regularisers import (
+    Bucket,
+    add_to_gradients,
+    build_buckets,
+    penalty_names,
+    penalty_per_group,
+    shrink_weights,
+)
 from finetune.runtime import Runtime, resolve_runtime
 
 Progress = Callable[[dict[str, Any]], None]
@@ -68,6 +92,10 @@ class _Setup:
     train_prep: BatchPrep
     eval_prep: BatchPrep
     init_state: dict[str, torch.Tensor]
+    plans: list[ParamPlan]
+    frozen_norms: list[nn.Module]
+    buckets: list[Bucket]
+    fisher: dict[str, torch.Tensor]
     init_report: InitReport | None
     steps_per_epoch: int
     usable: int
@@ -93,6 +121,8 @@ def train(
     rundir.write_status(out, "running")
     rundir.write_json(out / rundir.CONFIG, _config_record(setup, command))
     rundir.save_weights(out / rundir.INIT, setup.init_state)
+    if setup.fisher:
+        rundir.save_weights(out / rundir.FISHER, setup.fisher)
     return _run(setup, out, History(), 0, progress, command)
 
 
@@ -117,7 +147,14 @@ def resume(run: str | Path, *, progress: Progress | None = None) -> RunResult:
     return _run(setup, run, history, step, progress, record.get("command", ""))
 
 
-def _build(config: RunConfig) -> _Setup:
+def describe_plan(config: RunConfig) -> str:
+    """The resolved per-group policy of ``config`` as a table, without training."""
+    setup = _build(config, with_fisher=False)
+    rows = group_table(setup.model, setup.groups, setup.plans)
+    return format_table(rows, config.optim.lr)
+
+
+def _build(config: RunConfig, *, with_fisher: bool = True) -> _Setup:
     runtime = resolve_runtime(config.train)
     data = config.data
     common = dict(
@@ -141,23 +178,39 @@ def _build(config: RunConfig) -> _Setup:
         pretrained=config.model.pretrained,
     )
     check_input_size(model, config.model.name, train_set.image_size)
+    policy = config.policy
+    random_state = (
+        {k: v.clone() for k, v in model.state_dict().items()}
+        if policy.transfer_groups is not None
+        else None
+    )
     init_report = load_init(model, config.model.init) if config.model.init else None
     if config.model.pretrained:
         init_report = InitReport(source=f"timm pretrained {config.model.name}")
+    groups = layer_groups(model)
+    has_init = bool(config.model.init or config.model.pretrained)
+    plans = plan_parameters(
+        model, groups, config.reg, policy, has_init=has_init, head=set(classifier_keys(model))
+    )
+    if random_state is not None:
+        reinitialise(model, random_state, groups, policy.transfer_groups)
+    frozen_norms = freeze(model, plans, groups, policy.freeze_bn_stats)
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
     model = model.to(runtime.device, memory_format=memory_format)
     init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    groups = layer_groups(model)
-    optimizer = build_optimizer(
-        config.optim,
-        parameter_groups(model, groups, config.optim.weight_decay),
-        fused=runtime.fused,
-    )
+    optimizer = build_optimizer(config.optim, parameter_groups(model, plans), fused=runtime.fused)
     forward = torch.compile(model) if runtime.compile else model
 
     mean, std = model.pretrained_cfg.get("mean"), model.pretrained_cfg.get("std")
     prep = dict(mean=mean, std=std, device=runtime.device, channels_last=runtime.channels_last)
+    eval_prep = BatchPrep(**prep, augment=False, flip=False)
+    fisher = (
+        _fisher(config, model, train_set, eval_prep, runtime, plans)
+        if with_fisher and config.reg.sp == "l2sp_fisher" and any(p.alpha for p in plans)
+        else {}
+    )
+    buckets = build_buckets(model, plans, init_state, fisher, config.reg.sp)
     bs = config.train.batch_size
     # A last batch of one example would break BatchNorm: it is dropped.
     usable = len(train_set) - (1 if len(train_set) % bs == 1 else 0)
@@ -178,8 +231,12 @@ def _build(config: RunConfig) -> _Setup:
         eval_batches=batches(eval_set),
         test_batches=batches(test_set),
         train_prep=BatchPrep(**prep, augment=data.augment, flip=data.hflip),
-        eval_prep=BatchPrep(**prep, augment=False, flip=False),
+        eval_prep=eval_prep,
         init_state=init_state,
+        plans=plans,
+        frozen_norms=frozen_norms,
+        buckets=buckets,
+        fisher=fisher,
         init_report=init_report,
         steps_per_epoch=math.ceil(usable / bs),
         usable=usable,
@@ -204,6 +261,8 @@ def _run(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
     group_names = [g.name for g in s.groups]
     bs = cfg.train.batch_size
+    eps = cfg.reg.sp_smoothing
+    history.penalty_names = penalty_names(s.buckets)
 
     def checkpoint(at_step: int) -> None:
         _save_checkpoint(out, s, at_step, history)
@@ -214,7 +273,7 @@ def _run(
             epoch, first = divmod(step, s.steps_per_epoch)
             order = epoch_order(len(s.train_set), order_seed, epoch)[: s.usable]
             meter = _EpochMeter(s, epoch, first, history.partial_epoch if first else {})
-            s.model.train()
+            _train_mode(s)
             batches = s.train_batches.iterate(order[first * bs :], bs)
             for i, (images, labels) in enumerate(batches, start=first):
                 generator.manual_seed(mix_seed(aug_seed, step))
@@ -227,6 +286,10 @@ def _run(
                 loss = loss_fn(logits.float(), labels)
                 s.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if cfg.reg.reg_mode == "coupled":
+                    add_to_gradients(s.buckets, eps)
+                else:
+                    shrink_weights(s.buckets, lr, eps)
                 s.optimizer.step()
                 meter.record(i, loss, logits, labels)
                 history.step_lr.append(lr)
@@ -260,6 +323,9 @@ def _run(
             distance, relative = group_distances(s.model, s.init_state, s.groups)
             history.group_distance.append(distance)
             history.group_relative_distance.append(relative)
+            history.penalties.append(
+                penalty_per_group(s.buckets, len(s.groups), eps, history.penalty_names)
+            )
             history.epochs.append(
                 {
                     "train_loss": float(np.mean(history.step_loss[-s.steps_per_epoch :])),
@@ -307,6 +373,61 @@ def _run(
     rundir.write_status(out, "completed")
     emit({"event": "done", **summary})
     return RunResult(out, "completed", "", summary, s.init_report, group_names)
+
+
+def _train_mode(s: _Setup) -> None:
+    """Training mode, except the norm layers of frozen groups, whose statistics stay put."""
+    s.model.train()
+    for module in s.frozen_norms:
+        module.eval()
+
+
+def _fisher(
+    config: RunConfig,
+    model: nn.Module,
+    target: ImageSet,
+    prep: BatchPrep,
+    runtime: Runtime,
+    plans: list[ParamPlan],
+) -> dict[str, torch.Tensor]:
+    """Diagonal Fisher information at w0 of the transferred parameters under an SP
+    penalty, from ``fisher_batches`` batches of the source task when known (the --init
+    run's dataset, with the source model's own head), else of the target."""
+    reg, data = config.reg, config.data
+    spec = reg.fisher_data or _init_run_data(config.model.init) or data.spec
+    dataset = (
+        target
+        if spec == data.spec
+        else get_dataset(
+            spec,
+            "train",
+            data_root=data.data_root,
+            download=data.download,
+            image_size=target.image_size,
+            split_seed=data.split_seed,
+        )
+    )
+    scorer = model
+    if dataset is not target:
+        torch.manual_seed(config.train.stream_seed("init"))
+        scorer = create_model(config.model.name, dataset.num_classes, dataset.image_size)
+        state = read_weights(config.model.init) if config.model.init else model.state_dict()
+        own = scorer.state_dict()
+        fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        scorer.load_state_dict(fits, strict=False)
+        scorer = scorer.to(runtime.device)
+    names = [p.name for p in plans if p.alpha > 0]
+    batches = Batches(dataset, runtime.device, on_device=fits_on_device(dataset, data.device_data))
+    order = torch.arange(len(dataset))
+    prepared = ((prep(x), y) for x, y in batches.iterate(order, config.train.batch_size))
+    return estimate_fisher(scorer, prepared, names, n_batches=reg.fisher_batches)
+
+
+def _init_run_data(init: str | None) -> str | None:
+    """The dataset spec an --init run directory was trained on, if it is one."""
+    if init is None or not (Path(init) / rundir.CONFIG).exists():
+        return None
+    return rundir.read_config(Path(init))["config"]["data"]["spec"]
 
 
 class _EpochMeter:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from finetune.h5 import write_result
@@ -29,6 +30,8 @@ class History:
     epochs: list[dict[str, float]] = field(default_factory=list)
     group_distance: list[list[float]] = field(default_factory=list)
     group_relative_distance: list[list[float]] = field(default_factory=list)
+    penalty_names: list[str] = field(default_factory=list)
+    penalties: list[list[list[float]]] = field(default_factory=list)
     partial_epoch: dict[str, float] = field(default_factory=dict)
 
     def state(self) -> dict[str, Any]:
@@ -38,6 +41,8 @@ class History:
             "epochs": [dict(e) for e in self.epochs],
             "group_distance": [list(d) for d in self.group_distance],
             "group_relative_distance": [list(d) for d in self.group_relative_distance],
+            "penalty_names": list(self.penalty_names),
+            "penalties": [[list(row) for row in e] for e in self.penalties],
             "partial_epoch": dict(self.partial_epoch),
         }
 
@@ -49,6 +54,8 @@ class History:
             epochs=[dict(e) for e in state["epochs"]],
             group_distance=[list(d) for d in state["group_distance"]],
             group_relative_distance=[list(d) for d in state["group_relative_distance"]],
+            penalty_names=list(state["penalty_names"]),
+            penalties=[[list(row) for row in e] for e in state["penalties"]],
             partial_epoch=dict(state["partial_epoch"]),
         )
 
@@ -74,6 +81,10 @@ class History:
                 self.group_relative_distance, dtype=np.float64
             ).reshape(-1, n_groups),
         }
+        datasets["penalties/names"] = np.array(self.penalty_names, dtype=h5py.string_dtype())
+        datasets["penalties/values"] = np.asarray(self.penalties, dtype=np.float64).reshape(
+            len(self.penalties), len(self.penalty_names), n_groups
+        )
         for name in EPOCH_FIELDS:
             datasets[f"epochs/{name}"] = np.asarray(
                 [e[name] for e in self.epochs], dtype=np.float64

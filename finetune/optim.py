@@ -1,9 +1,5 @@
-"""Optimiser parameter groups, optimisers and the learning-rate schedule.
-
-Plain L2 (``weight_decay``) applies to the weights of convolution and linear layers only,
-as in the official L2-SP code: never to norm layers, biases, embeddings or tokens. The
-schedule is a pure function of the step, so resuming needs no scheduler state.
-"""
+"""Optimiser parameter groups, optimisers and the learning-rate schedule. The schedule
+is a pure function of the step, so resuming needs no scheduler state."""
 
 from __future__ import annotations
 
@@ -13,41 +9,28 @@ import torch
 from torch import nn
 
 from finetune.config import OptimConfig
-from finetune.groups import LayerGroup
-
-DECAYED_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+from finetune.policy import ParamPlan
 
 
-def decayed_parameter_names(model: nn.Module) -> set[str]:
-    """Names of the weights of convolution and linear layers."""
-    return {
-        f"{module_name}.weight" if module_name else "weight"
-        for module_name, module in model.named_modules()
-        if isinstance(module, DECAYED_MODULES) and getattr(module, "weight", None) is not None
-    }
-
-
-def parameter_groups(model: nn.Module, groups: list[LayerGroup], weight_decay: float) -> list[dict]:
-    """One optimiser group per (layer group, decayed or not), tagged with the layer group's
-    index and name and an ``lr_scale`` the schedule multiplies by."""
+def parameter_groups(model: nn.Module, plans: list[ParamPlan]) -> list[dict]:
+    """One optimiser group per (layer group, learning-rate scale) of the trainable
+    parameters, tagged with ``layer_group`` and the ``lr_scale`` the schedule multiplies by.
+    Weight decay is 0 here: the regularisers apply every penalty themselves."""
     params = dict(model.named_parameters())
-    decayed = decayed_parameter_names(model)
-    out = []
-    for group in groups:
-        for decay in (True, False):
-            names = [n for n in group.params if (n in decayed) == decay and params[n].requires_grad]
-            if names:
-                out.append(
-                    {
-                        "params": [params[n] for n in names],
-                        "param_names": names,
-                        "weight_decay": weight_decay if decay else 0.0,
-                        "layer_group": group.index,
-                        "group_name": group.name,
-                        "lr_scale": 1.0,
-                    }
-                )
-    return out
+    grouped: dict[tuple[int, float], list[str]] = {}
+    for plan in plans:
+        if not plan.frozen:
+            grouped.setdefault((plan.group, plan.lr_scale), []).append(plan.name)
+    return [
+        {
+            "params": [params[n] for n in names],
+            "param_names": names,
+            "weight_decay": 0.0,
+            "layer_group": group,
+            "lr_scale": scale,
+        }
+        for (group, scale), names in grouped.items()
+    ]
 
 
 def build_optimizer(

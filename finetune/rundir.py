@@ -20,6 +20,7 @@ from finetune.errors import RunDirError
 CONFIG = "config.json"
 INIT = "init.safetensors"
 FINAL = "final.safetensors"
+FISHER = "fisher.safetensors"
 RUN_H5 = "run.h5"
 STATUS = "status"
 CHECKPOINTS = "checkpoints"

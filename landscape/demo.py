@@ -22,7 +22,7 @@ SOURCE_RECIPE: dict[str, Any] = dict(
     epochs=6,
     batch_size=128,
     lr=0.05,
-    weight_decay=5e-4,
+    l2=5e-4,
     seed=0,
 )
 TARGET = "synthetic:near"
@@ -33,7 +33,7 @@ TARGET_RECIPE: dict[str, Any] = dict(
     epochs=30,
     batch_size=32,
     lr=0.01,
-    weight_decay=5e-4,
+    l2=5e-4,
 )
 SEEDS = (0, 1)
 

@@ -43,7 +43,7 @@ def test_run_directory_holds_the_contract(tmp_path):
     assert (run / "status").read_text() == "completed\n"
     record = json.loads((run / "config.json").read_text())
     assert record["command"] == "landscape finetune --test"
-    assert record["config"]["optim"]["weight_decay"] == 5e-4  # defaults written out
+    assert record["config"]["reg"]["l2"] == [5e-4]  # defaults written out
     assert set(record["seeds"]) == {"init", "order", "aug"}
     assert {"torch", "timm", "landscape"} <= set(record["versions"])
     assert record["data"]["train_examples"] == 4 * 10
