@@ -172,7 +172,8 @@ def datasets() -> None:
 
     for name, entry in sorted(dataset_entries().items()):
         spec = f"{name}:ARG" if entry.takes_argument else name
-        typer.echo(f"{spec:<18s} {'/'.join(entry.splits):<15s} {entry.description}")
+        splits = "by folder" if callable(entry.splits) else "/".join(entry.splits)
+        typer.echo(f"{spec:<18s} {splits:<15s} {entry.description}")
 
 
 @app.command("demo")

@@ -64,11 +64,13 @@ def test_splits_classes_and_images(tmp_path):
     assert not set(val.indices) & set(small.indices)
 
 
-def test_test_folder_is_preferred_to_val(tmp_path):
+def test_with_val_and_test_folders_both_are_used(tmp_path):
     root = write_tree(
         tmp_path, {"train": {"a": 2, "b": 2}, "val": {"a": 1}, "test": {"a": 3, "b": 1}}
     )
     assert get_dataset(spec(root), "test", image_size=8).targets.tolist() == [0, 0, 0, 1]
+    assert get_dataset(spec(root), "val", image_size=8).targets.tolist() == [0]
+    assert len(get_dataset(spec(root), "train", image_size=8)) == 4  # nothing carved
 
 
 def test_images_are_decoded_lazily(tmp_path, monkeypatch):
