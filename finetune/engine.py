@@ -27,6 +27,7 @@ from finetune.augment import BatchPrep
 from finetune.config import RunConfig, build_config
 from finetune.data import ImageSet, get_dataset
 from finetune.errors import ConfigError, RunDirError
+from finetune.feature_terms import FeatureTerms
 from finetune.fisher import estimate_fisher
 from finetune.groups import LayerGroup, layer_groups
 from finetune.history import History
@@ -96,6 +97,7 @@ class _Setup:
     frozen_norms: list[nn.Module]
     buckets: list[Bucket]
     fisher: dict[str, torch.Tensor]
+    features: FeatureTerms | None
     init_report: InitReport | None
     steps_per_epoch: int
     usable: int
@@ -205,13 +207,28 @@ def _build(config: RunConfig, *, with_fisher: bool = True) -> _Setup:
     mean, std = model.pretrained_cfg.get("mean"), model.pretrained_cfg.get("std")
     prep = dict(mean=mean, std=std, device=runtime.device, channels_last=runtime.channels_last)
     eval_prep = BatchPrep(**prep, augment=False, flip=False)
+    bs = config.train.batch_size
     fisher = (
         _fisher(config, model, train_set, eval_prep, runtime, plans)
         if with_fisher and config.reg.sp == "l2sp_fisher" and any(p.alpha for p in plans)
         else {}
     )
     buckets = build_buckets(model, plans, init_state, fisher, config.reg.sp)
-    bs = config.train.batch_size
+    features = None
+    if config.reg.delta > 0 or config.reg.bss > 0:
+        attention = None
+        if config.reg.delta_attention and config.reg.delta > 0:
+            loader = Batches(train_set, runtime.device, on_device=False)
+            order = torch.arange(len(train_set))
+            attention = ((eval_prep(x), y) for x, y in loader.iterate(order, bs))
+        features = FeatureTerms(
+            model,
+            delta=config.reg.delta,
+            bss=config.reg.bss,
+            bss_k=config.reg.bss_k,
+            attention_batches=attention,
+            attention_n_batches=config.reg.fisher_batches,
+        )
     # A last batch of one example would break BatchNorm: it is dropped.
     usable = len(train_set) - (1 if len(train_set) % bs == 1 else 0)
 
@@ -237,6 +254,7 @@ def _build(config: RunConfig, *, with_fisher: bool = True) -> _Setup:
         frozen_norms=frozen_norms,
         buckets=buckets,
         fisher=fisher,
+        features=features,
         init_report=init_report,
         steps_per_epoch=math.ceil(usable / bs),
         usable=usable,
@@ -283,7 +301,8 @@ def _run(
                 x = s.train_prep(images, generator)
                 with s.runtime.autocast():
                     logits = s.forward(x)
-                loss = loss_fn(logits.float(), labels)
+                    extra = s.features.loss(x) if s.features is not None else 0.0
+                loss = loss_fn(logits.float(), labels) + extra
                 s.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.reg.reg_mode == "coupled":
