@@ -139,7 +139,9 @@ class RegConfig:
         "l2sp_fisher: dataset spec for the Fisher information (default: the --init "
         "run's own dataset when known, else the target)",
     )
-    fisher_batches: int = option(10, "l2sp_fisher: batches used to estimate the Fisher")
+    fisher_batches: int = option(
+        10, "batches of data used to estimate the Fisher (l2sp_fisher) and DELTA's attention"
+    )
     delta: float = option(0.0, "DELTA: strength of the feature-map distance to the initial model")
     delta_attention: bool = option(False, "DELTA: weight channels by their importance (attention)")
     bss: float = option(0.0, "BSS: strength of batch spectral shrinkage of penultimate features")

@@ -151,12 +151,14 @@ def resume(run: str | Path, *, progress: Progress | None = None) -> RunResult:
 
 def describe_plan(config: RunConfig) -> str:
     """The resolved per-group policy of ``config`` as a table, without training."""
-    setup = _build(config, with_fisher=False)
+    setup = _build(config, for_training=False)
     rows = group_table(setup.model, setup.groups, setup.plans)
     return format_table(rows, config.optim.lr)
 
 
-def _build(config: RunConfig, *, with_fisher: bool = True) -> _Setup:
+def _build(config: RunConfig, *, for_training: bool = True) -> _Setup:
+    """Everything a run needs, checked before anything is written. ``for_training=False``
+    skips the data passes (Fisher, DELTA's attention) that only training needs."""
     runtime = resolve_runtime(config.train)
     data = config.data
     common = dict(
@@ -202,7 +204,6 @@ def _build(config: RunConfig, *, with_fisher: bool = True) -> _Setup:
     init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     optimizer = build_optimizer(config.optim, parameter_groups(model, plans), fused=runtime.fused)
-    forward = torch.compile(model) if runtime.compile else model
 
     mean, std = model.pretrained_cfg.get("mean"), model.pretrained_cfg.get("std")
     prep = dict(mean=mean, std=std, device=runtime.device, channels_last=runtime.channels_last)
@@ -210,12 +211,12 @@ def _build(config: RunConfig, *, with_fisher: bool = True) -> _Setup:
     bs = config.train.batch_size
     fisher = (
         _fisher(config, model, train_set, eval_prep, runtime, plans)
-        if with_fisher and config.reg.sp == "l2sp_fisher" and any(p.alpha for p in plans)
+        if for_training and config.reg.sp == "l2sp_fisher" and any(p.alpha for p in plans)
         else {}
     )
     buckets = build_buckets(model, plans, init_state, fisher, config.reg.sp)
     features = None
-    if config.reg.delta > 0 or config.reg.bss > 0:
+    if for_training and (config.reg.delta > 0 or config.reg.bss > 0):
         attention = None
         if config.reg.delta_attention and config.reg.delta > 0:
             loader = Batches(train_set, runtime.device, on_device=False)
@@ -229,6 +230,8 @@ def _build(config: RunConfig, *, with_fisher: bool = True) -> _Setup:
             attention_batches=attention,
             attention_n_batches=config.reg.fisher_batches,
         )
+    # Compiled after the feature hooks are in place, so the compiled graph runs them.
+    forward = torch.compile(model) if runtime.compile else model
     # A last batch of one example would break BatchNorm: it is dropped.
     usable = len(train_set) - (1 if len(train_set) % bs == 1 else 0)
 
