@@ -33,14 +33,11 @@ class Penalty:
 PENALTIES: dict[str, Penalty] = {}
 
 
-def register_penalty(name: str, *, needs_w0: bool):
-    """Register a (value, gradient) pair of functions under ``name``."""
-
-    def decorate(pair: tuple[Callable, Callable]) -> tuple[Callable, Callable]:
-        PENALTIES[name] = Penalty(name, needs_w0, *pair)
-        return pair
-
-    return decorate
+def register_penalty(name: str, *, needs_w0: bool, value: Callable, gradient: Callable) -> None:
+    """Add a penalty to the registry: adding one is this call, not an edit of the loop."""
+    if name in PENALTIES:
+        raise ValueError(f"penalty {name!r} is registered twice")
+    PENALTIES[name] = Penalty(name, needs_w0, value, gradient)
 
 
 def _sum(values: Tensors) -> torch.Tensor:
@@ -114,11 +111,11 @@ def _gl_gradient(w, w0, fisher, eps):
     return torch._foreach_div(d, _unit_norms(d, eps))
 
 
-register_penalty("l2", needs_w0=False)((_l2_value, _l2_gradient))
-register_penalty("l2sp", needs_w0=True)((_l2sp_value, _l2sp_gradient))
-register_penalty("l2sp_fisher", needs_w0=True)((_fisher_value, _fisher_gradient))
-register_penalty("l1sp", needs_w0=True)((_l1sp_value, _l1sp_gradient))
-register_penalty("gl_sp", needs_w0=True)((_gl_value, _gl_gradient))
+register_penalty("l2", needs_w0=False, value=_l2_value, gradient=_l2_gradient)
+register_penalty("l2sp", needs_w0=True, value=_l2sp_value, gradient=_l2sp_gradient)
+register_penalty("l2sp_fisher", needs_w0=True, value=_fisher_value, gradient=_fisher_gradient)
+register_penalty("l1sp", needs_w0=True, value=_l1sp_value, gradient=_l1sp_gradient)
+register_penalty("gl_sp", needs_w0=True, value=_gl_value, gradient=_gl_gradient)
 
 
 @dataclass

@@ -92,3 +92,10 @@ def test_sgd_under_l2sp_and_l2_converges_to_the_closed_form(mode):
             shrink_weights(buckets, lr, EPS)
         opt.step()
     torch.testing.assert_close(params[0].detach(), alpha * w0[0] / (alpha + beta))
+
+
+def test_every_registered_sp_penalty_is_selectable_with_sp():
+    from finetune.config import SP_KINDS
+
+    assert set(SP_KINDS) == set(PENALTIES) - {"l2"}
+    assert all(PENALTIES[k].needs_w0 for k in SP_KINDS)
