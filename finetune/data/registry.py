@@ -1,0 +1,173 @@
+"""One registry of datasets addressed by a short spec string (``cifar10``,
+``synthetic:near``, ``folder:/path``), and the splitting and subsampling shared by all."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from finetune.data.imageset import ImageSet, SubsetImageSet
+from finetune.errors import ConfigError, UnknownDatasetError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What a dataset builder is asked for: one of its native splits at one image size."""
+
+    argument: str
+    split: str
+    data_root: Path
+    download: bool
+    image_size: int
+
+
+Splits = tuple[str, ...] | Callable[[str], tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    build: Callable[[BuildRequest], ImageSet]
+    splits: Splits
+    default_image_size: int
+    takes_argument: bool
+    description: str
+
+
+_REGISTRY: dict[str, DatasetEntry] = {}
+
+
+def register_dataset(
+    name: str,
+    *,
+    splits: Splits = ("train", "test"),
+    default_image_size: int = 224,
+    takes_argument: bool = False,
+    description: str = "",
+) -> Callable[[Callable[[BuildRequest], ImageSet]], Callable[[BuildRequest], ImageSet]]:
+    """Register ``build(request) -> ImageSet`` under ``name``; ``splits`` are the native
+    splits it can build (a missing ``val`` is carved from ``train``), or a function of the
+    spec's argument returning them (a folder tree has the splits its sub-folders say)."""
+
+    def decorate(build: Callable[[BuildRequest], ImageSet]) -> Callable[[BuildRequest], ImageSet]:
+        if name in _REGISTRY:
+            raise ValueError(f"dataset {name!r} is registered twice")
+        _REGISTRY[name] = DatasetEntry(
+            name, build, splits, default_image_size, takes_argument, description
+        )
+        return build
+
+    return decorate
+
+
+def dataset_entries() -> dict[str, DatasetEntry]:
+    """Every registered dataset by name."""
+    _load_builtin()
+    return dict(_REGISTRY)
+
+
+def resolve_spec(spec: str) -> tuple[DatasetEntry, str]:
+    """The registry entry and argument of a spec such as ``synthetic:near``."""
+    _load_builtin()
+    name, _, argument = spec.partition(":")
+    entry = _REGISTRY.get(name.strip().lower())
+    if entry is None:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UnknownDatasetError(f"unknown dataset {spec!r}; known: {known}")
+    if entry.takes_argument and not argument:
+        raise UnknownDatasetError(f"dataset {name!r} needs an argument: {name}:...")
+    if not entry.takes_argument and argument:
+        raise UnknownDatasetError(f"dataset {name!r} takes no argument, got {spec!r}")
+    return entry, argument
+
+
+def get_dataset(
+    spec: str,
+    split: str = "train",
+    *,
+    data_root: str | Path = "data",
+    download: bool = False,
+    image_size: int | None = None,
+    train_per_class: int | None = None,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+) -> ImageSet:
+    """The ``split`` ('train', 'val' or 'test') of the dataset named by ``spec``.
+
+    Datasets without a native validation split have one carved from their training split:
+    ``val_fraction`` of each class, chosen with ``split_seed``. ``train_per_class`` then
+    keeps the first N of a seeded per-class permutation of what is left, so that smaller
+    subsets are nested in larger ones. A dataset without a native test split evaluates on
+    its validation split.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+    if train_per_class is not None and train_per_class < 1:
+        raise ConfigError(f"train_per_class must be at least 1, got {train_per_class}")
+    entry, argument = resolve_spec(spec)
+    size = int(image_size or entry.default_image_size)
+    if size < 8:
+        raise ConfigError(f"image_size must be at least 8, got {size}")
+
+    def native(name: str) -> ImageSet:
+        return entry.build(BuildRequest(argument, name, Path(data_root), download, size))
+
+    splits = entry.splits(argument) if callable(entry.splits) else entry.splits
+    if split == "test":
+        return native("test" if "test" in splits else "val")
+    if split == "val" and "val" in splits:
+        return native("val")
+
+    full_train = native("train")
+    if "val" in splits:
+        train_idx = np.arange(len(full_train))
+    else:
+        val_idx, train_idx = _carve(full_train.targets, val_fraction, split_seed)
+        if split == "val":
+            return SubsetImageSet(full_train, val_idx)
+    if train_per_class is not None:
+        train_idx = _per_class(full_train, train_idx, train_per_class, split_seed, spec)
+    if len(train_idx) == len(full_train):
+        return full_train
+    return SubsetImageSet(full_train, train_idx)
+
+
+def _carve(targets: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of indices into (val, rest): ``fraction`` of each class, >= 1."""
+    rng = np.random.default_rng([seed, 0x7A1])
+    val, rest = [], []
+    for label in np.unique(targets):
+        members = rng.permutation(np.flatnonzero(targets == label))
+        n_val = max(1, round(fraction * len(members))) if len(members) > 1 else 0
+        val.append(members[:n_val])
+        rest.append(members[n_val:])
+    return np.sort(np.concatenate(val)), np.sort(np.concatenate(rest))
+
+
+def _per_class(
+    dataset: ImageSet, indices: np.ndarray, per_class: int, seed: int, spec: str
+) -> np.ndarray:
+    rng = np.random.default_rng([seed, 0x5B5])
+    labels = dataset.targets[indices]
+    kept = []
+    for label in range(dataset.num_classes):
+        members = indices[labels == label]
+        if len(members) < per_class:
+            raise ConfigError(
+                f"train_per_class={per_class} but class {dataset.classes[label]!r} of "
+                f"{spec} has only {len(members)} training images"
+            )
+        kept.append(rng.permutation(members)[:per_class])
+    return np.sort(np.concatenate(kept))
+
+
+def _load_builtin() -> None:
+    """Import the modules whose decorators fill the registry."""
+    from finetune.data import folder, synthetic, torchvision_sets  # noqa: F401
