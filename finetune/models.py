@@ -93,7 +93,8 @@ def classifier_keys(model: nn.Module) -> list[str]:
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """Weights from a run directory (its final weights), a .safetensors file, or a torch
-    checkpoint loaded with ``weights_only=True`` (``state_dict``/``model`` keys unwrapped)."""
+    checkpoint loaded with ``weights_only=True`` (``state_dict``/``model`` keys unwrapped);
+    the ``module.`` (DDP) and ``_orig_mod.`` (torch.compile) prefixes are dropped."""
     path = Path(path)
     if path.is_dir():
         if not (path / FINAL).exists():
@@ -102,13 +103,17 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.exists():
         raise RunDirError(f"no such weights file or run directory: {path}")
     if path.suffix == ".safetensors":
-        return load_weights(path)
-    state = load_torch(path)
-    for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise RunDirError(f"{path} holds no state dict of tensors")
+        state = load_weights(path)
+    else:
+        state = load_torch(path)
+        for key in ("state_dict", "model", "model_state_dict"):
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
+        tensors = isinstance(state, dict) and all(
+            isinstance(v, torch.Tensor) for v in state.values()
+        )
+        if not tensors:
+            raise RunDirError(f"{path} holds no state dict of tensors")
     return {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
 
 
