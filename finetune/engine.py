@@ -220,7 +220,7 @@ def _build(config: RunConfig, *, for_training: bool = True) -> _Setup:
         attention = None
         if config.reg.delta_attention and config.reg.delta > 0:
             loader = Batches(train_set, runtime.device, on_device=False)
-            order = torch.arange(len(train_set))
+            order = epoch_order(len(train_set), config.train.stream_seed("order"), -1)
             attention = ((eval_prep(x), y) for x, y in loader.iterate(order, bs))
         features = FeatureTerms(
             model,
@@ -440,7 +440,8 @@ def _fisher(
         scorer = scorer.to(runtime.device)
     names = [p.name for p in plans if p.alpha > 0]
     batches = Batches(dataset, runtime.device, on_device=fits_on_device(dataset, data.device_data))
-    order = torch.arange(len(dataset))
+    # A seeded shuffle, so the first batches cover the classes of a class-sorted dataset.
+    order = epoch_order(len(dataset), config.train.stream_seed("order"), -1)
     prepared = ((prep(x), y) for x, y in batches.iterate(order, config.train.batch_size))
     return estimate_fisher(scorer, prepared, names, n_batches=reg.fisher_batches)
 
