@@ -137,3 +137,33 @@ def test_list_lengths_are_checked_before_anything_is_written(tmp_path):
     with pytest.raises(ConfigError, match="--l2 has 3 values"):
         engine.train(fast_config(l2="0.1,0.2,0.3"), tmp_path / "run", command="t")
     assert not (tmp_path / "run").exists()
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_with_policies_and_regularisers_is_bit_identical(tmp_path, source_run):
+    options = dict(
+        init=str(source_run),
+        freeze_groups=1,
+        l2sp="0.1",
+        lr_decay=0.7,
+        reg_mode="decoupled",
+        bss=0.001,
+        checkpoint_every=3,
+        epochs=3,
+    )
+    engine.train(fast_config(**options), tmp_path / "whole", command="t")
+
+    def interrupt(event):
+        if event["event"] == "step" and event["step"] >= 8:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        engine.train(fast_config(**options), tmp_path / "cut", progress=interrupt, command="t")
+    assert (tmp_path / "cut" / "status").read_text().startswith("running")
+    engine.resume(tmp_path / "cut")
+    a = load_file(str(tmp_path / "whole" / "final.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "final.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
