@@ -127,7 +127,7 @@ def channel_attention(
                 increase[c] += F.cross_entropy(probe(x).float(), y) - base
                 handle.remove()
         z = increase / len(data)
-        z = (z - z.mean()) / z.std().clamp_min(1e-12)
+        z = (z - z.mean()) / z.std(correction=0).clamp_min(1e-12)  # np.std, as tllib
         weights[name] = torch.softmax(z / 5, dim=0)
     return weights
 

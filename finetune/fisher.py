@@ -9,6 +9,7 @@ example's gradient is independent of the others in its batch.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import islice
 
 import torch
 import torch.nn.functional as F
@@ -26,11 +27,18 @@ def estimate_fisher(
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """Mean squared per-example gradient of the log-likelihood for each named parameter,
-    over the first ``n_batches`` batches of prepared (inputs, labels). ``labels="true"``
-    gives the empirical Fisher; ``"model"`` samples y from the model's prediction."""
+    over the examples of the first ``n_batches`` batches of prepared (inputs, labels) on
+    the model's device; float32 tensors shaped and placed like the parameters.
+    ``labels="true"`` gives the empirical Fisher; ``"model"`` samples y from the model's
+    predictive distribution with ``generator`` (on the model's device). Per-example
+    gradients of a batch are held at once: memory grows with batch size times the size of
+    the named parameters. Parameters, buffers and train/eval mode are left as they were."""
     if labels not in ("true", "model"):
         raise ValueError(f"labels must be 'true' or 'model', got {labels!r}")
     named = dict(model.named_parameters())
+    unknown = [n for n in param_names if n not in named]
+    if unknown:
+        raise ValueError(f"no such parameters: {unknown}")
     wanted = {n: named[n].detach() for n in param_names}
     fixed = {n: p.detach() for n, p in named.items() if n not in wanted}
     buffers = {n: b.detach() for n, b in model.named_buffers()}
@@ -45,9 +53,7 @@ def estimate_fisher(
     was_training = model.training
     model.eval()
     try:
-        for index, (x, y) in enumerate(batches):
-            if index == n_batches:
-                break
+        for x, y in islice(batches, n_batches):
             if labels == "model":
                 with torch.no_grad():
                     probs = model(x).float().softmax(1)

@@ -15,7 +15,8 @@ a class is an (orientation set, spatial frequency) pair.
 Classes are invariant to horizontal flips (every primitive is mirrored with probability 1/2;
 texture orientation sets are closed under mirroring) and to translations of an eighth of
 the image (primitives sit anywhere in the central part; textures are stationary). Position,
-scale, rotation, colours, contrast, background ramp and pixel noise vary per image.
+scale, rotation, colours, contrast, background ramp and blots, and pixel noise vary per
+image.
 
 Scene parameters come from one ``numpy.random.default_rng`` stream per (task, split) and
 pixel noise from one per (task, split, size), so every size renders the same scenes and the
@@ -164,7 +165,8 @@ def _col(values: np.ndarray) -> np.ndarray:
 
 
 def _backgrounds(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Per-image background parameters: tinted grey, ramp direction and amplitude, noise."""
+    """Per-image background parameters: tinted grey, linear ramp, BLOTS soft colour blots,
+    pixel-noise level."""
     luma = rng.uniform(0.2, 0.8, n)
     return {
         "base": np.clip(luma[:, None] + rng.uniform(-0.12, 0.12, (n, 3)), 0.0, 1.0),
@@ -178,7 +180,8 @@ def _backgrounds(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
 
 
 def _canvas(bg: dict[str, np.ndarray], size: int) -> np.ndarray:
-    """Backgrounds (n, 3, H, W) without noise: base colour plus a linear ramp."""
+    """Backgrounds (n, 3, H, W) without pixel noise: base colour, ramp and Gaussian blots
+    (nuisance structure that pre-training learns to ignore)."""
     y, x = _grid(size)
     angle = bg["ramp_angle"]
     ramp = _col(bg["ramp"]) * (
@@ -193,7 +196,7 @@ def _canvas(bg: dict[str, np.ndarray], size: int) -> np.ndarray:
 
 
 def _contrasting(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
-    """Random colours (n, 3) whose luminance differs from ``base``'s by 0.3 to 0.55,
+    """Random colours (n, 3) whose luminance differs from ``base``'s by 0.2 to 0.5,
     brighter or darker at random where both fit in [0, 1]."""
     n = len(base)
     colour = rng.uniform(0.0, 1.0, (n, 3))
