@@ -267,6 +267,7 @@ def _texture_scenes(rng: np.random.Generator, labels: np.ndarray) -> dict:
     drawn from the class's set (jittered) and whose frequency is the class's, jittered by
     10%; a random isoluminant colour direction and amplitude; the background."""
     n, shape = len(labels), (len(labels), FAR_WAVES)
+    # sets of 1, 2 or 8 orientations tiled to 8: a uniform pick is uniform over the set
     angles = np.array([np.resize(angles, 8) for _, angles, _ in FAR_CLASSES])
     freqs = np.array([freq for _, _, freq in FAR_CLASSES])
     picks = rng.integers(0, 8, shape)
