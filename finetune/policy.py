@@ -119,6 +119,9 @@ def group_of_every_tensor(model: nn.Module, groups: list[LayerGroup]) -> dict[st
     """Layer group of every state-dict entry: buffers (BatchNorm statistics) go with their
     module's parameters, or with the parameter before them when their module has none."""
     of_param = {n: g.index for g in groups for n in g.params}
+    of_module: dict[str, int] = {}
+    for name, group in of_param.items():
+        of_module.setdefault(name.rsplit(".", 1)[0], group)
     out: dict[str, int] = {}
     last = 0
     for key in model.state_dict():
@@ -126,9 +129,7 @@ def group_of_every_tensor(model: nn.Module, groups: list[LayerGroup]) -> dict[st
             last = of_param[key]
             out[key] = last
             continue
-        module = key.rsplit(".", 1)[0]
-        sibling = next((of_param[p] for p in of_param if p.rsplit(".", 1)[0] == module), None)
-        out[key] = sibling if sibling is not None else last
+        out[key] = of_module.get(key.rsplit(".", 1)[0], last)
     return out
 
 
