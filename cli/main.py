@@ -25,6 +25,13 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(no_args_is_help=True, help="Speed measurements on this machine.")
 app.add_typer(bench_app, name="bench")
+from cli.shuffle_command import shuffle_command  # noqa: E402
+
+app.command(
+    "shuffle",
+    help="Block-shuffle transfer (Neyshabur et al. 2020): fine-tune from pre-trained and random "
+    "init at several block sizes; accuracy and gap per size.",
+)(shuffle_command)
 
 
 @contextlib.contextmanager
@@ -176,6 +183,70 @@ def datasets() -> None:
         typer.echo(f"{spec:<18s} {splits:<15s} {entry.description}")
 
 
+@app.command("cka")
+def cka(
+    run_a: str = typer.Argument(..., help="run directory (or a .safetensors file of one)"),
+    run_b: str = typer.Argument(
+        ..., help="run directory, a .safetensors file of one, or 'init' (RUN_A's init)"
+    ),
+    data: str | None = typer.Option(None, "--data", help="dataset spec (default: RUN_A's)"),
+    split: str = typer.Option("test", "--split", help="train, val or test"),
+    examples: int | None = typer.Option(None, "--examples", help="examples used (default: all)"),
+    layers: str = typer.Option(
+        "groups", "--layers", help="groups, all, or comma-separated module names"
+    ),
+    pool: str = typer.Option("flatten", "--pool", help="flatten or mean (over positions)"),
+    batch_size: int = typer.Option(256, "--batch-size", help="examples per minibatch (>= 4)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the example order"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
+    precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16"),
+    out: Path = typer.Option(Path("results/cka.h5"), "--out", help="result file (.h5)"),
+) -> None:
+    """Layers-by-layers CKA between the features of two runs on the same examples
+    (minibatch CKA); writes F.h5 and a heatmap F.png."""
+    from landscape.plots import plot_file
+    from probes.similarity import compare_runs
+
+    with user_errors():
+        result = compare_runs(
+            run_a,
+            run_b,
+            data=data,
+            split=split,
+            examples=examples,
+            layers=layers,
+            pool=pool,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            precision=precision,
+            out=out,
+        )
+        png = plot_file(out)
+    typer.echo(result.table())
+    typer.echo(f"wrote {out} and {png}")
+
+
+@app.command("distance")
+def distance(
+    run_a: str = typer.Argument(..., help="run directory (or a .safetensors file of one)"),
+    run_b: str = typer.Argument(
+        "init", help="reference: a run directory, a .safetensors file, or 'init' (RUN_A's init)"
+    ),
+    out: Path = typer.Option(Path("results/distance.h5"), "--out", help="result file (.h5)"),
+) -> None:
+    """Parameter distance of RUN_A from RUN_B (default: its own init) per layer group:
+    L2, relative to RUN_B's norm, and cosine; writes F.h5 and a bar chart F.png."""
+    from landscape.plots import plot_file
+    from probes.distance import distance_between_runs
+
+    with user_errors():
+        result = distance_between_runs(run_a, run_b, out=out)
+        png = plot_file(out)
+    typer.echo(result.table())
+    typer.echo(f"wrote {out} and {png}")
+
+
 @app.command("demo")
 def demo(
     out: Path = typer.Option(Path("results/demo"), "--out", help="folder for the demo's runs"),
@@ -244,6 +315,51 @@ def bench_reg(
             out=out,
         )
     typer.echo(result.table())
+
+
+@bench_app.command("cka")
+def bench_cka(
+    model: str = typer.Option("test_resnet", "--model", help="timm architecture"),
+    image_size: int = typer.Option(32, "--image-size", help="image side in pixels"),
+    batch_size: int = typer.Option(128, "--batch-size", help="examples per CKA minibatch"),
+    examples: str = typer.Option(
+        "256,1024,4096", "--examples", help="comma-separated example counts"
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
+    precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16"),
+    compare: bool = typer.Option(
+        True, "--compare/--no-compare", help="also time torch-cka on the same matrix"
+    ),
+    out: Path | None = typer.Option(None, "--out", help="also write the numbers to this .h5"),
+) -> None:
+    """Time of the CKA matrix of all layer groups against the forward passes alone, peak
+    memory as the example count grows, and torch-cka's time and values side by side."""
+    from probes.bench import bench_cka as measure
+
+    with user_errors():
+        counts = _int_list(examples, "--examples")
+        result = measure(
+            model=model,
+            image_size=image_size,
+            batch_size=batch_size,
+            examples=counts,
+            device=device,
+            precision=precision,
+            compare=compare,
+            out=out,
+        )
+    typer.echo(result.table())
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    """``1,2,4`` -> [1, 2, 4]; anything else is a ConfigError naming the flag."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} takes comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"{flag} takes positive integers, got {text!r}")
+    return values
 
 
 def _log(quiet: bool):

@@ -1,10 +1,15 @@
 """Batched image preparation on the training device: uint8 to float, random translation
-(reflect padding and crop) and horizontal flips, normalisation. One call per batch, no loop
-over images; randomness from an explicit generator so runs are reproducible."""
+(reflect padding and crop) and horizontal flips, normalisation, then the optional block
+shuffle. One call per batch, no loop over images; randomness from an explicit generator so
+runs are reproducible."""
 
 from __future__ import annotations
 
+import copy
+
 import torch
+
+from finetune.block_shuffle import BlockShuffle
 
 
 def translate(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -28,7 +33,9 @@ def hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 class BatchPrep:
-    """uint8 (N, 3, H, W) on the device -> normalised float, augmented when training."""
+    """uint8 (N, 3, H, W) on the device -> normalised float, augmented when training, then
+    block-shuffled when ``shuffle`` is given (training and evaluation alike, so the model
+    is tested on the images it was trained on)."""
 
     def __init__(
         self,
@@ -39,6 +46,7 @@ class BatchPrep:
         augment: bool,
         flip: bool,
         channels_last: bool,
+        shuffle: BlockShuffle | None = None,
     ) -> None:
         self.scale = (1.0 / (255.0 * torch.tensor(std, device=device))).view(1, -1, 1, 1)
         self.shift = (torch.tensor(mean, device=device) / torch.tensor(std, device=device)).view(
@@ -47,6 +55,14 @@ class BatchPrep:
         self.augment = augment
         self.flip = flip
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.shuffle = shuffle if shuffle is not None and not shuffle.identity else None
+
+    def unshuffled(self) -> BatchPrep:
+        """The same preparation without the block shuffle (for another dataset's images,
+        such as the source data of a Fisher estimate)."""
+        plain = copy.copy(self)
+        plain.shuffle = None
+        return plain
 
     def __call__(
         self, images: torch.Tensor, generator: torch.Generator | None = None
@@ -56,4 +72,9 @@ class BatchPrep:
             x = translate(x, images.shape[-1] // 8, generator)
             if self.flip:
                 x = hflip(x, generator)
+        if self.shuffle is not None:
+            # The shuffle keeps the memory format it is given, so converting first saves a
+            # copy. Training passes the step's generator (used by the random scheme only);
+            # evaluation passes none, and the shuffle uses its own.
+            x = self.shuffle(x.contiguous(memory_format=self.memory_format), generator)
         return x.contiguous(memory_format=self.memory_format)

@@ -24,6 +24,7 @@ from torch import nn
 
 from finetune import __version__, rundir
 from finetune.augment import BatchPrep
+from finetune.block_shuffle import BlockShuffle
 from finetune.config import RunConfig, build_config
 from finetune.data import ImageSet, get_dataset
 from finetune.errors import ConfigError, RunDirError
@@ -206,7 +207,25 @@ def _build(config: RunConfig, *, for_training: bool = True) -> _Setup:
     optimizer = build_optimizer(config.optim, parameter_groups(model, plans), fused=runtime.fused)
 
     mean, std = model.pretrained_cfg.get("mean"), model.pretrained_cfg.get("std")
-    prep = dict(mean=mean, std=std, device=runtime.device, channels_last=runtime.channels_last)
+    # One shuffle object for the training and the evaluation preps: the same permutation.
+    shuffle = (
+        BlockShuffle(
+            train_set.image_size,
+            data.block_shuffle,
+            scheme=data.shuffle_scheme,
+            seed=data.shuffle_seed,
+            device=runtime.device,
+        )
+        if data.block_shuffle is not None
+        else None
+    )
+    prep = dict(
+        mean=mean,
+        std=std,
+        device=runtime.device,
+        channels_last=runtime.channels_last,
+        shuffle=shuffle,
+    )
     eval_prep = BatchPrep(**prep, augment=False, flip=False)
     bs = config.train.batch_size
     fisher = (
@@ -438,6 +457,8 @@ def _fisher(
         fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         scorer.load_state_dict(fits, strict=False)
         scorer = scorer.to(runtime.device)
+    if dataset is not target:
+        prep = prep.unshuffled()
     names = [p.name for p in plans if p.alpha > 0]
     batches = Batches(dataset, runtime.device, on_device=fits_on_device(dataset, data.device_data))
     # A seeded shuffle, so the first batches cover the classes of a class-sorted dataset.

@@ -1,6 +1,7 @@
 """``landscape demo``: the whole loop on built-in data in a few minutes on a CPU. Pre-train a
 tiny source model, fine-tune it and a randomly initialised twin on a scarce target (two
-seeds each), and report what the pre-trained weights bought."""
+seeds each), and report what the pre-trained weights bought and what stayed: the feature
+similarity (CKA) and parameter distance between the two seeds of each init."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
-
-from finetune import engine, rundir
-from finetune.config import RunConfig, build_config
-from finetune.errors import RunDirError
+from finetune import engine
+from finetune.config import build_config
+from finetune.runs import ensure_run, run_summary
+from landscape.plots import plot_file
+from probes.distance import distance_between_runs
+from probes.similarity import compare_runs
 
 MODEL = "test_resnet"
 SOURCE_RECIPE: dict[str, Any] = dict(
@@ -36,6 +38,7 @@ TARGET_RECIPE: dict[str, Any] = dict(
     l2=5e-4,
 )
 SEEDS = (0, 1)
+CKA_EXAMPLES = 500
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,20 @@ class DemoRow:
 
 
 @dataclass(frozen=True)
+class PairRow:
+    """What two seeds of one init share: mean diagonal CKA and parameter distance."""
+
+    init: str
+    mean_cka: float
+    distance: float
+    relative_distance: float
+
+
+@dataclass(frozen=True)
 class DemoReport:
     source: DemoRow
     runs: list[DemoRow]
+    pairs: list[PairRow]
 
     def mean_acc(self, init: str) -> float:
         accs = [r.test_acc for r in self.runs if r.init == init]
@@ -74,6 +88,16 @@ class DemoReport:
             f"init {self.mean_acc('pretrained'):.3f}, random init {self.mean_acc('random'):.3f}"
             f" (transfer gain {100 * gain:+.1f} points, mean of {len(SEEDS)} seeds)"
         )
+        lines.append("")
+        lines.append(
+            f"{'between seeds ' + ' and '.join(map(str, SEEDS)):<26s}{'mean CKA':>10s}"
+            f"{'distance':>10s}{'relative':>10s}"
+        )
+        for p in self.pairs:
+            lines.append(
+                f"{p.init + ' init':<26s}{p.mean_cka:>10.3f}{p.distance:>10.2f}"
+                f"{p.relative_distance:>10.3f}"
+            )
         return "\n".join(lines)
 
 
@@ -83,11 +107,13 @@ def run_demo(
     progress: engine.Progress | None = None,
     log: Callable[[str], None] = lambda line: None,
 ) -> DemoReport:
-    """Run (or reuse, when ``out`` already holds them) the demo's five runs."""
+    """Run (or reuse, when ``out`` already holds them) the demo's five runs, then compare
+    the two seeds of each init (``cka-INIT.h5`` and ``distance-INIT.h5`` with their PNGs)."""
     out = Path(out)
     source_dir = out / "source"
     log(f"pre-training {MODEL} on synthetic:source -> {source_dir}")
-    source = _ensure(build_config("pretrain", {}, SOURCE_RECIPE), source_dir, progress, "source")
+    source_config = build_config("pretrain", {}, SOURCE_RECIPE)
+    source = _row(ensure_run(source_config, source_dir, progress=progress), "source", 0)
     rows = []
     for init in ("pretrained", "random"):
         for seed in SEEDS:
@@ -95,29 +121,25 @@ def run_demo(
             extra = {"init": str(source_dir)} if init == "pretrained" else {}
             config = build_config("finetune", {}, {**TARGET_RECIPE, **extra, "seed": seed})
             log(f"fine-tuning on {TARGET} from {init} init, seed {seed} -> {out / name}")
-            rows.append(_ensure(config, out / name, progress, init))
-    return DemoReport(source, rows)
+            rows.append(_row(ensure_run(config, out / name, progress=progress), init, seed))
+    pairs = [_compare(out, init, log) for init in ("pretrained", "random")]
+    return DemoReport(source, rows, pairs)
 
 
-def _ensure(config: RunConfig, run: Path, progress: engine.Progress | None, init: str) -> DemoRow:
-    """A completed run of ``config`` in ``run``: reused if there, resumed if interrupted."""
-    if run.exists() and (run / rundir.CONFIG).exists():
-        record = rundir.read_config(run)
-        if record["config_hash"] == config.hash():
-            state, _ = rundir.read_status(run)
-            if state != "completed":
-                engine.resume(run, progress=progress)
-            return _row(run, init, config.train.seed)
-        raise RunDirError(f"{run} holds another configuration; pick another --out")
-    engine.train(config, run, progress=progress)
-    return _row(run, init, config.train.seed)
+def _compare(out: Path, init: str, log: Callable[[str], None]) -> PairRow:
+    first, second = (out / f"{init}-seed{seed}" for seed in SEEDS[:2])
+    log(f"comparing {first.name} with {second.name}: CKA and parameter distance")
+    cka = compare_runs(first, second, examples=CKA_EXAMPLES, out=out / f"cka-{init}.h5")
+    distance = distance_between_runs(first, second, out=out / f"distance-{init}.h5")
+    for kind in ("cka", "distance"):
+        plot_file(out / f"{kind}-{init}.h5")
+    return PairRow(
+        init, cka.mean_diagonal, distance.total["distance"], distance.total["relative_distance"]
+    )
 
 
 def _row(run: Path, init: str, seed: int) -> DemoRow:
-    with h5py.File(run / rundir.RUN_H5) as f:
-        s = dict(f["summary"].attrs)
-    if s.get("status") != "completed":
-        raise RunDirError(f"{run} did not complete (status {s.get('status')!r})")
+    s = run_summary(run)
     return DemoRow(
         run.name,
         init,

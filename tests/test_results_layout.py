@@ -55,3 +55,15 @@ def test_bench_train_matches_its_documented_layout(tmp_path):
     result = bench_train(image_size=16, batch_size=16, steps=5, out=tmp_path / "b.h5")
     assert result.engine_images_per_s > 0 and result.plain_images_per_s > 0
     assert actual(tmp_path / "b.h5") == documented("bench_train")
+
+
+@pytest.mark.slow
+def test_bench_cka_matches_its_documented_layout_and_agrees_with_torch_cka(tmp_path):
+    from probes.bench import bench_cka
+
+    result = bench_cka(image_size=16, batch_size=8, examples=(16, 48), device="cpu",
+                       out=tmp_path / "c.h5")
+    assert [r.examples for r in result.rows] == [16, 48]
+    assert all(r.forward_seconds > 0 and r.cka_seconds > 0 for r in result.rows)
+    assert result.torch_cka is not None and result.torch_cka.max_abs_difference < 1e-3
+    assert actual(tmp_path / "c.h5") == documented("bench_cka")

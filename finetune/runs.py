@@ -1,0 +1,104 @@
+"""Run directories as inputs: make sure a run of a configuration exists (reuse, resume or
+train it), and rebuild a run's model with any of its weight files for the probes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import torch
+from torch import nn
+
+from finetune import engine, rundir
+from finetune.config import RunConfig, build_config
+from finetune.errors import RunDirError
+from finetune.models import create_model
+
+
+def ensure_run(
+    config: RunConfig, run: str | Path, *, progress: engine.Progress | None = None
+) -> Path:
+    """A completed run of ``config`` in ``run``: reused when it is already there, resumed
+    when it was interrupted, trained otherwise. A folder holding another configuration is
+    refused rather than overwritten."""
+    run = Path(run)
+    if run.exists() and (run / rundir.CONFIG).exists():
+        if rundir.read_config(run)["config_hash"] != config.hash():
+            raise RunDirError(f"{run} holds another configuration; pick another output folder")
+        state, _ = rundir.read_status(run)
+        if state != "completed":
+            engine.resume(run, progress=progress)
+    else:
+        engine.train(config, run, progress=progress)
+    return run
+
+
+def run_summary(run: str | Path) -> dict[str, Any]:
+    """The summary attributes of a completed run's ``run.h5``."""
+    path = Path(run) / rundir.RUN_H5
+    try:
+        with h5py.File(path) as f:
+            summary = dict(f["summary"].attrs)
+    except (OSError, KeyError) as err:
+        raise RunDirError(f"cannot read {path}: {err}") from None
+    if summary.get("status") != "completed":
+        raise RunDirError(f"{run} did not complete (status {summary.get('status')!r})")
+    return summary
+
+
+@dataclass
+class LoadedRun:
+    """A run's model rebuilt from its ``config.json``, holding one of its weight files."""
+
+    run: Path
+    weights: Path
+    config: RunConfig
+    record: dict[str, Any]
+    model: nn.Module
+
+    @property
+    def label(self) -> str:
+        name = self.weights.name.removesuffix(".safetensors")
+        return f"{self.run.name}:{name}"
+
+
+def resolve_weights(ref: str | Path, *, base: str | Path | None = None) -> tuple[Path, Path]:
+    """(run directory, weights file) of a reference: a run directory (its final weights),
+    a ``.safetensors`` file inside a run directory (or its ``checkpoints/``), or ``init``:
+    the initial weights of the run ``base``."""
+    if str(ref) == "init":
+        if base is None:
+            raise RunDirError("'init' names the initial weights of another run; give that run")
+        run, _ = resolve_weights(base)
+        return run, run / rundir.INIT
+    path = Path(ref)
+    if path.is_dir():
+        return path, path / rundir.FINAL
+    if path.suffix != ".safetensors":
+        raise RunDirError(f"{path} is neither a run directory nor a .safetensors file of one")
+    run = path.parent.parent if path.parent.name == rundir.CHECKPOINTS else path.parent
+    return run, path
+
+
+def load_run(
+    ref: str | Path, *, base: str | Path | None = None, device: str | torch.device = "cpu"
+) -> LoadedRun:
+    """The model of a run reference (see ``resolve_weights``) in eval mode on ``device``."""
+    run, weights = resolve_weights(ref, base=base)
+    if not (run / rundir.CONFIG).exists():
+        raise RunDirError(f"{run} is not a run directory (no {rundir.CONFIG})")
+    if not weights.exists():
+        raise RunDirError(f"{run} has no weights file {weights.name}; did it complete?")
+    record = rundir.read_config(run)
+    config = build_config(record["kind"], record["config"])
+    model = create_model(
+        config.model.name, record["data"]["num_classes"], record["data"]["image_size"]
+    )
+    state = rundir.load_weights(weights)
+    missing = sorted(set(model.state_dict()) - set(state))
+    if missing:
+        raise RunDirError(f"{weights} lacks tensor {missing[0]!r} of {config.model.name}")
+    model.load_state_dict(state)
+    return LoadedRun(run, weights, config, record, model.to(device).eval())

@@ -1,0 +1,125 @@
+"""PNG plots of result files, chosen by the file's ``kind`` attribute: one registered
+function per kind, reading only the HDF5 file, so any result can be re-plotted later
+(``landscape plot F.h5``). Matplotlib's Agg backend: no display needed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from finetune.errors import ConfigError, RunDirError  # noqa: E402
+from finetune.rundir import atomic_write  # noqa: E402
+
+Plotter = Callable[[h5py.File], Figure]
+PLOTTERS: dict[str, Plotter] = {}
+
+
+def register_plot(kind: str) -> Callable[[Plotter], Plotter]:
+    """Register the plot of result files of ``kind``."""
+
+    def register(function: Plotter) -> Plotter:
+        PLOTTERS[kind] = function
+        return function
+
+    return register
+
+
+def plot_file(path: str | Path, png: str | Path | None = None) -> Path:
+    """Render the result file ``path`` to ``png`` (default: beside it, same stem)."""
+    path = Path(path)
+    png = Path(png) if png is not None else path.with_suffix(".png")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise RunDirError(f"cannot read {path}: {err}") from None
+    with f:
+        kind = str(f.attrs.get("kind", ""))
+        if kind not in PLOTTERS:
+            known = ", ".join(sorted(PLOTTERS))
+            raise ConfigError(f"{path} is of kind {kind!r}, which has no plot (known: {known})")
+        figure = PLOTTERS[kind](f)
+    atomic_write(png, lambda tmp: figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    plt.close(figure)
+    return png
+
+
+def _strings(dataset: h5py.Dataset) -> list[str]:
+    return [s.decode() if isinstance(s, bytes) else str(s) for s in dataset[()]]
+
+
+@register_plot("cka")
+def _cka(f: h5py.File) -> Figure:
+    matrix = f["cka"][()]
+    rows, cols = _strings(f["layers_a"]), _strings(f["layers_b"])
+    figure, ax = plt.subplots(figsize=(1.2 + 0.45 * len(cols), 1.0 + 0.45 * len(rows)))
+    image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="magma", origin="lower")
+    ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_xlabel(str(f.attrs["label_b"]))
+    ax.set_ylabel(str(f.attrs["label_a"]))
+    if len(rows) * len(cols) <= 144:
+        for (i, j), value in np.ndenumerate(matrix):
+            color = "black" if value > 0.6 else "white"
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color=color)
+    figure.colorbar(image, ax=ax, label="CKA")
+    ax.set_title("CKA, layers of A against layers of B", fontsize=9)
+    return figure
+
+
+@register_plot("distance")
+def _distance(f: h5py.File) -> Figure:
+    names = _strings(f["groups/names"])
+    relative = f["groups/relative_distance"][()]
+    cosine = f["groups/cosine"][()]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(2.0 + 0.7 * len(names), 3.2))
+    x = np.arange(len(names))
+    left.bar(x, relative, color="tab:blue")
+    left.set_ylabel("‖a − b‖ / ‖b‖")
+    right.bar(x, cosine, color="tab:green")
+    right.set_ylabel("cosine(a, b)")
+    right.set_ylim(min(0.0, float(np.nanmin(cosine))), 1.0)
+    for ax in (left, right):
+        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+    figure.suptitle(f"{f.attrs['label_a']} against {f.attrs['label_b']}", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+@register_plot("shuffle")
+def _shuffle(f: h5py.File) -> Figure:
+    blocks = f["block_sizes"][()]
+    image_size = int(f.attrs["image_size"])
+    figure, ax = plt.subplots(figsize=(5.0, 3.4))
+    lines = (("pretrained", "pre-trained", "tab:blue"), ("scratch", "random init", "tab:orange"))
+    for init, label, color in lines:
+        acc = f[f"acc_{init}"][()]  # (B, S)
+        ax.plot(blocks, acc.mean(axis=1), "-o", color=color, label=label, zorder=3)
+        for j in range(acc.shape[1]):
+            ax.scatter(blocks, acc[:, j], color=color, alpha=0.35, s=12, zorder=2)
+    gap = f["gap"][()]
+    top = np.maximum(f["acc_pretrained"][()].mean(axis=1), f["acc_scratch"][()].mean(axis=1))
+    for b, g, y in zip(blocks, gap, top):
+        ax.annotate(
+            f"{100 * g:+.1f}", (b, y), textcoords="offset points", xytext=(0, 6),
+            ha="center", fontsize=7,
+        )  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(blocks, [f"{b}" + ("\n(intact)" if b == image_size else "") for b in blocks])
+    ax.margins(y=0.15)
+    ax.set_xlabel("block size (pixels)")
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(
+        f"block-shuffled {f.attrs['data']} ({f.attrs['scheme']}), {f.attrs['model']}; "
+        "numbers: gap in points",
+        fontsize=9,
+    )
+    return figure

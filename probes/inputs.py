@@ -1,0 +1,117 @@
+"""The data a probe feeds to a run's model: a split of a dataset (the run's own by
+default), in a seeded order so every batch mixes classes, prepared with the model's own
+normalisation, on the probe's device."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from finetune.augment import BatchPrep
+from finetune.block_shuffle import BlockShuffle
+from finetune.config import TrainConfig
+from finetune.data import ImageSet, get_dataset
+from finetune.errors import ConfigError
+from finetune.loader import Batches, epoch_order, fits_on_device
+from finetune.runs import LoadedRun
+from finetune.runtime import Runtime, resolve_runtime
+
+
+@dataclass(frozen=True)
+class ProbeData:
+    """Examples ``order`` of ``dataset``, served by ``batches``."""
+
+    spec: str
+    split: str
+    dataset: ImageSet
+    batches: Batches
+    order: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def probe_runtime(device: str = "auto", precision: str = "auto") -> Runtime:
+    """Device and precision for measuring (bf16 and channels_last on a GPU under auto)."""
+    return resolve_runtime(TrainConfig(device=device, precision=precision))
+
+
+def probe_data(
+    run: LoadedRun,
+    runtime: Runtime,
+    *,
+    spec: str | None = None,
+    split: str = "test",
+    examples: int | None = None,
+    seed: int = 0,
+) -> ProbeData:
+    """``examples`` examples (all when None) of ``split`` of ``spec`` (default: the run's
+    dataset, at the run's image size; the training split keeps the run's subsample)."""
+    data = run.config.data
+    spec = spec or data.spec
+    own = spec == data.spec
+    dataset = get_dataset(
+        spec,
+        split,
+        data_root=data.data_root,
+        download=data.download,
+        image_size=run.record["data"]["image_size"],
+        train_per_class=data.train_per_class if own and split == "train" else None,
+        val_fraction=data.val_fraction,
+        split_seed=data.split_seed,
+    )
+    if examples is not None and examples < 1:
+        raise ConfigError(f"--examples must be positive, got {examples}")
+    order = epoch_order(len(dataset), seed, -1)[:examples]
+    on_device = fits_on_device(dataset, data.device_data)
+    batches = Batches(dataset, runtime.device, on_device=on_device, workers=data.workers)
+    return ProbeData(spec, split, dataset, batches, order)
+
+
+def batch_sizes(n: int, batch_size: int, minimum: int = 1) -> list[int]:
+    """Split ``n`` examples into batches of ``batch_size``; a last batch smaller than
+    ``minimum`` joins the one before it (minibatch CKA needs at least 4 per batch)."""
+    if n < minimum:
+        raise ConfigError(f"need at least {minimum} examples, got {n}")
+    sizes = [batch_size] * (n // batch_size)
+    rest = n - sum(sizes)
+    if rest and (rest >= minimum or not sizes):
+        sizes.append(rest)
+    elif rest:
+        sizes[-1] += rest
+    return sizes
+
+
+def iterate_sized(data: ProbeData, sizes: list[int]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The batches of ``data`` with the sizes ``batch_sizes`` gave: equal ones, then the
+    last (possibly larger) one."""
+    full = sum(sizes[:-1])
+    if full:
+        yield from data.batches.iterate(data.order[:full], sizes[0])
+    yield from data.batches.iterate(data.order[full:], sizes[-1])
+
+
+def eval_prep(run: LoadedRun, runtime: Runtime) -> BatchPrep:
+    """The evaluation preparation of the run's model: its normalisation, no augmentation,
+    and its block shuffle if it was trained on block-shuffled images."""
+    cfg, data = run.model.pretrained_cfg, run.config.data
+    shuffle = None
+    if data.block_shuffle is not None:
+        shuffle = BlockShuffle(
+            run.record["data"]["image_size"],
+            data.block_shuffle,
+            scheme=data.shuffle_scheme,
+            seed=data.shuffle_seed,
+            device=runtime.device,
+        )
+    return BatchPrep(
+        cfg.get("mean"),
+        cfg.get("std"),
+        runtime.device,
+        augment=False,
+        flip=False,
+        channels_last=runtime.channels_last,
+        shuffle=shuffle,
+    )
