@@ -25,6 +25,27 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(no_args_is_help=True, help="Speed measurements on this machine.")
 app.add_typer(bench_app, name="bench")
+from cli.geometry_commands import (  # noqa: E402
+    barrier_command,
+    bench_barrier_command,
+    plane_command,
+    plot_command,
+)
+
+app.command(
+    "barrier",
+    help="Loss and error on the straight line between two runs' weights, BatchNorm "
+    "re-estimated at each point, and the loss barrier (Neyshabur et al. 2020).",
+)(barrier_command)
+app.command(
+    "plane",
+    help="Loss on a grid over the plane through three runs, or around one run along random "
+    "filter-normalised directions.",
+)(plane_command)
+app.command("plot", help="Render a result file (.h5) to PNG according to its kind.")(
+    plot_command
+)
+bench_app.command("barrier")(bench_barrier_command)
 from cli.shuffle_command import shuffle_command  # noqa: E402
 
 app.command(

@@ -1,7 +1,8 @@
 """``landscape demo``: the whole loop on built-in data in a few minutes on a CPU. Pre-train a
 tiny source model, fine-tune it and a randomly initialised twin on a scarce target (two
 seeds each), and report what the pre-trained weights bought and what stayed: the feature
-similarity (CKA) and parameter distance between the two seeds of each init."""
+similarity (CKA), the parameter distance and the loss barrier between the two seeds of
+each init."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from finetune import engine
 from finetune.config import build_config
 from finetune.runs import ensure_run, run_summary
+from landscape.barrier import barrier_between
 from landscape.plots import plot_file
 from probes.distance import distance_between_runs
 from probes.similarity import compare_runs
@@ -39,6 +41,7 @@ TARGET_RECIPE: dict[str, Any] = dict(
 )
 SEEDS = (0, 1)
 CKA_EXAMPLES = 500
+BARRIER_POINTS = 25
 
 
 @dataclass(frozen=True)
@@ -53,12 +56,15 @@ class DemoRow:
 
 @dataclass(frozen=True)
 class PairRow:
-    """What two seeds of one init share: mean diagonal CKA and parameter distance."""
+    """What two seeds of one init share: mean diagonal CKA, parameter distance, and the
+    loss and error barriers on the straight line between them (training images)."""
 
     init: str
     mean_cka: float
     distance: float
     relative_distance: float
+    loss_barrier: float
+    error_barrier: float
 
 
 @dataclass(frozen=True)
@@ -91,13 +97,18 @@ class DemoReport:
         lines.append("")
         lines.append(
             f"{'between seeds ' + ' and '.join(map(str, SEEDS)):<26s}{'mean CKA':>10s}"
-            f"{'distance':>10s}{'relative':>10s}"
+            f"{'distance':>10s}{'relative':>10s}{'loss barrier':>14s}{'error barrier':>15s}"
         )
         for p in self.pairs:
             lines.append(
                 f"{p.init + ' init':<26s}{p.mean_cka:>10.3f}{p.distance:>10.2f}"
-                f"{p.relative_distance:>10.3f}"
+                f"{p.relative_distance:>10.3f}{p.loss_barrier:>14.3f}{p.error_barrier:>15.3f}"
             )
+        lines.append(
+            f"(CKA on {CKA_EXAMPLES} test images; barriers on the straight line between the "
+            f"two runs, {BARRIER_POINTS} points, BatchNorm re-estimated at each, on the "
+            "training images: the random-init runs do not generalise beyond them)"
+        )
         return "\n".join(lines)
 
 
@@ -108,7 +119,8 @@ def run_demo(
     log: Callable[[str], None] = lambda line: None,
 ) -> DemoReport:
     """Run (or reuse, when ``out`` already holds them) the demo's five runs, then compare
-    the two seeds of each init (``cka-INIT.h5`` and ``distance-INIT.h5`` with their PNGs)."""
+    the two seeds of each init (``cka-INIT.h5``, ``distance-INIT.h5`` and ``barrier-INIT.h5``,
+    each with its PNG)."""
     out = Path(out)
     source_dir = out / "source"
     log(f"pre-training {MODEL} on synthetic:source -> {source_dir}")
@@ -128,13 +140,21 @@ def run_demo(
 
 def _compare(out: Path, init: str, log: Callable[[str], None]) -> PairRow:
     first, second = (out / f"{init}-seed{seed}" for seed in SEEDS[:2])
-    log(f"comparing {first.name} with {second.name}: CKA and parameter distance")
+    log(f"comparing {first.name} with {second.name}: CKA, parameter distance, barrier")
     cka = compare_runs(first, second, examples=CKA_EXAMPLES, out=out / f"cka-{init}.h5")
     distance = distance_between_runs(first, second, out=out / f"distance-{init}.h5")
-    for kind in ("cka", "distance"):
+    line = barrier_between(
+        first, second, points=BARRIER_POINTS, split="train", out=out / f"barrier-{init}.h5"
+    )
+    for kind in ("cka", "distance", "barrier"):
         plot_file(out / f"{kind}-{init}.h5")
     return PairRow(
-        init, cka.mean_diagonal, distance.total["distance"], distance.total["relative_distance"]
+        init,
+        cka.mean_diagonal,
+        distance.total["distance"],
+        distance.total["relative_distance"],
+        line.loss_barrier.linear,
+        line.error_barrier.linear,
     )
 
 

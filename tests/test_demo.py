@@ -20,15 +20,18 @@ def test_pretraining_on_source_beats_random_init_on_near_by_ten_points(demo_dir)
 
 
 def test_runs_from_the_same_pretrained_weights_stay_closer_than_runs_from_random_init(demo_dir):
-    """Neyshabur et al. 2020: two P-T runs are more similar in feature space (CKA) and much
-    closer in parameter space than two RI-T runs."""
+    """Neyshabur et al. 2020: two P-T runs are more similar in feature space (CKA), much
+    closer in parameter space, and in one basin (a lower loss barrier) than two RI-T runs."""
     pairs = {p.init: p for p in run_demo(demo_dir).pairs}
     pretrained, random = pairs["pretrained"], pairs["random"]
     assert pretrained.mean_cka > random.mean_cka + 0.05, (pretrained, random)
     assert 5 * pretrained.distance < random.distance, (pretrained, random)
     assert 0 < pretrained.mean_cka <= 1 and 0 < random.mean_cka <= 1
+    assert pretrained.loss_barrier < 0.05 < random.loss_barrier, (pretrained, random)
+    assert pretrained.error_barrier < random.error_barrier, (pretrained, random)
     for init in pairs:
-        assert (demo_dir / f"cka-{init}.png").stat().st_size > 0
+        for kind in ("cka", "distance", "barrier"):
+            assert (demo_dir / f"{kind}-{init}.png").stat().st_size > 0
 
 
 def test_demo_reuses_its_completed_runs_and_prints_the_table(demo_dir, monkeypatch, capsys):
@@ -39,6 +42,6 @@ def test_demo_reuses_its_completed_runs_and_prints_the_table(demo_dir, monkeypat
     code, stdout, _ = run_cli(monkeypatch, capsys, "demo", "--out", str(demo_dir), "--quiet")
     assert code == 0
     assert "transfer gain" in stdout and "pretrained-seed0" in stdout
-    assert "mean CKA" in stdout
+    assert "mean CKA" in stdout and "loss barrier" in stdout
     after = {p: p.stat().st_mtime_ns for p in demo_dir.rglob("final.safetensors")}
     assert after == before

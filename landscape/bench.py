@@ -1,0 +1,204 @@
+"""The cost of a barrier curve: ``points`` points of the straight line between two randomly
+initialised twins of a model (seeds 0 and 1) on synthetic:source images, against as many
+plain evaluation passes over the same examples, with BatchNorm re-estimation off and on.
+
+With re-estimation off, each point is one evaluation pass plus moving the weights (two
+fused kernels), so the ratio should sit just above 1. With it on, each point evaluates the
+interpolated statistics (the raw curve), re-estimates them on the training batches and
+evaluates again (the re-estimated curve): about ``2 + bn images / eval images`` passes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from finetune.augment import BatchPrep
+from finetune.data import get_dataset
+from finetune.errors import ConfigError
+from finetune.h5 import write_result
+from finetune.loader import Batches, epoch_order
+from finetune.models import create_model
+from finetune.runtime import Runtime
+from landscape.barrier import interpolation_curves, make_measure
+from landscape.paths import Line
+from probes.inputs import ProbeData, probe_runtime
+
+BENCH_DATA = "synthetic:source"
+
+
+@dataclass(frozen=True)
+class BarrierBench:
+    model: str
+    device: str
+    device_name: str
+    precision: str
+    image_size: int
+    batch_size: int
+    examples: int
+    points: int
+    bn_batches: int
+    bn_examples: int
+    plain_seconds: float
+    barrier_seconds: float
+    barrier_bn_seconds: float
+
+    @property
+    def ratio(self) -> float:
+        return self.barrier_seconds / self.plain_seconds
+
+    @property
+    def ratio_bn(self) -> float:
+        return self.barrier_bn_seconds / self.plain_seconds
+
+    def table(self) -> str:
+        return "\n".join(
+            [
+                f"{self.points}-point barrier of {self.model} @ {self.image_size}px on "
+                f"{self.examples} examples, batch {self.batch_size}, {self.precision}, "
+                f"{self.device_name} ({self.device})",
+                f"{'what':<52s}{'seconds':>9s}{'ratio':>8s}",
+                f"{f'{self.points} plain evaluation passes':<52s}"
+                f"{self.plain_seconds:>9.3f}{1.0:>8.2f}",
+                f"{'barrier, BatchNorm statistics interpolated':<52s}"
+                f"{self.barrier_seconds:>9.3f}{self.ratio:>8.2f}",
+                f"{f'barrier, raw + re-estimated ({self.bn_examples} train images)':<52s}"
+                f"{self.barrier_bn_seconds:>9.3f}{self.ratio_bn:>8.2f}",
+            ]
+        )
+
+
+def _synchronize(runtime: Runtime) -> None:
+    if runtime.device.type == "cuda":
+        torch.cuda.synchronize(runtime.device)
+
+
+def _best_of_interleaved(runtime: Runtime, works: list, repeats: int) -> list[float]:
+    """The fastest of ``repeats`` timed calls of each of ``works``, after one untimed
+    warm-up call of each; the rounds interleave the works, so a slow spell of the machine
+    hits them alike."""
+    for work in works:
+        work()
+    best = [float("inf")] * len(works)
+    for _ in range(repeats):
+        for i, work in enumerate(works):
+            _synchronize(runtime)
+            start = time.perf_counter()
+            work()
+            _synchronize(runtime)
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
+
+
+def _probe_data(split: str, image_size: int, examples: int, runtime: Runtime) -> ProbeData:
+    dataset = get_dataset(BENCH_DATA, split, image_size=image_size)
+    order = epoch_order(len(dataset), 0, -1)[:examples]
+    batches = Batches(dataset, runtime.device, on_device=True)
+    return ProbeData(BENCH_DATA, split, dataset, batches, order)
+
+
+@torch.no_grad()
+def bench_barrier(
+    *,
+    model: str = "test_resnet",
+    image_size: int = 32,
+    examples: int = 1000,
+    points: int = 25,
+    batch_size: int = 256,
+    bn_batches: int = 4,
+    repeats: int = 3,
+    device: str = "auto",
+    precision: str = "auto",
+    out: Path | None = None,
+) -> BarrierBench:
+    """Time ``points`` plain evaluation passes, and the ``points``-point curve without and
+    with BatchNorm re-estimation (``bn_batches`` training batches of ``batch_size``): the
+    best of ``repeats`` interleaved rounds after one untimed warm-up of each."""
+    for name, value in (("examples", examples), ("batch-size", batch_size), ("repeats", repeats)):
+        if value < 1:
+            raise ConfigError(f"--{name} must be positive, got {value}")
+    if points < 2 or bn_batches < 1:
+        raise ConfigError(f"need --points >= 2 and --bn-batches >= 1, got {points}, {bn_batches}")
+    runtime = probe_runtime(device, precision)
+    twins = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        net = create_model(model, 20, image_size).to(runtime.device).eval()
+        if runtime.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        twins.append(net)
+    a, b = twins
+    cfg = a.pretrained_cfg
+    prep = BatchPrep(
+        cfg["mean"],
+        cfg["std"],
+        runtime.device,
+        augment=False,
+        flip=False,
+        channels_last=runtime.channels_last,
+    )
+    evaluation = _probe_data("test", image_size, examples, runtime)
+    training = _probe_data("train", image_size, bn_batches * batch_size, runtime)
+    plain = make_measure(a, runtime, prep, evaluation, batch_size)
+    with_bn = make_measure(a, runtime, prep, evaluation, batch_size, training)
+    line = Line(a, a.state_dict(), b.state_dict())
+    alphas = np.linspace(0.0, 1.0, points)
+
+    def passes() -> None:
+        for _ in range(points):
+            plain.sums().cpu()  # one host synchronisation per pass, as engine.evaluate
+
+    plain_seconds, barrier_seconds, bn_seconds = _best_of_interleaved(
+        runtime,
+        [
+            passes,
+            lambda: interpolation_curves(line, alphas, plain),
+            lambda: interpolation_curves(line, alphas, with_bn),
+        ],
+        repeats,
+    )
+    described = runtime.describe()
+    result = BarrierBench(
+        model=model,
+        device=described["device"],
+        device_name=described["device_name"],
+        precision="bf16" if runtime.bf16 else "fp32",
+        image_size=image_size,
+        batch_size=batch_size,
+        examples=plain.examples,
+        points=points,
+        bn_batches=len(with_bn.bn_sizes),
+        bn_examples=len(training),
+        plain_seconds=plain_seconds,
+        barrier_seconds=barrier_seconds,
+        barrier_bn_seconds=bn_seconds,
+    )
+    if out is not None:
+        write_result(
+            Path(out),
+            "bench_barrier",
+            {},
+            attrs={
+                "model": model,
+                "image_size": image_size,
+                "batch_size": batch_size,
+                "precision": result.precision,
+                "repeats": repeats,
+                "device": described,
+            },
+            summary={
+                "examples": result.examples,
+                "points": points,
+                "bn_batches": result.bn_batches,
+                "bn_examples": result.bn_examples,
+                "plain_seconds": plain_seconds,
+                "barrier_seconds": barrier_seconds,
+                "barrier_bn_seconds": bn_seconds,
+                "ratio": result.ratio,
+                "ratio_bn": result.ratio_bn,
+            },
+        )
+    return result
