@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from cli.common import user_errors
 from finetune.errors import ConfigError
 
 BN_HELP = (
@@ -36,7 +37,6 @@ def barrier_command(
 ) -> None:
     """Loss and error on the straight line between two runs' weights, and the loss barrier
     (Neyshabur et al. 2020); writes F.h5 and a plot F.png."""
-    from cli.main import user_errors
     from landscape.barrier import barrier_between
     from landscape.plots import plot_file
 
@@ -86,7 +86,6 @@ def plane_command(
     """Loss and error on a grid over a plane of weight space: through three runs (Garipov
     et al. 2018) or around one along random filter-normalised directions (Li et al. 2018);
     writes F.h5 and contours F.png."""
-    from cli.main import user_errors
     from landscape.plane import plane_around, plane_through
     from landscape.plots import plot_file
 
@@ -120,7 +119,6 @@ def plot_command(
     out: Path | None = typer.Option(None, "--out", help="PNG to write (default: beside it)"),
 ) -> None:
     """Render a result file to PNG according to its kind."""
-    from cli.main import user_errors
     from landscape.plots import plot_file
 
     with user_errors():
@@ -142,7 +140,6 @@ def bench_barrier_command(
 ) -> None:
     """Time of a barrier curve between two random twins against as many plain evaluation
     passes, with BatchNorm re-estimation off and on."""
-    from cli.main import user_errors
     from landscape.bench import bench_barrier
 
     with user_errors():

@@ -3,19 +3,17 @@ errors a user can cause become one line on stderr and exit code 1."""
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from cli.common import int_list, keyword, stderr_log, user_errors
 from cli.options import config_parameters, plain, with_parameters
 from cli.progress import ProgressBar
 from finetune.config import build_config, load_config_file
-from finetune.errors import ConfigError, LandscapeError
+from finetune.errors import ConfigError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -42,9 +40,7 @@ app.command(
     help="Loss on a grid over the plane through three runs, or around one run along random "
     "filter-normalised directions.",
 )(plane_command)
-app.command("plot", help="Render a result file (.h5) to PNG according to its kind.")(
-    plot_command
-)
+app.command("plot", help="Render a result file (.h5) to PNG according to its kind.")(plot_command)
 bench_app.command("barrier")(bench_barrier_command)
 from cli.shuffle_command import shuffle_command  # noqa: E402
 
@@ -53,22 +49,6 @@ app.command(
     help="Block-shuffle transfer (Neyshabur et al. 2020): fine-tune from pre-trained and random "
     "init at several block sizes; accuracy and gap per size.",
 )(shuffle_command)
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn a LandscapeError into one line on stderr and exit code 1."""
-    try:
-        yield
-    except LandscapeError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _keyword(name: str, default: Any, annotation: Any) -> inspect.Parameter:
-    return inspect.Parameter(
-        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
-    )
 
 
 def _train_command(kind: str):
@@ -102,7 +82,7 @@ def _train_command(kind: str):
             _report(result, quiet)
 
     params = [
-        _keyword(
+        keyword(
             "out",
             typer.Option(
                 None,
@@ -111,7 +91,7 @@ def _train_command(kind: str):
             ),
             Path | None,
         ),
-        _keyword(
+        keyword(
             "config",
             typer.Option(
                 None,
@@ -121,8 +101,8 @@ def _train_command(kind: str):
             ),
             Path | None,
         ),
-        _keyword("quiet", typer.Option(False, "--quiet", "-q", help="no progress output"), bool),
-        _keyword(
+        keyword("quiet", typer.Option(False, "--quiet", "-q", help="no progress output"), bool),
+        keyword(
             "dry_run",
             typer.Option(
                 False,
@@ -136,7 +116,7 @@ def _train_command(kind: str):
     skip: tuple[str, ...] = ()
     if kind == "finetune":
         params.append(
-            _keyword(
+            keyword(
                 "resume",
                 typer.Option(
                     None, "--resume", help="continue the interrupted run in this directory"
@@ -278,7 +258,7 @@ def demo(
     from landscape.demo import run_demo
 
     with user_errors():
-        report = run_demo(out, progress=None if quiet else ProgressBar(), log=_log(quiet))
+        report = run_demo(out, progress=None if quiet else ProgressBar(), log=stderr_log(quiet))
     typer.echo(report.table())
 
 
@@ -358,7 +338,7 @@ def bench_cka(
     from probes.bench import bench_cka as measure
 
     with user_errors():
-        counts = _int_list(examples, "--examples")
+        counts = int_list(examples, "--examples")
         result = measure(
             model=model,
             image_size=image_size,
@@ -370,21 +350,6 @@ def bench_cka(
             out=out,
         )
     typer.echo(result.table())
-
-
-def _int_list(text: str, flag: str) -> list[int]:
-    """``1,2,4`` -> [1, 2, 4]; anything else is a ConfigError naming the flag."""
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"{flag} takes comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise ConfigError(f"{flag} takes positive integers, got {text!r}")
-    return values
-
-
-def _log(quiet: bool):
-    return (lambda line: None) if quiet else (lambda line: typer.echo(line, err=True))
 
 
 # The base of click's usage errors, whether typer vendors click or uses the package.

@@ -3,31 +3,18 @@ every fine-tuning flag except ``--block-shuffle``, which the experiment sets per
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from cli.common import int_list, keyword, stderr_log, user_errors
 from cli.options import config_parameters, plain, with_parameters
-from finetune.errors import ConfigError
-
-
-def _ints(flag: str, text: str) -> list[int]:
-    """A comma-separated list of integers, or ConfigError naming the flag."""
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"{flag} takes comma-separated integers, got {text!r}") from None
-    if not values:
-        raise ConfigError(f"{flag} takes comma-separated integers, got {text!r}")
-    return values
 
 
 def shuffle_command(**values: Any) -> None:
     """Fine-tune from pre-trained and random init on block-shuffled images at several block
     sizes; write the result file and its plot, print the table."""
-    from cli.main import user_errors
     from cli.progress import ProgressBar
     from finetune.config import build_config, load_config_file
     from landscape.plots import plot_file
@@ -39,12 +26,12 @@ def shuffle_command(**values: Any) -> None:
     block_text, seed_text = values.pop("block_sizes"), values.pop("seeds")
     progress = ProgressBar(quiet)
     with user_errors():
-        block_sizes = _ints("--block-sizes", block_text)
-        seeds = _ints("--seeds", seed_text)
+        block_sizes = int_list(block_text, "--block-sizes")
+        seeds = int_list(seed_text, "--seeds", minimum=0)
         file_values = load_config_file(config_file) if config_file else {}
         base = build_config("finetune", file_values, values)
         report = run_shuffle(
-            base, block_sizes, seeds, out, runs, progress=progress, log=_log(quiet)
+            base, block_sizes, seeds, out, runs, progress=progress, log=stderr_log(quiet)
         )
         progress.close()
         png = plot_file(out)
@@ -52,18 +39,8 @@ def shuffle_command(**values: Any) -> None:
     typer.echo(f"wrote {out} and {png}")
 
 
-def _log(quiet: bool):
-    return (lambda line: None) if quiet else (lambda line: typer.echo(line, err=True))
-
-
-def _keyword(name: str, default: Any, annotation: Any) -> inspect.Parameter:
-    return inspect.Parameter(
-        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
-    )
-
-
 _PARAMETERS = [
-    _keyword(
+    keyword(
         "block_sizes",
         typer.Option(
             "1,2,4,8,16,32",
@@ -73,17 +50,17 @@ _PARAMETERS = [
         ),
         str,
     ),
-    _keyword(
+    keyword(
         "seeds",
         typer.Option("0", "--seeds", help="comma-separated seeds; each runs both inits"),
         str,
     ),
-    _keyword(
+    keyword(
         "out",
         typer.Option(Path("results/shuffle.h5"), "--out", help="the result file to write"),
         Path,
     ),
-    _keyword(
+    keyword(
         "runs",
         typer.Option(
             None,
@@ -93,7 +70,7 @@ _PARAMETERS = [
         ),
         Path | None,
     ),
-    _keyword(
+    keyword(
         "config",
         typer.Option(
             None,
@@ -102,6 +79,6 @@ _PARAMETERS = [
         ),
         Path | None,
     ),
-    _keyword("quiet", typer.Option(False, "--quiet", "-q", help="no progress output"), bool),
+    keyword("quiet", typer.Option(False, "--quiet", "-q", help="no progress output"), bool),
 ]
 with_parameters(shuffle_command, _PARAMETERS + config_parameters(("block_shuffle",)))
