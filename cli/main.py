@@ -42,6 +42,13 @@ app.command(
 )(plane_command)
 app.command("plot", help="Render a result file (.h5) to PNG according to its kind.")(plot_command)
 bench_app.command("barrier")(bench_barrier_command)
+from cli.repro_command import repro_command  # noqa: E402
+
+app.command(
+    "repro",
+    help="Reproduce a published claim on tiny models (landscape repro list): numbers, "
+    "whether it held, NAME.h5 and NAME.png.",
+)(repro_command)
 from cli.shuffle_command import shuffle_command  # noqa: E402
 
 app.command(

@@ -109,6 +109,11 @@ class DemoReport:
             f"two runs, {BARRIER_POINTS} points, BatchNorm re-estimated at each, on the "
             "training images: the random-init runs do not generalise beyond them)"
         )
+        lines.append("")
+        lines.append(
+            "the published claims behind these numbers, checked on tiny models: "
+            "`landscape repro list`, results in results/repro/ (results/README.md)"
+        )
         return "\n".join(lines)
 
 

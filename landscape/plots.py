@@ -185,3 +185,21 @@ def _plane(f: h5py.File) -> Figure:
                     fontsize=9)  # fmt: skip
     figure.tight_layout()
     return figure
+
+
+@register_plot("repro")
+def _repro(f: h5py.File) -> Figure:
+    x = f["plot/x"][()]
+    labels = _strings(f["plot/labels"])
+    means, spreads = f["plot/mean"][()], f["plot/spread"][()]
+    figure, ax = plt.subplots(figsize=(5.5, 3.6))
+    for label, mean, spread in zip(labels, means, spreads):
+        ax.errorbar(x, mean, yerr=np.nan_to_num(spread), marker="o", capsize=3, label=label)
+    if bool(f.attrs["xlog"]):
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(str(f.attrs["xlabel"]))
+    ax.set_ylabel(str(f.attrs["ylabel"]))
+    ax.legend(fontsize=7)
+    held = "held" if bool(f["summary"].attrs["held"]) else "did not hold"
+    ax.set_title(f"{f.attrs['title']} ({held})", fontsize=9)
+    return figure

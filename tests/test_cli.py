@@ -128,3 +128,16 @@ def test_datasets_lists_the_registry(monkeypatch, capsys):
     code, stdout, _ = run_cli(monkeypatch, capsys, "datasets")
     names = {line.split()[0] for line in stdout.splitlines()}
     assert {"synthetic:ARG", "folder:ARG", "cifar10", "flowers102", "caltech101"} <= names
+
+
+def test_repro_lists_the_six_claims(monkeypatch, capsys):
+    code, stdout, _ = run_cli(monkeypatch, capsys, "repro", "list")
+    names = {line.split()[0] for line in stdout.splitlines()}
+    assert code == 0
+    assert names == {"same_basin", "block_shuffle", "l2sp", "non_binary", "depth",
+                     "better_source"}
+
+
+def test_an_unknown_claim_is_one_line(monkeypatch, capsys, tmp_path):
+    code, _, stderr = run_cli(monkeypatch, capsys, "repro", "nope", "--out", str(tmp_path))
+    assert code == 1 and "unknown claim 'nope'" in stderr and stderr.count("\n") == 1

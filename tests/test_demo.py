@@ -43,5 +43,6 @@ def test_demo_reuses_its_completed_runs_and_prints_the_table(demo_dir, monkeypat
     assert code == 0
     assert "transfer gain" in stdout and "pretrained-seed0" in stdout
     assert "mean CKA" in stdout and "loss barrier" in stdout
+    assert "landscape repro list" in stdout
     after = {p: p.stat().st_mtime_ns for p in demo_dir.rglob("final.safetensors")}
     assert after == before

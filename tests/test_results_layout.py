@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 from conftest import fast_config
 
@@ -67,3 +68,27 @@ def test_bench_cka_matches_its_documented_layout_and_agrees_with_torch_cka(tmp_p
     assert all(r.forward_seconds > 0 and r.cka_seconds > 0 for r in result.rows)
     assert result.torch_cka is not None and result.torch_cka.max_abs_difference < 1e-3
     assert actual(tmp_path / "c.h5") == documented("bench_cka")
+
+
+def test_repro_matches_its_documented_layout(tmp_path, monkeypatch):
+    import landscape.repro
+    from landscape.plots import plot_file
+    from landscape.repro import ClaimResult, ReproOptions, register_claim, run_claim
+
+    monkeypatch.setattr(landscape.repro, "CLAIMS", dict(landscape.repro.CLAIMS))
+
+    @register_claim("toy", "a toy claim", "a toy finding")
+    def toy(options: ReproOptions) -> ClaimResult:
+        values = np.array([[[0.5, 0.7]], [[0.1, np.nan]]])
+        return ClaimResult(["a", "b"], ["acc"], values, np.array([1.0, 2.0]), "x", "y",
+                           {"line": (np.array([0.6, 0.1]), np.array([0.14, np.nan]))},
+                           statistic=0.5, threshold=0.0, held=True, verdict="toy held")
+
+    result = run_claim("toy", ReproOptions(quick=True, runs=tmp_path), tmp_path)
+    assert actual(tmp_path / "toy.h5") == documented("repro")
+    with h5py.File(tmp_path / "toy.h5") as f:
+        assert np.allclose(f["table/mean"][()], [[0.6], [0.1]])
+        assert np.isclose(f["table/spread"][0, 0], np.std([0.5, 0.7], ddof=1))
+        assert np.isnan(f["table/spread"][1, 0])
+    assert "0.600 ± 0.141" in result.table()
+    assert plot_file(tmp_path / "toy.h5").stat().st_size > 0

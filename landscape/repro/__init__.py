@@ -1,0 +1,186 @@
+"""Reproducibility experiments: each published claim (issue 7, results/README.md) is one
+registered function that runs its experiment on tiny models and synthetic data and returns
+a ``ClaimResult``: a table of per-seed numbers, the series to plot, the statistic the claim
+is judged on and whether it held. ``run_claim`` writes ``NAME.h5`` (kind ``repro``) and
+``NAME.png``. ``quick`` is the CI-sized version; without it more seeds and more data."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from finetune import engine
+from finetune.config import build_config
+from finetune.errors import ConfigError
+from finetune.h5 import write_result
+from finetune.runs import ensure_run
+
+
+@dataclass(frozen=True)
+class ReproOptions:
+    """Where and how big: ``quick`` for CI; ``runs`` holds every run directory (reused
+    when a claim is run again); ``source`` is a pre-trained source run (default: the demo's
+    recipe, trained into ``runs/source``); ``model`` and ``seeds`` override the claim's."""
+
+    quick: bool
+    runs: Path
+    source: Path | None = None
+    model: str = "test_resnet"
+    seeds: tuple[int, ...] | None = None
+    progress: engine.Progress | None = None
+    log: Callable[[str], None] = lambda line: None
+
+    def seeds_or(self, quick: tuple[int, ...], full: tuple[int, ...]) -> tuple[int, ...]:
+        """The seeds given, else the claim's default for this size."""
+        return self.seeds if self.seeds is not None else (quick if self.quick else full)
+
+    def source_run(self) -> Path:
+        """A pre-trained source run: the given one, or the demo's recipe trained once."""
+        if self.source is not None:
+            return self.source
+        from landscape.demo import SOURCE_RECIPE
+
+        config = build_config("pretrain", {}, {**SOURCE_RECIPE, "model": self.model})
+        self.log(f"pre-training the source model -> {self.runs / 'source'}")
+        return ensure_run(config, self.runs / "source", progress=self.progress)
+
+    def finetune(self, name: str, values: dict) -> Path:
+        """A completed fine-tuning run of ``values`` in ``runs/name`` (reused if there)."""
+        config = build_config("finetune", {}, {"model": self.model, **values})
+        self.log(f"fine-tuning -> {self.runs / name}")
+        return ensure_run(config, self.runs / name, progress=self.progress)
+
+
+@dataclass
+class ClaimResult:
+    """What a claim's experiment measured. ``values`` is (rows, columns, seeds), NaN where
+    a cell has fewer seeds; ``series`` maps a line label to its (mean, spread) over
+    ``x`` for the plot; ``statistic`` is the number the claim is judged on."""
+
+    rows: list[str]
+    columns: list[str]
+    values: np.ndarray
+    x: np.ndarray
+    xlabel: str
+    ylabel: str
+    series: dict[str, tuple[np.ndarray, np.ndarray]]
+    statistic: float
+    threshold: float
+    held: bool
+    verdict: str
+    xlog: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        mean, spread = _mean_and_spread(self.values)
+        width = max(len(r) for r in self.rows + ["row"]) + 2
+        lines = ["".ljust(width) + "".join(f"{c:>18s}" for c in self.columns)]
+        for i, row in enumerate(self.rows):
+            cells = "".join(
+                f"{_cell(mean[i, j], spread[i, j]):>18s}" for j in range(len(self.columns))
+            )
+            lines.append(row.ljust(width) + cells)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    title: str
+    paper: str
+    run: Callable[[ReproOptions], ClaimResult]
+
+
+CLAIMS: dict[str, Claim] = {}
+
+
+def register_claim(
+    name: str, title: str, paper: str
+) -> Callable[[Callable[[ReproOptions], ClaimResult]], Callable[[ReproOptions], ClaimResult]]:
+    """Register the experiment of one claim under ``name``."""
+
+    def register(function: Callable[[ReproOptions], ClaimResult]):
+        CLAIMS[name] = Claim(name, title, paper, function)
+        return function
+
+    return register
+
+
+def claims() -> dict[str, Claim]:
+    """Every claim, by name: each module of this package registers its own."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    return dict(sorted(CLAIMS.items()))
+
+
+def run_claim(
+    name: str, options: ReproOptions, out: str | Path, command: str | None = None
+) -> ClaimResult:
+    """Run claim ``name`` and write ``out/NAME.h5`` (kind ``repro``)."""
+    known = claims()
+    if name not in known:
+        raise ConfigError(f"unknown claim {name!r}; known: {', '.join(known)}")
+    claim = known[name]
+    start = time.perf_counter()
+    result = claim.run(options)
+    seconds = time.perf_counter() - start
+    mean, spread = _mean_and_spread(result.values)
+    labels = list(result.series)
+    write_result(
+        Path(out) / f"{name}.h5",
+        "repro",
+        {
+            "table/rows": result.rows,
+            "table/columns": result.columns,
+            "table/values": result.values,
+            "table/mean": mean,
+            "table/spread": spread,
+            "plot/x": result.x,
+            "plot/labels": labels,
+            "plot/mean": np.stack([result.series[k][0] for k in labels]),
+            "plot/spread": np.stack([result.series[k][1] for k in labels]),
+        },
+        attrs={
+            "claim": name,
+            "title": claim.title,
+            "paper": claim.paper,
+            "verdict": result.verdict,
+            "notes": result.notes,
+            "quick": options.quick,
+            "model": options.model,
+            "xlabel": result.xlabel,
+            "ylabel": result.ylabel,
+            "xlog": result.xlog,
+        },
+        summary={
+            "held": result.held,
+            "statistic": result.statistic,
+            "threshold": result.threshold,
+            "seconds": seconds,
+        },
+        command=command,
+    )
+    return result
+
+
+def _mean_and_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample standard deviation over the last axis (seeds), NaNs ignored; the
+    spread is NaN where a cell has one value."""
+    counts = np.sum(~np.isnan(values), axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nansum(values, axis=-1) / counts
+        squares = np.nansum((values - mean[..., None]) ** 2, axis=-1)
+        spread = np.where(counts > 1, np.sqrt(squares / np.maximum(counts - 1, 1)), np.nan)
+    return mean, spread
+
+
+def _cell(mean: float, spread: float) -> str:
+    if np.isnan(mean):
+        return "-"
+    return f"{mean:.3f}" if np.isnan(spread) else f"{mean:.3f} ± {spread:.3f}"

@@ -1,0 +1,28 @@
+"""Claim 1 (Neyshabur et al. 2020), quick version: over three pairs of seeds, runs
+fine-tuned from the same pre-trained weights are more similar by CKA, closer in parameter
+space and separated by a lower loss barrier than runs from random inits, each by more than
+twice the spread over pairs."""
+
+import h5py
+import numpy as np
+import pytest
+
+from landscape.repro import ReproOptions, run_claim
+
+pytestmark = pytest.mark.slow
+
+
+def test_pretrained_pairs_share_a_basin_and_random_pairs_do_not(source_run, tmp_path):
+    options = ReproOptions(quick=True, runs=tmp_path / "runs", source=source_run)
+    result = run_claim("same_basin", options, tmp_path)
+    assert result.held, result.verdict
+    values = result.values  # (init, measure, pair)
+    mean, spread = values.mean(axis=2), values.std(axis=2, ddof=1)
+    worst = spread.max(axis=0)
+    cka, distance, barrier = 0, 1, 2
+    assert mean[0, cka] - mean[1, cka] > 2 * worst[cka], (mean, spread)
+    assert mean[1, distance] - mean[0, distance] > 2 * worst[distance], (mean, spread)
+    assert mean[1, barrier] - mean[0, barrier] > 2 * worst[barrier], (mean, spread)
+    with h5py.File(tmp_path / "same_basin.h5") as f:
+        assert f.attrs["kind"] == "repro" and bool(f["summary"].attrs["held"])
+        assert np.allclose(f["table/values"][()], values, equal_nan=True)
