@@ -21,6 +21,12 @@ def repro_command(
         None, "--init", help="pre-trained source run (default: the demo's recipe, trained once)"
     ),
     seeds: str | None = typer.Option(None, "--seeds", help="comma-separated seeds"),
+    data: str | None = typer.Option(
+        None,
+        "--data",
+        help="comma-separated target dataset specs, in the roles of the claim's own "
+        "(depth: a near then a distant target)",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ) -> None:
     """Run the experiment of one published claim on tiny models, write OUT/NAME.h5 and
@@ -41,6 +47,7 @@ def repro_command(
             source=init,
             model=model,
             seeds=tuple(int_list(seeds, "--seeds", minimum=0)) if seeds else None,
+            data=tuple(d.strip() for d in data.split(",") if d.strip()) if data else None,
             progress=progress,
             log=stderr_log(quiet),
         )

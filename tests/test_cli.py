@@ -141,3 +141,10 @@ def test_repro_lists_the_six_claims(monkeypatch, capsys):
 def test_an_unknown_claim_is_one_line(monkeypatch, capsys, tmp_path):
     code, _, stderr = run_cli(monkeypatch, capsys, "repro", "nope", "--out", str(tmp_path))
     assert code == 1 and "unknown claim 'nope'" in stderr and stderr.count("\n") == 1
+
+
+def test_repro_data_must_fill_the_claims_roles(monkeypatch, capsys, tmp_path):
+    code, _, stderr = run_cli(monkeypatch, capsys, "repro", "depth", "--data", "synthetic:near",
+                              "--out", str(tmp_path), "--init", str(tmp_path / "no-source"))
+    assert code == 1 and "takes 2 target dataset(s)" in stderr and stderr.count("\n") == 1
+    assert not (tmp_path / "depth.h5").exists()

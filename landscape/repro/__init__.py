@@ -26,19 +26,34 @@ from finetune.runs import ensure_run
 class ReproOptions:
     """Where and how big: ``quick`` for CI; ``runs`` holds every run directory (reused
     when a claim is run again); ``source`` is a pre-trained source run (default: the demo's
-    recipe, trained into ``runs/source``); ``model`` and ``seeds`` override the claim's."""
+    recipe, trained into ``runs/source``); ``model``, ``seeds`` and ``data`` (the target
+    datasets, in the order the claim takes them) override the claim's."""
 
     quick: bool
     runs: Path
     source: Path | None = None
     model: str = "test_resnet"
     seeds: tuple[int, ...] | None = None
+    data: tuple[str, ...] | None = None
     progress: engine.Progress | None = None
     log: Callable[[str], None] = lambda line: None
 
     def seeds_or(self, quick: tuple[int, ...], full: tuple[int, ...]) -> tuple[int, ...]:
         """The seeds given, else the claim's default for this size."""
         return self.seeds if self.seeds is not None else (quick if self.quick else full)
+
+    def targets(self, default: tuple[str, ...]) -> tuple[str, ...]:
+        """The target datasets given with --data, else the claim's ``default``; a claim
+        comparing targets needs as many as its default names, in the same roles."""
+        if self.data is None:
+            return default
+        if len(self.data) != len(default):
+            roles = ", ".join(default)
+            raise ConfigError(
+                f"this claim takes {len(default)} target dataset(s) in --data, in the roles "
+                f"of {roles}; got {len(self.data)}"
+            )
+        return self.data
 
     def source_run(self) -> Path:
         """A pre-trained source run: the given one, or the demo's recipe trained once."""
@@ -53,6 +68,8 @@ class ReproOptions:
     def finetune(self, name: str, values: dict) -> Path:
         """A completed fine-tuning run of ``values`` in ``runs/name`` (reused if there)."""
         config = build_config("finetune", {}, {"model": self.model, **values})
+        if self.data is not None:
+            name = f"{name}-on-{'-'.join(config.data.spec.replace(':', '_').split('/'))}"
         self.log(f"fine-tuning -> {self.runs / name}")
         return ensure_run(config, self.runs / name, progress=self.progress)
 

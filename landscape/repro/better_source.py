@@ -39,12 +39,13 @@ MODES = ("fine-tune", "linear probe")
     "models, both for fine-tuning and for a linear classifier on frozen features",
 )
 def better_source(options: ReproOptions) -> ClaimResult:
+    (target,) = options.targets((TARGET_RECIPE["data"],))
     size = QUICK if options.quick else FULL
     image_size = size["image_size"]
     seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2))
     sources = _sources(options, size)
     n_groups = len(layer_groups(create_model(options.model, 10, image_size)))
-    recipe = {**TARGET_RECIPE, "model": options.model, "image_size": image_size}
+    recipe = {**TARGET_RECIPE, "data": target, "model": options.model, "image_size": image_size}
     n = recipe["train_per_class"]
 
     source_acc = np.array([float(run_summary(run)["test_acc"]) for _, run in sources])
@@ -90,7 +91,7 @@ def better_source(options: ReproOptions) -> ClaimResult:
         + f" for {', '.join(map(str, size['epochs']))} epochs"
         + (" plus the shared source (demo recipe, 6 epochs)" if size["shared"] else "")
         + "; source accuracy = its test accuracy (one run per source, no seed spread)",
-        f"target: synthetic:near, {n} images per class, {recipe['epochs']} epochs, "
+        f"target: {target}, {n} images per class, {recipe['epochs']} epochs, "
         f"{len(seeds)} seeds; linear probe = the first {n_groups - 1} of {n_groups} layer "
         f"groups frozen (BatchNorm statistics too), head trained at lr {PROBE_LR:g}",
         "the sources differ only in training length, not in architecture or regularisation "
@@ -103,7 +104,7 @@ def better_source(options: ReproOptions) -> ClaimResult:
         values=values,
         x=source_acc,
         xlabel="source test accuracy",
-        ylabel="target test accuracy (synthetic:near)",
+        ylabel=f"target test accuracy ({target})",
         series={m: (means[m], spreads[m]) for m in MODES},
         statistic=statistic,
         threshold=0.0,

@@ -35,11 +35,13 @@ def block_shuffle(options: ReproOptions) -> ClaimResult:
     size = QUICK if options.quick else FULL
     image_size = size["image_size"]
     seeds = options.seeds_or(quick=(0, 1, 2), full=(0, 1, 2))
+    (target,) = options.targets((TARGET_RECIPE["data"],))
     source = options.source_run()
-    recipe = {**TARGET_RECIPE, "model": options.model, "image_size": image_size}
+    recipe = {**TARGET_RECIPE, "data": target, "model": options.model, "image_size": image_size}
     base = build_config("finetune", {}, {**recipe, "init": str(source)})
     n = recipe["train_per_class"]
-    name = f"block-shuffle-near-{image_size}px-n{n}-e{recipe['epochs']}"
+    task = target.replace(":", "_").replace("/", "-").removeprefix("synthetic_")
+    name = f"block-shuffle-{task}-{image_size}px-n{n}-e{recipe['epochs']}"
     report = run_shuffle(
         base,
         size["blocks"],
@@ -74,7 +76,7 @@ def block_shuffle(options: ReproOptions) -> ClaimResult:
     vanishes = abs(smallest) <= 2 * smallest_spread / np.sqrt(len(seeds))
     notes = [
         f"gap = pre-trained - scratch test accuracy, paired by seed; {len(seeds)} seeds; "
-        f"{image_size}px synthetic:near, {n} images per class, {recipe['epochs']} epochs; "
+        f"{image_size}px {target}, {n} images per class, {recipe['epochs']} epochs; "
         "one fixed block permutation per block size (train and test), as the paper",
         f"second half of the claim (gap does not vanish at the smallest block): gap at "
         f"{blocks[0]}px = {100 * smallest:+.1f} ± {100 * smallest_spread:.1f} points (std "

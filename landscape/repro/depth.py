@@ -21,7 +21,7 @@ from landscape.demo import TARGET_RECIPE
 from landscape.repro import ClaimResult, ReproOptions, _mean_and_spread, register_claim
 
 NAME = "depth"
-TASKS = ("near", "far")
+TASKS = ("synthetic:near", "synthetic:far")  # the near and the distant target, in this order
 QUICK_EPOCHS = 15
 
 
@@ -44,21 +44,22 @@ def freeze_depths(groups: int, quick: bool) -> list[int]:
     "dissimilar the target is from the source (features grow task-specific with depth).",
 )
 def depth(options: ReproOptions) -> ClaimResult:
+    tasks = options.targets(TASKS)
     source = options.source_run()
     seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2))
     epochs = QUICK_EPOCHS if options.quick else TARGET_RECIPE["epochs"]
     groups = group_count(options.model)
     depths = freeze_depths(groups, options.quick)
-    values = np.full((len(TASKS), len(depths), len(seeds)), np.nan)
-    for i, task in enumerate(TASKS):
+    values = np.full((len(tasks), len(depths), len(seeds)), np.nan)
+    for i, task in enumerate(tasks):
         for j, k in enumerate(depths):
             for s, seed in enumerate(seeds):
                 run = options.finetune(
-                    f"depth-{task}-freeze{k}-e{epochs}-seed{seed}",
+                    f"depth-{task.removeprefix('synthetic:')}-freeze{k}-e{epochs}-seed{seed}",
                     {
                         **TARGET_RECIPE,
                         "model": options.model,
-                        "data": f"synthetic:{task}",
+                        "data": task,
                         "init": str(source),
                         "epochs": epochs,
                         "freeze_groups": k,
@@ -105,13 +106,13 @@ def depth(options: ReproOptions) -> ClaimResult:
             "fit and fine-tuning them only overfits."
         )
     return ClaimResult(
-        rows=list(TASKS),
+        rows=list(tasks),
         columns=[f"K={k}" for k in depths],
         values=values,
         x=np.asarray(depths, dtype=float),
         xlabel="frozen layer groups K (from the input)",
         ylabel="test accuracy",
-        series={task: (mean[i], spread[i]) for i, task in enumerate(TASKS)},
+        series={task: (mean[i], spread[i]) for i, task in enumerate(tasks)},
         statistic=statistic,
         threshold=threshold,
         held=held,

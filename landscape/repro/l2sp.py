@@ -53,6 +53,7 @@ def epochs_for(n: int, quick: bool) -> int:
     "few target examples and shrinks as target data grows.",
 )
 def l2sp(options: ReproOptions) -> ClaimResult:
+    (task,) = options.targets((TASK,))
     source = options.source_run()
     seeds = options.seeds_or(quick=(0, 1, 2), full=(0, 1, 2, 3, 4))
     sizes = QUICK_SIZES if options.quick else FULL_SIZES
@@ -67,7 +68,7 @@ def l2sp(options: ReproOptions) -> ClaimResult:
                     {
                         **TARGET_RECIPE,
                         "model": options.model,
-                        "data": TASK,
+                        "data": task,
                         "init": str(source),
                         "train_per_class": n,
                         "epochs": epochs,
@@ -103,7 +104,7 @@ def l2sp(options: ReproOptions) -> ClaimResult:
         f"statistic min of the two = {statistic:+.4f} {'>' if held else '<='} {threshold}"
     )
     notes = [
-        f"target {TASK}, {options.model}, demo target recipe (SGD lr {TARGET_RECIPE['lr']}, "
+        f"target {task}, {options.model}, demo target recipe (SGD lr {TARGET_RECIPE['lr']}, "
         f"batch {TARGET_RECIPE['batch_size']}); l2 = --l2 5e-4 on every weight, l2sp = "
         "--preset l2sp (alpha 0.1 toward w0 on transferred weights, beta 0.01 on the head).",
         "epochs per size: " + ", ".join(f"{n}/class {epochs_for(n, options.quick)}" for n in sizes),

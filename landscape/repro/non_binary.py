@@ -48,7 +48,9 @@ def non_binary(options: ReproOptions) -> ClaimResult:
     mean accuracy is above the best binary one's by more than two standard errors of the
     difference (seed spread / sqrt(seeds)), so that seed noise alone does not make it hold."""
     seeds = options.seeds_or(quick=(0, 1, 2), full=(0, 1, 2, 3, 4))
-    targets = ("synthetic:far",) if options.quick else ("synthetic:far", "synthetic:near")
+    targets = options.targets(
+        ("synthetic:far",) if options.quick else ("synthetic:far", "synthetic:near")
+    )
     source = options.source_run()
     groups = len(layer_groups(create_model(options.model, 10, 32)))
     chosen = settings(groups)

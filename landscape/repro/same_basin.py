@@ -31,6 +31,7 @@ def same_basin(options: ReproOptions) -> ClaimResult:
     beyond on this scarce target."""
     seeds = options.seeds_or(quick=(0, 1, 2), full=(0, 1, 2, 3, 4))
     points = 13 if options.quick else 25
+    (target,) = options.targets((TARGET_RECIPE["data"],))
     source = options.source_run()
     pairs = list(combinations(seeds, 2))
     values = np.full((len(INITS), len(COLUMNS), len(pairs)), np.nan)
@@ -41,7 +42,9 @@ def same_basin(options: ReproOptions) -> ClaimResult:
         for seed in seeds:
             extra = {"init": str(source)} if init == "pre-trained" else {}
             name = f"same-basin-{'pt' if extra else 'rt'}-seed{seed}"
-            runs[seed] = options.finetune(name, {**TARGET_RECIPE, **extra, "seed": seed})
+            runs[seed] = options.finetune(
+                name, {**TARGET_RECIPE, **extra, "data": target, "seed": seed}
+            )
         for k, (s, t) in enumerate(pairs):
             options.log(f"{init} init: comparing seeds {s} and {t}")
             cka = compare_runs(runs[s], runs[t], examples=CKA_EXAMPLES)
