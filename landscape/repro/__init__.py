@@ -95,7 +95,7 @@ class ClaimResult:
     notes: list[str] = field(default_factory=list)
 
     def table(self) -> str:
-        mean, spread = _mean_and_spread(self.values)
+        mean, spread = mean_and_spread(self.values)
         width = max(len(r) for r in self.rows + ["row"]) + 2
         lines = ["".ljust(width) + "".join(f"{c:>18s}" for c in self.columns)]
         for i, row in enumerate(self.rows):
@@ -147,7 +147,7 @@ def run_claim(
     start = time.perf_counter()
     result = claim.run(options)
     seconds = time.perf_counter() - start
-    mean, spread = _mean_and_spread(result.values)
+    mean, spread = mean_and_spread(result.values)
     labels = list(result.series)
     write_result(
         Path(out) / f"{name}.h5",
@@ -186,7 +186,7 @@ def run_claim(
     return result
 
 
-def _mean_and_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def mean_and_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and sample standard deviation over the last axis (seeds), NaNs ignored; the
     spread is NaN where a cell has one value."""
     counts = np.sum(~np.isnan(values), axis=-1)

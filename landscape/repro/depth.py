@@ -18,7 +18,7 @@ from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
 from landscape.demo import TARGET_RECIPE
-from landscape.repro import ClaimResult, ReproOptions, _mean_and_spread, register_claim
+from landscape.repro import ClaimResult, ReproOptions, mean_and_spread, register_claim
 
 NAME = "depth"
 TASKS = ("synthetic:near", "synthetic:far")  # the near and the distant target, in this order
@@ -67,7 +67,7 @@ def depth(options: ReproOptions) -> ClaimResult:
                     },
                 )
                 values[i, j, s] = run_summary(run)["test_acc"]
-    mean, spread = _mean_and_spread(values)
+    mean, spread = mean_and_spread(values)
     drop = mean[:, 0] - mean[:, -1]  # per task: K = 0 minus the deepest K
     statistic = float(drop[1] - drop[0])
     # The same statistic per seed (seeds paired across tasks and depths): its spread.

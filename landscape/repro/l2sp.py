@@ -24,7 +24,7 @@ from scipy.stats import t as student_t
 
 from finetune.runs import run_summary
 from landscape.demo import TARGET_RECIPE
-from landscape.repro import ClaimResult, ReproOptions, _mean_and_spread, register_claim
+from landscape.repro import ClaimResult, ReproOptions, mean_and_spread, register_claim
 from probes.distance import distance_between_runs
 
 NAME = "l2sp"
@@ -86,7 +86,7 @@ def l2sp(options: ReproOptions) -> ClaimResult:
     ]
     gains = values[1] - values[0]  # (sizes, seeds), paired by seed
     all_values = np.concatenate([values, gains[None]])
-    mean, spread = _mean_and_spread(all_values)
+    mean, spread = mean_and_spread(all_values)
     gain, gain_sd = mean[2], spread[2]
     narrowing = float(gain[0] - gain[-1])
     per_seed_narrowing = gains[0] - gains[-1]

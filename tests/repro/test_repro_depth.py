@@ -14,8 +14,6 @@ from landscape.repro import ReproOptions, run_claim
 def test_freezing_deeper_hurts_far_more_than_near(tmp_path, source_run):
     options = ReproOptions(quick=True, runs=tmp_path / "runs", source=source_run)
     result = run_claim("depth", options, tmp_path)
-    print(result.table())
-    print(result.verdict)
     near, far = result.values  # (depths, seeds)
     assert result.columns[0] == "K=0" and result.columns[-1] == "K=5"
     drop_near = near[0] - near[-1]
