@@ -64,6 +64,20 @@ class LoadedRun:
         return f"{self.run.name}:{name}"
 
 
+def pair_attrs(a: LoadedRun, b: LoadedRun) -> dict[str, str]:
+    """The root attributes naming the two inputs of a comparison (results/README.md)."""
+    return {
+        "run_a": str(a.run),
+        "run_b": str(b.run),
+        "weights_a": str(a.weights),
+        "weights_b": str(b.weights),
+        "label_a": a.label,
+        "label_b": b.label,
+        "config_hash_a": a.record["config_hash"],
+        "config_hash_b": b.record["config_hash"],
+    }
+
+
 def resolve_weights(ref: str | Path, *, base: str | Path | None = None) -> tuple[Path, Path]:
     """(run directory, weights file) of a reference: a run directory (its final weights),
     a ``.safetensors`` file inside a run directory (or its ``checkpoints/``), or ``init``:

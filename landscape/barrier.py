@@ -41,7 +41,7 @@ from torch import nn
 from finetune.augment import BatchPrep
 from finetune.errors import ConfigError
 from finetune.h5 import write_result
-from finetune.runs import LoadedRun, load_run
+from finetune.runs import LoadedRun, load_run, pair_attrs
 from finetune.runtime import Runtime
 from landscape.batchnorm import has_batchnorm, reestimate_batchnorm
 from landscape.paths import Line
@@ -351,14 +351,7 @@ def barrier_between(
             "barrier",
             {"alpha": alphas, **curves},
             attrs={
-                "run_a": str(a.run),
-                "run_b": str(b.run),
-                "weights_a": str(a.weights),
-                "weights_b": str(b.weights),
-                "label_a": a.label,
-                "label_b": b.label,
-                "config_hash_a": a.record["config_hash"],
-                "config_hash_b": b.record["config_hash"],
+                **pair_attrs(a, b),
                 "model": a.config.model.name,
                 "data": measure.data.spec,
                 "split": split,

@@ -16,16 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from finetune.augment import BatchPrep
 from finetune.data import get_dataset
 from finetune.errors import ConfigError
 from finetune.h5 import write_result
 from finetune.loader import Batches, epoch_order
-from finetune.models import create_model
 from finetune.runtime import Runtime
 from landscape.barrier import interpolation_curves, make_measure
 from landscape.paths import Line
-from probes.inputs import ProbeData, probe_runtime
+from probes.inputs import ProbeData, model_prep, probe_runtime, random_twins
 
 BENCH_DATA = "synthetic:source"
 
@@ -123,23 +121,8 @@ def bench_barrier(
     if points < 2 or bn_batches < 1:
         raise ConfigError(f"need --points >= 2 and --bn-batches >= 1, got {points}, {bn_batches}")
     runtime = probe_runtime(device, precision)
-    twins = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        net = create_model(model, 20, image_size).to(runtime.device).eval()
-        if runtime.channels_last:
-            net = net.to(memory_format=torch.channels_last)
-        twins.append(net)
-    a, b = twins
-    cfg = a.pretrained_cfg
-    prep = BatchPrep(
-        cfg["mean"],
-        cfg["std"],
-        runtime.device,
-        augment=False,
-        flip=False,
-        channels_last=runtime.channels_last,
-    )
+    a, b = random_twins(model, 20, image_size, runtime)
+    prep = model_prep(a, runtime)
     evaluation = _probe_data("test", image_size, examples, runtime)
     training = _probe_data("train", image_size, bn_batches * batch_size, runtime)
     plain = make_measure(a, runtime, prep, evaluation, batch_size)

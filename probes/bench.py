@@ -19,13 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from finetune.augment import BatchPrep
 from finetune.data import get_dataset
 from finetune.h5 import write_result
 from finetune.models import create_model
 from finetune.runtime import Runtime
 from probes.activations import group_layers, named_layers
-from probes.inputs import probe_runtime
+from probes.inputs import model_prep, probe_runtime, random_twins
 from probes.similarity import cka_matrix
 
 BENCH_DATA = "synthetic:source"
@@ -145,32 +144,12 @@ def bench_cka(
     return result
 
 
-def _models(spec: dict[str, Any], runtime: Runtime) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """Two randomly initialised twins (seeds 0 and 1): what a CKA between runs compares."""
-    twins = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        net = create_model(spec["model"], 10, spec["image_size"]).to(runtime.device).eval()
-        if runtime.channels_last:
-            net = net.to(memory_format=torch.channels_last)
-        twins.append(net)
-    return twins[0], twins[1]
-
-
 def _batches(
     spec: dict[str, Any], runtime: Runtime, model: torch.nn.Module
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``examples`` images of synthetic:source (cycled past its 10,000), moved to the device
     one batch at a time, so memory does not depend on the count."""
-    cfg = model.pretrained_cfg
-    prep = BatchPrep(
-        cfg["mean"],
-        cfg["std"],
-        runtime.device,
-        augment=False,
-        flip=False,
-        channels_last=runtime.channels_last,
-    )
+    prep = model_prep(model, runtime)
     images = _images(spec["image_size"])
     order = torch.arange(spec["examples"]) % len(images)
     for chunk in order.split(spec["batch_size"]):
@@ -205,7 +184,7 @@ def _best_of(repeats: int, runtime: Runtime, work: Callable[[], object]) -> floa
 def _measure(spec: dict[str, Any]) -> dict[str, float]:
     """Child process: forward-only time, CKA time and peak memory at one example count."""
     runtime = probe_runtime(spec["device"], spec["precision"])
-    a, b = _models(spec, runtime)
+    a, b = random_twins(spec["model"], 10, spec["image_size"], runtime)
     layers_a, layers_b = group_layers(a), group_layers(b)
 
     def forward() -> None:
@@ -245,7 +224,7 @@ def _compare_torch_cka(spec: dict[str, Any]) -> dict[str, Any]:
     torch_cka.cka.tqdm = lambda iterable, **kwargs: iterable
     runtime = probe_runtime(spec["device"], "fp32")
     runtime = Runtime(runtime.device, False, False, runtime.fused, False)
-    a, b = _models(spec, runtime)
+    a, b = random_twins(spec["model"], 10, spec["image_size"], runtime)
     names = [info["module"] for info in a.feature_info] + [_classifier_name(a)]
     layers_a, layers_b = named_layers(a, names), named_layers(b, names)
     ours: list[np.ndarray] = []

@@ -13,7 +13,7 @@ import torch
 from finetune.errors import IncompatibleWeightsError
 from finetune.groups import LayerGroup, layer_groups
 from finetune.h5 import write_result
-from finetune.runs import load_run
+from finetune.runs import load_run, pair_attrs
 
 
 @dataclass
@@ -148,15 +148,8 @@ def distance_between_runs(
             "distance",
             datasets,
             attrs={
-                "run_a": str(a.run),
-                "run_b": str(b.run),
-                "weights_a": str(a.weights),
-                "weights_b": str(b.weights),
-                "label_a": a.label,
-                "label_b": b.label,
+                **pair_attrs(a, b),
                 "model": a.config.model.name,
-                "config_hash_a": a.record["config_hash"],
-                "config_hash_b": b.record["config_hash"],
             },
             summary=result.total,
             command=command,

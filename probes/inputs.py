@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from finetune.augment import BatchPrep
 from finetune.block_shuffle import BlockShuffle
@@ -15,6 +16,7 @@ from finetune.config import TrainConfig
 from finetune.data import ImageSet, get_dataset
 from finetune.errors import ConfigError
 from finetune.loader import Batches, epoch_order, fits_on_device
+from finetune.models import create_model
 from finetune.runs import LoadedRun
 from finetune.runtime import Runtime, resolve_runtime
 
@@ -96,7 +98,7 @@ def iterate_sized(data: ProbeData, sizes: list[int]) -> Iterator[tuple[torch.Ten
 def eval_prep(run: LoadedRun, runtime: Runtime) -> BatchPrep:
     """The evaluation preparation of the run's model: its normalisation, no augmentation,
     and its block shuffle if it was trained on block-shuffled images."""
-    cfg, data = run.model.pretrained_cfg, run.config.data
+    data = run.config.data
     shuffle = None
     if data.block_shuffle is not None:
         shuffle = BlockShuffle(
@@ -106,6 +108,14 @@ def eval_prep(run: LoadedRun, runtime: Runtime) -> BatchPrep:
             seed=data.shuffle_seed,
             device=runtime.device,
         )
+    return model_prep(run.model, runtime, shuffle)
+
+
+def model_prep(
+    model: nn.Module, runtime: Runtime, shuffle: BlockShuffle | None = None
+) -> BatchPrep:
+    """Evaluation preparation with ``model``'s own normalisation: no augmentation."""
+    cfg = model.pretrained_cfg
     return BatchPrep(
         cfg.get("mean"),
         cfg.get("std"),
@@ -115,3 +125,18 @@ def eval_prep(run: LoadedRun, runtime: Runtime) -> BatchPrep:
         channels_last=runtime.channels_last,
         shuffle=shuffle,
     )
+
+
+def random_twins(
+    name: str, num_classes: int, image_size: int, runtime: Runtime
+) -> tuple[nn.Module, nn.Module]:
+    """Two randomly initialised models of one architecture (seeds 0 and 1) in eval mode on
+    the runtime's device: what the benchmarks compare in place of two runs."""
+    twins = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = create_model(name, num_classes, image_size).to(runtime.device).eval()
+        if runtime.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        twins.append(model)
+    return twins[0], twins[1]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from finetune.h5 import write_result
-from finetune.runs import LoadedRun, load_run
+from finetune.runs import LoadedRun, load_run, pair_attrs
 from finetune.runtime import Runtime
 from probes.activations import ActivationCapture, Layer, select_layers
 from probes.cka import MinibatchCKA
@@ -158,14 +158,7 @@ def _write(
         "cka",
         datasets,
         attrs={
-            "run_a": str(a.run),
-            "run_b": str(b.run),
-            "weights_a": str(a.weights),
-            "weights_b": str(b.weights),
-            "label_a": result.label_a,
-            "label_b": result.label_b,
-            "config_hash_a": a.record["config_hash"],
-            "config_hash_b": b.record["config_hash"],
+            **pair_attrs(a, b),
             "data": spec,
             "split": split,
             "pool": pool,
