@@ -1,6 +1,6 @@
-"""``landscape barrier``, ``landscape plane``, ``landscape plot`` and ``landscape bench
-barrier``: loss-landscape geometry between runs (``landscape.barrier``, ``landscape.plane``)
-and re-plotting any result file by its kind."""
+"""``landscape barrier``, ``landscape plane`` and ``landscape plot``: loss-landscape geometry
+between runs (``landscape.barrier``, ``landscape.plane``) and re-plotting any result file by
+its kind."""
 
 from __future__ import annotations
 
@@ -124,35 +124,3 @@ def plot_command(
     with user_errors():
         png = plot_file(path, out)
     typer.echo(f"wrote {png}")
-
-
-def bench_barrier_command(
-    model: str = typer.Option("test_resnet", "--model", help="timm architecture"),
-    image_size: int = typer.Option(32, "--image-size", help="image side in pixels"),
-    examples: int = typer.Option(1000, "--examples", help="evaluation examples (synthetic:source)"),
-    points: int = typer.Option(25, "--points", help="points of the curve"),
-    batch_size: int = typer.Option(256, "--batch-size"),
-    bn_batches: int = typer.Option(4, "--bn-batches", help="training batches of re-estimation"),
-    repeats: int = typer.Option(3, "--repeats", help="timed rounds; the best counts"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16"),
-    out: Path | None = typer.Option(None, "--out", help="also write the numbers to this .h5"),
-) -> None:
-    """Time of a barrier curve between two random twins against as many plain evaluation
-    passes, with BatchNorm re-estimation off and on."""
-    from landscape.bench import bench_barrier
-
-    with user_errors():
-        result = bench_barrier(
-            model=model,
-            image_size=image_size,
-            examples=examples,
-            points=points,
-            batch_size=batch_size,
-            bn_batches=bn_batches,
-            repeats=repeats,
-            device=device,
-            precision=precision,
-            out=out,
-        )
-    typer.echo(result.table())

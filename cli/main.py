@@ -3,13 +3,14 @@ errors a user can cause become one line on stderr and exit code 1."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from cli.common import int_list, keyword, stderr_log, user_errors
+from cli.common import keyword, stderr_log, user_errors
 from cli.options import config_parameters, plain, with_parameters
 from cli.progress import ProgressBar
 from finetune.config import build_config, load_config_file
@@ -21,14 +22,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Non-binary transfer learning: fine-tune timm models and measure what transferred.",
 )
-bench_app = typer.Typer(no_args_is_help=True, help="Speed measurements on this machine.")
-app.add_typer(bench_app, name="bench")
-from cli.geometry_commands import (  # noqa: E402
-    barrier_command,
-    bench_barrier_command,
-    plane_command,
-    plot_command,
-)
+from cli.bench_command import bench_command  # noqa: E402
+
+app.command(
+    "bench",
+    help="Speed on this machine: engine vs plain loop images/s, l2sp overhead, CKA vs forward "
+    "time, barrier vs plain evaluations; one .h5 each and one table.",
+)(bench_command)
+from cli.geometry_commands import barrier_command, plane_command, plot_command  # noqa: E402
 
 app.command(
     "barrier",
@@ -41,7 +42,6 @@ app.command(
     "filter-normalised directions.",
 )(plane_command)
 app.command("plot", help="Render a result file (.h5) to PNG according to its kind.")(plot_command)
-bench_app.command("barrier")(bench_barrier_command)
 from cli.repro_command import repro_command  # noqa: E402
 
 app.command(
@@ -269,102 +269,19 @@ def demo(
     typer.echo(report.table())
 
 
-@bench_app.command("train")
-def bench_train(
-    model: str = typer.Option("test_resnet", "--model", help="timm architecture"),
-    image_size: int = typer.Option(32, "--image-size", help="image side in pixels"),
-    batch_size: int = typer.Option(64, "--batch-size"),
-    steps: int = typer.Option(60, "--steps", help="measured steps of each loop"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16"),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile both loops"),
-    out: Path | None = typer.Option(None, "--out", help="also write the numbers to this .h5"),
-) -> None:
-    """Training images/s of the engine against a plain PyTorch loop on the same model,
-    data and batch; prints the engine's overhead as a ratio."""
-    from finetune.bench import bench_train as measure
-
-    with user_errors():
-        result = measure(
-            model=model,
-            image_size=image_size,
-            batch_size=batch_size,
-            steps=steps,
-            device=device,
-            precision=precision,
-            compile=compile,
-            out=out,
-        )
-    typer.echo(result.table())
-
-
-@bench_app.command("reg")
-def bench_reg(
-    model: str = typer.Option("test_resnet", "--model", help="timm architecture"),
-    image_size: int = typer.Option(32, "--image-size", help="image side in pixels"),
-    batch_size: int = typer.Option(64, "--batch-size"),
-    steps: int = typer.Option(50, "--steps", help="timed steps of each variant, 3 rounds"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16"),
-    out: Path | None = typer.Option(None, "--out", help="also write the numbers to this .h5"),
-) -> None:
-    """Step-time overhead of l2sp on every transferred parameter: fused gradient updates
-    (the engine) against no regulariser and against the penalty added to the loss."""
-    from finetune.bench import bench_regularisers
-
-    with user_errors():
-        result = bench_regularisers(
-            model=model,
-            image_size=image_size,
-            batch_size=batch_size,
-            steps=steps,
-            device=device,
-            precision=precision,
-            out=out,
-        )
-    typer.echo(result.table())
-
-
-@bench_app.command("cka")
-def bench_cka(
-    model: str = typer.Option("test_resnet", "--model", help="timm architecture"),
-    image_size: int = typer.Option(32, "--image-size", help="image side in pixels"),
-    batch_size: int = typer.Option(128, "--batch-size", help="examples per CKA minibatch"),
-    examples: str = typer.Option(
-        "256,1024,4096", "--examples", help="comma-separated example counts"
-    ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16"),
-    compare: bool = typer.Option(
-        True, "--compare/--no-compare", help="also time torch-cka on the same matrix"
-    ),
-    out: Path | None = typer.Option(None, "--out", help="also write the numbers to this .h5"),
-) -> None:
-    """Time of the CKA matrix of all layer groups against the forward passes alone, peak
-    memory as the example count grows, and torch-cka's time and values side by side."""
-    from probes.bench import bench_cka as measure
-
-    with user_errors():
-        counts = int_list(examples, "--examples")
-        result = measure(
-            model=model,
-            image_size=image_size,
-            batch_size=batch_size,
-            examples=counts,
-            device=device,
-            precision=precision,
-            compare=compare,
-            out=out,
-        )
-    typer.echo(result.table())
-
-
 # The base of click's usage errors, whether typer vendors click or uses the package.
 _CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 def main() -> None:
-    """Entry point: click's usage errors also become one ``error:`` line (exit code 2)."""
+    """Entry point: click's usage errors also become one ``error:`` line (exit code 2).
+    Under torchrun only the main process prints results, and every process leaves the
+    process group at the end."""
+    from finetune import distributed
+
+    if int(os.environ.get("RANK", "0")) > 0:
+        # Open for the life of the process.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     command = typer.main.get_command(app)
     try:
         code = command.main(prog_name="landscape", standalone_mode=False)
@@ -374,6 +291,8 @@ def main() -> None:
     except typer.Abort:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    finally:
+        distributed.stop()
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -16,14 +16,17 @@ import torch.nn.functional as F
 
 from finetune import engine
 from finetune.augment import BatchPrep
+from finetune.bench_options import BenchOptions, device_description
 from finetune.config import RunConfig, build_config
 from finetune.data import get_dataset
+from finetune.errors import ConfigError
 from finetune.h5 import write_result
 from finetune.models import classifier_keys, create_model
 from finetune.regularisers import Bucket, add_to_gradients
 from finetune.runtime import Runtime, resolve_runtime
 
 BENCH_DATA = "synthetic:source"
+TRAIN_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -62,29 +65,25 @@ class TrainBench:
 
 
 def bench_train(
-    *,
-    model: str = "test_resnet",
-    image_size: int = 32,
-    batch_size: int = 64,
-    steps: int = 60,
-    device: str = "auto",
-    precision: str = "auto",
-    compile: bool = False,
-    out: Path | None = None,
+    options: BenchOptions = BenchOptions(), *, steps: int = 60, out: Path | None = None
 ) -> TrainBench:
     """Time ``steps`` training steps of each loop after one warm-up epoch of each."""
+    if steps < 1:
+        raise ConfigError(f"--train-steps must be positive, got {steps}")
+    batch_size = options.batch(TRAIN_BATCH)
     per_class = max(2, -(-batch_size * steps // 20))
     overrides = dict(
-        model=model,
+        model=options.model,
         data=BENCH_DATA,
-        image_size=image_size,
+        image_size=options.image_size,
         train_per_class=per_class,
         batch_size=batch_size,
         epochs=2,
         augment=False,
-        device=device,
-        precision=precision,
-        compile=compile,
+        device=options.device,
+        precision=options.precision,
+        channels_last=options.channels_last,
+        compile=options.compile,
         log_every=max(20, steps),
         l2=0.0,
         device_data="on",
@@ -96,13 +95,13 @@ def bench_train(
     runtime = resolve_runtime(config.train)
     plain = plain_loop_throughput(config, steps)
     bench = TrainBench(
-        model=model,
+        model=options.model,
         device=str(runtime.device),
         device_name=_device_name(runtime),
         precision="bf16" if runtime.bf16 else "fp32",
         channels_last=runtime.channels_last,
-        compile=compile,
-        image_size=image_size,
+        compile=runtime.compile,
+        image_size=options.image_size,
         batch_size=batch_size,
         steps=result.summary["steps"] // 2,
         engine_images_per_s=record,
@@ -114,7 +113,7 @@ def bench_train(
             out,
             "bench_train",
             {},
-            attrs={"config": config.to_dict()},
+            attrs={"config": config.to_dict(), "device": device_description(runtime)},
             summary={**values, "ratio": bench.ratio},
         )
     return bench
@@ -216,20 +215,17 @@ class RegBench:
 
 
 def bench_regularisers(
-    *,
-    model: str = "test_resnet",
-    image_size: int = 32,
-    batch_size: int = 64,
-    steps: int = 50,
-    device: str = "auto",
-    precision: str = "auto",
-    out: Path | None = None,
+    options: BenchOptions = BenchOptions(), *, steps: int = 50, out: Path | None = None
 ) -> RegBench:
     """Step time with no regulariser, with ``l2sp`` on every transferred parameter applied
     as the engine does (fused foreach updates of the gradients), and with the common
-    implementation that adds the explicit penalty to the loss (a Python sum over tensors)."""
-    config = build_config("finetune", {}, dict(model=model, device=device, precision=precision))
-    runtime = resolve_runtime(config.train)
+    implementation that adds the explicit penalty to the loss (a Python sum over tensors).
+    The model is not compiled."""
+    if steps < 1:
+        raise ConfigError(f"--reg-steps must be positive, got {steps}")
+    runtime = options.runtime(compiles=False)
+    model, image_size = options.model, options.image_size
+    batch_size = options.batch(TRAIN_BATCH)
     torch.manual_seed(0)
     net = create_model(model, 10, image_size)
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
@@ -289,6 +285,7 @@ def bench_regularisers(
             out,
             "bench_reg",
             {},
+            attrs={"device": device_description(runtime)},
             summary={
                 **asdict(bench),
                 "ratio_fused": bench.seconds_fused / bench.seconds_none,

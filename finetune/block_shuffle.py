@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from finetune.draws import Part, global_rows
 from finetune.errors import ConfigError
 
 SCHEMES = ("fixed", "random")
@@ -89,7 +90,9 @@ class BlockShuffle:
     one permutation, a function of ``seed`` and the grid, to every image of every split at
     every call; ``random`` draws a fresh permutation for every image at every call from the
     generator it is given (training), or, when given none (evaluation), from its own
-    generator reset to ``seed`` at each call, so evaluation is a pure function of the config."""
+    generator reset to ``seed`` at each call, so evaluation is a pure function of the config.
+    With ``part = (offset, global batch size)`` the permutations are drawn for the whole
+    global batch and rows ``[offset, offset + N)`` are used."""
 
     def __init__(
         self,
@@ -120,7 +123,11 @@ class BlockShuffle:
         return self.cells == 1
 
     def __call__(
-        self, images: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        part: Part | None = None,
     ) -> torch.Tensor:
         if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
             raise ConfigError(
@@ -133,7 +140,8 @@ class BlockShuffle:
             return gather_pixels(images, self.index)
         if generator is None:
             generator = self.eval_generator.manual_seed(self.seed)
-        keys = torch.rand(images.shape[0], self.cells, device=generator.device, generator=generator)
+        count, rows = global_rows(images.shape[0], part)
+        keys = torch.rand(count, self.cells, device=generator.device, generator=generator)[rows]
         perms = keys.argsort(dim=1).to(images.device)
         return gather_pixels(
             images, pixel_index(self.image_size, self.image_size, self.block, perms)

@@ -51,7 +51,7 @@ class DataConfig:
     )
     split_seed: int = option(0, "seed of the validation carve-out and of the per-class subsample")
     eval_split: str = option("val", "split evaluated after every epoch", choices=("val", "test"))
-    augment: bool = option(True, "random translation by up to 1/8 of the image (reflect pad)")
+    augment: bool = option(True, "augment training images (the scheme is --aug)")
     hflip: bool = option(True, "random horizontal flips (with --augment)")
     device_data: str = option(
         "auto", "keep the whole dataset on the training device", choices=TRI_STATE
@@ -70,6 +70,21 @@ class DataConfig:
     )
     shuffle_seed: int = option(
         0, "seed of the fixed block permutation (and of evaluation's under the random scheme)"
+    )
+    preprocess: str = option(
+        "auto",
+        "input size, resize and normalisation: model (timm's data config of the model: its "
+        "input size, crop_pct, interpolation, mean/std), dataset (the dataset's own size, "
+        "bilinear, no crop margin, the model's mean/std); auto: model with --pretrained, "
+        "else dataset; --image-size overrides the input size in both",
+        choices=("auto", "dataset", "model"),
+    )
+    aug: str = option(
+        "auto",
+        "augmentation scheme: translate (random shifts of up to 1/8 of the side, reflect "
+        "padding), rrc (random resized crop, scale 0.08-1, ratio 3/4-4/3); auto: rrc when "
+        "--preprocess resolves to model, else translate",
+        choices=("auto", "translate", "rrc"),
     )
 
     def __post_init__(self) -> None:
@@ -216,7 +231,9 @@ class PolicyConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = option(10, "passes over the training set")
-    batch_size: int = option(32, "training batch size")
+    batch_size: int = option(
+        32, "training batch size (under torchrun the global batch, split among the processes)"
+    )
     eval_batch_size: int = option(256, "evaluation batch size")
     seed: int = option(0, "master seed; the three streams below default to streams derived from it")
     init_seed: int | None = option(None, "seed of newly initialised layers (the head)")
@@ -233,6 +250,11 @@ class TrainConfig:
     compile: bool = option(False, "torch.compile the model")
     log_every: int = option(20, "steps between reading metrics back to the host")
     checkpoint_every: int = option(0, "steps between checkpoints (0: at the end of each epoch)")
+    sync_bn: bool = option(
+        False,
+        "under torchrun, BatchNorm normalises with the statistics of the whole global batch "
+        "(SyncBatchNorm; CUDA only)",
+    )
 
     def __post_init__(self) -> None:
         _check_positive(self, "epochs", "batch_size", "eval_batch_size", "log_every")
@@ -307,7 +329,8 @@ SECTIONS: dict[str, type] = {
 # Fields added to a section after the first runs were written: left out of the hash while
 # at their default (see RunConfig.hash). Append a new field here when adding one.
 LATER_FIELDS: dict[str, tuple[str, ...]] = {
-    "data": ("block_shuffle", "shuffle_scheme", "shuffle_seed"),
+    "train": ("sync_bn",),
+    "data": ("block_shuffle", "shuffle_scheme", "shuffle_seed", "preprocess", "aug"),
 }
 
 

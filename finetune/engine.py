@@ -20,18 +20,22 @@ import timm
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
+from timm.layers import convert_sync_batchnorm
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from finetune import __version__, rundir
 from finetune.augment import BatchPrep
 from finetune.block_shuffle import BlockShuffle
 from finetune.config import RunConfig, build_config
-from finetune.data import ImageSet, get_dataset
+from finetune.data import ImageSet, get_dataset, resolve_spec
+from finetune.distributed import Processes, share
 from finetune.errors import ConfigError, RunDirError
 from finetune.feature_terms import FeatureTerms
 from finetune.fisher import estimate_fisher
 from finetune.groups import LayerGroup, layer_groups
 from finetune.history import History
+from finetune.input_spec import InputSpec, resolve_input
 from finetune.loader import Batches, epoch_order, fits_on_device, mix_seed
 from finetune.models import (
     InitReport,
@@ -85,6 +89,7 @@ class _Setup:
     runtime: Runtime
     model: nn.Module
     forward: Callable[[torch.Tensor], torch.Tensor]
+    eval_forward: Callable[[torch.Tensor], torch.Tensor]
     groups: list[LayerGroup]
     optimizer: torch.optim.Optimizer
     train_set: ImageSet
@@ -102,6 +107,7 @@ class _Setup:
     init_report: InitReport | None
     steps_per_epoch: int
     usable: int
+    input: InputSpec
 
 
 def train(
@@ -120,12 +126,16 @@ def train(
     rundir.check_new_run_dir(out)
     setup = _build(config)
     command = command if command is not None else shlex.join(sys.argv)
-    out.mkdir(parents=True, exist_ok=True)
-    rundir.write_status(out, "running")
-    rundir.write_json(out / rundir.CONFIG, _config_record(setup, command))
-    rundir.save_weights(out / rundir.INIT, setup.init_state)
-    if setup.fisher:
-        rundir.save_weights(out / rundir.FISHER, setup.fisher)
+    processes = setup.runtime.processes
+    # Every process has checked ``out`` before the main one starts filling it.
+    processes.wait()
+    if processes.main:
+        out.mkdir(parents=True, exist_ok=True)
+        rundir.write_status(out, "running")
+        rundir.write_json(out / rundir.CONFIG, _config_record(setup, command))
+        rundir.save_weights(out / rundir.INIT, setup.init_state)
+        if setup.fisher:
+            rundir.save_weights(out / rundir.FISHER, setup.fisher)
     return _run(setup, out, History(), 0, progress, command)
 
 
@@ -146,7 +156,10 @@ def resume(run: str | Path, *, progress: Progress | None = None) -> RunResult:
         setup.model.load_state_dict(weights)
         setup.optimizer.load_state_dict(saved["optimizer"])
         step, history = int(saved["step"]), History.from_state(saved["history"])
-    rundir.write_status(run, "running")
+    # Every process has read the checkpoint before the main one may replace it.
+    setup.runtime.processes.wait()
+    if setup.runtime.processes.main:
+        rundir.write_status(run, "running")
     return _run(setup, run, history, step, progress, record.get("command", ""))
 
 
@@ -162,27 +175,36 @@ def _build(config: RunConfig, *, for_training: bool = True) -> _Setup:
     skips the data passes (Fisher, DELTA's attention) that only training needs."""
     runtime = resolve_runtime(config.train)
     data = config.data
+    # Images are decoded at the stored size, so evaluation can centre-crop the input size.
+    spec = resolve_input(config.model, data, resolve_spec(data.spec)[0].default_image_size)
     common = dict(
         data_root=data.data_root,
         download=data.download,
-        image_size=data.image_size,
+        image_size=spec.stored_size,
+        interpolation=spec.interpolation,
         val_fraction=data.val_fraction,
         split_seed=data.split_seed,
     )
     train_set = get_dataset(data.spec, "train", train_per_class=data.train_per_class, **common)
     eval_set = get_dataset(data.spec, data.eval_split, **common)
     test_set = get_dataset(data.spec, "test", **common)
-    if len(train_set) < 2:
-        raise ConfigError(f"{data.spec} has {len(train_set)} training image(s); need at least 2")
+    processes = runtime.processes
+    if len(train_set) < 2 * processes.world:
+        raise ConfigError(
+            f"{data.spec} has {len(train_set)} training image(s); need at least "
+            f"{2 * processes.world} (two per process)"
+        )
+    if config.train.batch_size % processes.world:
+        raise ConfigError(
+            f"--batch-size {config.train.batch_size} is the global batch and must divide "
+            f"evenly among the {processes.world} processes"
+        )
 
     torch.manual_seed(config.train.stream_seed("init"))
     model = create_model(
-        config.model.name,
-        train_set.num_classes,
-        train_set.image_size,
-        pretrained=config.model.pretrained,
+        config.model.name, train_set.num_classes, spec.size, pretrained=config.model.pretrained
     )
-    check_input_size(model, config.model.name, train_set.image_size)
+    check_input_size(model, config.model.name, spec.size)
     policy = config.policy
     random_state = (
         {k: v.clone() for k, v in model.state_dict().items()}
@@ -199,6 +221,12 @@ def _build(config: RunConfig, *, for_training: bool = True) -> _Setup:
     )
     if random_state is not None:
         reinitialise(model, random_state, groups, policy.transfer_groups)
+    if config.train.sync_bn and processes.parallel:
+        if runtime.device.type != "cuda":
+            raise ConfigError(
+                "--sync-bn needs CUDA devices: PyTorch's SyncBatchNorm has no CPU kernel"
+            )
+        model = convert_sync_batchnorm(model)
     frozen_norms = freeze(model, plans, groups, policy.freeze_bn_stats)
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
     model = model.to(runtime.device, memory_format=memory_format)
@@ -206,11 +234,10 @@ def _build(config: RunConfig, *, for_training: bool = True) -> _Setup:
 
     optimizer = build_optimizer(config.optim, parameter_groups(model, plans), fused=runtime.fused)
 
-    mean, std = model.pretrained_cfg.get("mean"), model.pretrained_cfg.get("std")
     # One shuffle object for the training and the evaluation preps: the same permutation.
     shuffle = (
         BlockShuffle(
-            train_set.image_size,
+            spec.size,
             data.block_shuffle,
             scheme=data.shuffle_scheme,
             seed=data.shuffle_seed,
@@ -220,16 +247,18 @@ def _build(config: RunConfig, *, for_training: bool = True) -> _Setup:
         else None
     )
     prep = dict(
-        mean=mean,
-        std=std,
+        mean=spec.mean,
+        std=spec.std,
         device=runtime.device,
         channels_last=runtime.channels_last,
         shuffle=shuffle,
+        size=spec.size,
+        aug=spec.aug,
     )
     eval_prep = BatchPrep(**prep, augment=False, flip=False)
     bs = config.train.batch_size
     fisher = (
-        _fisher(config, model, train_set, eval_prep, runtime, plans)
+        _fisher(config, model, train_set, eval_prep, runtime, plans, spec)
         if for_training and config.reg.sp == "l2sp_fisher" and any(p.alpha for p in plans)
         else {}
     )
@@ -250,9 +279,17 @@ def _build(config: RunConfig, *, for_training: bool = True) -> _Setup:
             attention_n_batches=config.reg.fisher_batches,
         )
     # Compiled after the feature hooks are in place, so the compiled graph runs them.
-    forward = torch.compile(model) if runtime.compile else model
-    # A last batch of one example would break BatchNorm: it is dropped.
-    usable = len(train_set) - (1 if len(train_set) % bs == 1 else 0)
+    # Evaluation bypasses DDP: each process evaluates its own share, however many batches.
+    eval_forward = torch.compile(model) if runtime.compile else model
+    forward = eval_forward
+    if processes.parallel:
+        ddp = DistributedDataParallel(
+            model, device_ids=[runtime.device] if runtime.device.type == "cuda" else None
+        )
+        forward = torch.compile(ddp) if runtime.compile else ddp
+    # A last batch with fewer than two examples per process would break BatchNorm: dropped.
+    rest = len(train_set) % bs
+    usable = len(train_set) - (rest if 0 < rest < 2 * processes.world else 0)
 
     def batches(dataset: ImageSet) -> Batches:
         on_device = fits_on_device(dataset, data.device_data)
@@ -263,6 +300,7 @@ def _build(config: RunConfig, *, for_training: bool = True) -> _Setup:
         runtime=runtime,
         model=model,
         forward=forward,
+        eval_forward=eval_forward,
         groups=groups,
         optimizer=optimizer,
         train_set=train_set,
@@ -280,6 +318,7 @@ def _build(config: RunConfig, *, for_training: bool = True) -> _Setup:
         init_report=init_report,
         steps_per_epoch=math.ceil(usable / bs),
         usable=usable,
+        input=spec,
     )
 
 
@@ -293,7 +332,8 @@ def _run(
 ) -> RunResult:
     """Train from global ``step`` to the end, then write the final weights and summary."""
     cfg = s.config
-    emit = progress or (lambda event: None)
+    processes = s.runtime.processes
+    emit = progress if progress is not None and processes.main else (lambda event: None)
     total_steps = cfg.train.epochs * s.steps_per_epoch
     order_seed = cfg.train.stream_seed("order")
     aug_seed = cfg.train.stream_seed("aug")
@@ -301,12 +341,14 @@ def _run(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
     group_names = [g.name for g in s.groups]
     bs = cfg.train.batch_size
+    local_bs = bs // processes.world
     eps = cfg.reg.sp_smoothing
     history.penalty_names = penalty_names(s.buckets)
 
     def checkpoint(at_step: int) -> None:
-        _save_checkpoint(out, s, at_step, history)
-        _write_run_h5(out, s, history, command, {})
+        if processes.main:
+            _save_checkpoint(out, s, at_step, history)
+            _write_run_h5(out, s, history, command, {})
 
     try:
         while step < total_steps:
@@ -314,17 +356,25 @@ def _run(
             order = epoch_order(len(s.train_set), order_seed, epoch)[: s.usable]
             meter = _EpochMeter(s, epoch, first, history.partial_epoch if first else {})
             _train_mode(s)
-            batches = s.train_batches.iterate(order[first * bs :], bs)
+            mine = process_share(order, bs, processes)
+            batches = s.train_batches.iterate(mine[first * local_bs :], local_bs)
             for i, (images, labels) in enumerate(batches, start=first):
                 generator.manual_seed(mix_seed(aug_seed, step))
                 torch.manual_seed(mix_seed(aug_seed, step, 1))
                 lr = lr_at(cfg.optim, step, s.steps_per_epoch, total_steps)
                 set_lr(s.optimizer, lr)
-                x = s.train_prep(images, generator)
+                # This process's rows of the global batch: the same augmentation draws as
+                # one process preparing the whole batch.
+                global_n = min(bs, s.usable - i * bs)
+                offset, _ = share(global_n, processes.world, processes.rank)
+                x = s.train_prep(images, generator, part=(offset, global_n))
                 with s.runtime.autocast():
                     logits = s.forward(x)
                     extra = s.features.loss(x) if s.features is not None else 0.0
-                loss = loss_fn(logits.float(), labels) + extra
+                # Weighted by this process's share, so that DDP's average over processes is
+                # the mean over the global batch (1 on one process).
+                weight = len(labels) * processes.world / global_n
+                loss = loss_fn(logits.float(), labels) * weight + extra
                 s.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.reg.reg_mode == "coupled":
@@ -332,7 +382,7 @@ def _run(
                 else:
                     shrink_weights(s.buckets, lr, eps)
                 s.optimizer.step()
-                meter.record(i, loss, logits, labels)
+                meter.record(i, loss / processes.world, logits, labels, global_n)
                 history.step_lr.append(lr)
                 step += 1
                 last_of_epoch = i == s.steps_per_epoch - 1
@@ -359,7 +409,7 @@ def _run(
             history.partial_epoch = {}
             seconds = meter.elapsed()
             eval_loss, eval_acc = evaluate(
-                s.forward, s.eval_batches, s.eval_prep, s.runtime, cfg.train.eval_batch_size
+                s.eval_forward, s.eval_batches, s.eval_prep, s.runtime, cfg.train.eval_batch_size
             )
             distance, relative = group_distances(s.model, s.init_state, s.groups)
             history.group_distance.append(distance)
@@ -389,12 +439,14 @@ def _run(
             checkpoint(step)
     except Diverged as err:
         reason = str(err)
-        _write_run_h5(out, s, history, command, {"status": "failed"})
-        rundir.write_status(out, "failed", reason)
+        if processes.main:
+            _write_run_h5(out, s, history, command, {"status": "failed"})
+            rundir.write_status(out, "failed", reason)
+        processes.wait()
         return RunResult(out, "failed", reason, {}, s.init_report, group_names)
 
     test_loss, test_acc = evaluate(
-        s.forward, s.test_batches, s.eval_prep, s.runtime, cfg.train.eval_batch_size
+        s.eval_forward, s.test_batches, s.eval_prep, s.runtime, cfg.train.eval_batch_size
     )
     last = history.epochs[-1]
     summary = {
@@ -409,11 +461,27 @@ def _run(
         "test_acc": test_acc,
         "train_seconds": sum(e["seconds"] for e in history.epochs),
     }
-    rundir.save_weights(out / rundir.FINAL, s.model.state_dict())
-    _write_run_h5(out, s, history, command, summary)
-    rundir.write_status(out, "completed")
+    if processes.main:
+        rundir.save_weights(out / rundir.FINAL, s.model.state_dict())
+        _write_run_h5(out, s, history, command, summary)
+        rundir.write_status(out, "completed")
+    # No process returns before the run directory is complete.
+    processes.wait()
     emit({"event": "done", **summary})
     return RunResult(out, "completed", "", summary, s.init_report, group_names)
+
+
+def process_share(order: torch.Tensor, batch_size: int, processes: Processes) -> torch.Tensor:
+    """This process's examples of an epoch: its contiguous share of every global batch of
+    ``order``, in order, so that batches of ``batch_size // world`` cut it into the shares
+    (``finetune.distributed.share``). The whole order on one process."""
+    if not processes.parallel:
+        return order
+    parts = []
+    for chunk in order.split(batch_size):
+        start, size = share(len(chunk), processes.world, processes.rank)
+        parts.append(chunk[start : start + size])
+    return torch.cat(parts)
 
 
 def _train_mode(s: _Setup) -> None:
@@ -430,10 +498,12 @@ def _fisher(
     prep: BatchPrep,
     runtime: Runtime,
     plans: list[ParamPlan],
+    input_spec: InputSpec,
 ) -> dict[str, torch.Tensor]:
     """Diagonal Fisher information at w0 of the transferred parameters under an SP
     penalty, from ``fisher_batches`` batches of the source task when known (the --init
-    run's dataset, with the source model's own head), else of the target."""
+    run's dataset, with the source model's own head), else of the target; another dataset
+    is decoded and prepared as the target is (``input_spec``)."""
     reg, data = config.reg, config.data
     spec = reg.fisher_data or _init_run_data(config.model.init) or data.spec
     dataset = (
@@ -444,14 +514,15 @@ def _fisher(
             "train",
             data_root=data.data_root,
             download=data.download,
-            image_size=target.image_size,
+            image_size=input_spec.stored_size,
+            interpolation=input_spec.interpolation,
             split_seed=data.split_seed,
         )
     )
     scorer = model
     if dataset is not target:
         torch.manual_seed(config.train.stream_seed("init"))
-        scorer = create_model(config.model.name, dataset.num_classes, dataset.image_size)
+        scorer = create_model(config.model.name, dataset.num_classes, input_spec.size)
         state = read_weights(config.model.init) if config.model.init else model.state_dict()
         own = scorer.state_dict()
         fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
@@ -476,28 +547,41 @@ def _init_run_data(init: str | None) -> str | None:
 
 class _EpochMeter:
     """One epoch's losses and correct predictions, kept on the device and read back to the
-    host only when logged; restarts mid-epoch from a checkpoint's partial counts."""
+    host only when logged; restarts mid-epoch from a checkpoint's partial counts. Under DDP
+    each process keeps its own share, summed over the processes when logged."""
 
     def __init__(self, s: _Setup, epoch: int, first: int, partial: dict[str, float]) -> None:
         device = s.runtime.device
+        self.processes = s.runtime.processes
         self.losses = torch.zeros(s.steps_per_epoch, device=device)
-        self.correct = torch.full((), int(partial.get("correct", 0)), device=device)
+        # A resumed epoch's count so far enters the sum once, through the main process.
+        start = int(partial.get("correct", 0)) if self.processes.main else 0
+        self.correct = torch.full((), start, device=device)
+        self.total_correct = int(partial.get("correct", 0))
         self.seen = int(partial.get("seen", 0))
         self.logged = first
         self.first_step = epoch * s.steps_per_epoch
         self.start = time.perf_counter() - partial.get("seconds", 0.0)
 
     def record(
-        self, i: int, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor
+        self,
+        i: int,
+        loss: torch.Tensor,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        global_n: int,
     ) -> None:
+        """Step ``i``'s share of the global batch's mean loss, this process's correct
+        predictions, and the ``global_n`` examples the step saw over all processes."""
         self.losses[i] = loss.detach()
         self.correct += (logits.argmax(1) == labels).sum()
-        self.seen += len(labels)
+        self.seen += global_n
 
     def flush(self, upto: int, history: History) -> list[float]:
         """Append the losses of this epoch's steps [logged, upto) to the history; a NaN or
-        infinite one raises Diverged naming its step."""
-        chunk = self.losses[self.logged : upto].tolist()
+        infinite one raises Diverged naming its step (on every process alike)."""
+        self.total_correct = int(self.processes.sum_(self.correct.clone()))
+        chunk = self.processes.sum_(self.losses[self.logged : upto].clone()).tolist()
         bad = [k for k, v in enumerate(chunk) if not math.isfinite(v)]
         if bad:
             raise Diverged(f"non-finite loss at step {self.first_step + self.logged + bad[0] + 1}")
@@ -506,13 +590,14 @@ class _EpochMeter:
         return chunk
 
     def accuracy(self) -> float:
-        return float(self.correct) / max(self.seen, 1)
+        """Training accuracy up to the last flush."""
+        return self.total_correct / max(self.seen, 1)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
     def partial(self) -> dict[str, float]:
-        return {"correct": int(self.correct), "seen": self.seen, "seconds": self.elapsed()}
+        return {"correct": self.total_correct, "seen": self.seen, "seconds": self.elapsed()}
 
 
 @torch.no_grad()
@@ -524,19 +609,24 @@ def evaluate(
     batch_size: int,
 ) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of a model in eval mode over a whole dataset, with
-    one host synchronisation at the end."""
+    one host synchronisation at the end. Under DDP each process evaluates its contiguous
+    share of the examples and the sums are added up."""
     module = getattr(forward, "_orig_mod", forward)
     was_training = module.training
     module.eval()
     total_loss = torch.zeros((), device=runtime.device, dtype=torch.float64)
     correct = torch.zeros((), device=runtime.device, dtype=torch.int64)
-    order = torch.arange(len(batches))
+    processes = runtime.processes
+    start, size = share(len(batches), processes.world, processes.rank)
+    order = torch.arange(start, start + size)
     for images, labels in batches.iterate(order, batch_size):
         with runtime.autocast():
             logits = forward(prep(images))
         total_loss += F.cross_entropy(logits.float(), labels, reduction="sum").double()
         correct += (logits.argmax(1) == labels).sum()
     module.train(was_training)
+    processes.sum_(total_loss)
+    processes.sum_(correct)
     n = max(len(batches), 1)
     return float(total_loss) / n, float(correct) / n
 
@@ -633,6 +723,7 @@ def _config_record(s: _Setup, command: str) -> dict[str, Any]:
             "classes": s.train_set.classes,
             "num_classes": s.train_set.num_classes,
             "image_size": s.train_set.image_size,
+            "input": s.input.to_dict(),
             "train_examples": len(s.train_set),
             "eval_examples": len(s.eval_batches),
             "test_examples": len(s.test_batches),

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from finetune import __version__
+from finetune.distributed import processes
 from finetune.rundir import atomic_write
 
 SCHEMA_VERSION = 1
@@ -31,7 +32,10 @@ def write_result(
     command: str | None = None,
 ) -> None:
     """Write one result file. Dataset names may contain '/' to form groups; lists of
-    strings become variable-length UTF-8 string datasets; dict attributes become JSON."""
+    strings become variable-length UTF-8 string datasets; dict attributes become JSON.
+    Under torchrun only the main process writes."""
+    if not processes().main:
+        return
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:

@@ -1,6 +1,7 @@
 """Batches of (uint8 images, labels) on the training device, in an order the caller gives:
-from one device-resident tensor when the dataset fits (moved there once), else from a
-DataLoader with worker processes and pinned memory."""
+from one device-resident tensor when the dataset fits (moved there once), else from one
+DataLoader kept for the lifetime of the batches, whose worker processes persist across
+epochs and decode ahead into pinned memory."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from torch.utils.data import DataLoader
 from finetune.data import ImageSet
 
 DEVICE_DATA_LIMIT = 4 * 2**30  # bytes of uint8 images kept on the device under "auto"
+PREFETCH_BATCHES = 4  # batches each worker decodes ahead
 
 
 def fits_on_device(dataset: ImageSet, mode: str) -> bool:
@@ -21,8 +23,23 @@ def fits_on_device(dataset: ImageSet, mode: str) -> bool:
     return len(dataset) * 3 * dataset.image_size**2 <= DEVICE_DATA_LIMIT
 
 
+class BatchList:
+    """A batch sampler whose batches are replaced before each pass: the one DataLoader of a
+    ``Batches`` serves any order through it without restarting its workers."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class Batches:
-    """Serves batches of one dataset on one device."""
+    """Serves batches of one dataset on one device. One pass at a time: a new ``iterate``
+    call ends the previous pass of the same object."""
 
     def __init__(
         self, dataset: ImageSet, device: torch.device, *, on_device: bool, workers: int = 0
@@ -32,10 +49,21 @@ class Batches:
         self.workers = workers
         self.images: torch.Tensor | None = None
         self.labels: torch.Tensor | None = None
+        self.sampler = BatchList()
+        self.loader: DataLoader | None = None
         if on_device:
             images, labels = dataset.tensors()
             self.images = images.to(device)
             self.labels = labels.to(device)
+        else:
+            self.loader = DataLoader(
+                dataset,
+                batch_sampler=self.sampler,
+                num_workers=workers,
+                pin_memory=device.type == "cuda",
+                persistent_workers=workers > 0,
+                prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
+            )
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -44,20 +72,13 @@ class Batches:
         self, order: torch.Tensor, batch_size: int
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of the examples ``order`` lists, in that order."""
-        chunks = order.split(batch_size)
         if self.images is not None:
             device_order = order.to(self.device)
             for chunk in device_order.split(batch_size):
                 yield self.images[chunk], self.labels[chunk]
             return
-        loader = DataLoader(
-            self.dataset,
-            batch_sampler=[c.tolist() for c in chunks],
-            num_workers=self.workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=False,
-        )
-        for images, labels in loader:
+        self.sampler.batches = [chunk.tolist() for chunk in order.split(batch_size)]
+        for images, labels in self.loader:
             yield (
                 images.to(self.device, non_blocking=True),
                 labels.to(self.device, non_blocking=True),

@@ -14,6 +14,7 @@ from torch import nn
 from finetune import engine, rundir
 from finetune.config import RunConfig, build_config
 from finetune.errors import RunDirError
+from finetune.input_spec import recorded_input
 from finetune.models import create_model
 
 
@@ -108,7 +109,7 @@ def load_run(
     record = rundir.read_config(run)
     config = build_config(record["kind"], record["config"])
     model = create_model(
-        config.model.name, record["data"]["num_classes"], record["data"]["image_size"]
+        config.model.name, record["data"]["num_classes"], recorded_input(record).size
     )
     state = rundir.load_weights(weights)
     missing = sorted(set(model.state_dict()) - set(state))

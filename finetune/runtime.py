@@ -1,4 +1,5 @@
-"""Where and how a run computes: device, autocast precision, memory format, fused kernels."""
+"""Where and how a run computes: device, autocast precision, memory format, fused kernels,
+and this process's place among torchrun's data-parallel processes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from finetune.config import TrainConfig
+from finetune.distributed import SINGLE, Processes, local_device, start
 from finetune.errors import ConfigError
 
 
@@ -18,6 +20,7 @@ class Runtime:
     channels_last: bool
     fused: bool
     compile: bool
+    processes: Processes = SINGLE
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if not self.bf16:
@@ -34,24 +37,30 @@ class Runtime:
             "fused": self.fused,
             "compile": self.compile,
             "threads": torch.get_num_threads(),
+            **self.processes.describe(),
         }
 
 
 def resolve_runtime(train: TrainConfig) -> Runtime:
-    """Turn the config's ``auto`` choices into concrete ones for this machine."""
+    """Turn the config's ``auto`` choices into concrete ones for this machine. Under torchrun
+    this also joins the process group, and ``cuda`` means this process's own GPU."""
     if train.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(train.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"--device {train.device} asked for, but no CUDA GPU is available")
+    device = local_device(device)
     gpu = device.type == "cuda"
+    if gpu:
+        torch.cuda.set_device(device)
     return Runtime(
         device=device,
         bf16=train.precision == "bf16" or (train.precision == "auto" and gpu),
         channels_last=_tri(train.channels_last, gpu),
         fused=_tri(train.fused, gpu),
         compile=train.compile,
+        processes=start(device),
     )
 
 

@@ -52,6 +52,7 @@ from probes.inputs import (
     iterate_sized,
     probe_data,
     probe_runtime,
+    process_batches,
 )
 
 DEFAULT_BN_BATCHES = 50
@@ -93,23 +94,24 @@ class Measure:
     """Measures the model as it currently stands: summed cross-entropy and correct count on
     ``data`` (in eval mode, as ``finetune.engine.evaluate`` does), and BatchNorm
     re-estimation on ``bn_data`` when given. Both datasets are kept on the device (when
-    they fit) and read in the same order at every call."""
+    they fit) and read in the same order at every call. Under DDP ``data`` and ``bn_data``
+    hold this process's batches only; ``examples`` and ``bn_batches`` count all of them,
+    and every result is combined over the processes."""
 
     model: nn.Module
     runtime: Runtime
     prep: BatchPrep
     data: ProbeData
     sizes: list[int]
+    examples: int
     bn_data: ProbeData | None = None
     bn_sizes: list[int] = dataclasses.field(default_factory=list)
+    bn_batches: int = 0
+    bn_examples: int = 0
 
     @property
     def reestimates(self) -> bool:
         return self.bn_data is not None
-
-    @property
-    def examples(self) -> int:
-        return len(self.data)
 
     @torch.no_grad()
     def sums(self) -> torch.Tensor:
@@ -121,14 +123,17 @@ class Measure:
                 logits = self.model(self.prep(images))
             total[0] += F.cross_entropy(logits.float(), labels, reduction="sum").double()
             total[1] += (logits.argmax(1) == labels).sum()
-        return total
+        return self.runtime.processes.sum_(total)
 
     def reestimate(self) -> int:
         """Re-estimate the BatchNorm statistics on the fixed training batches."""
         if self.bn_data is None:
             return 0
         inputs = (self.prep(images) for images, _ in iterate_sized(self.bn_data, self.bn_sizes))
-        return reestimate_batchnorm(self.model, inputs, runtime=self.runtime)
+        processes = self.runtime.processes
+        gather = processes.gather if processes.parallel else None
+        reestimate_batchnorm(self.model, inputs, runtime=self.runtime, gather=gather)
+        return self.bn_batches
 
 
 def make_measure(
@@ -146,14 +151,22 @@ def make_measure(
     one before (BatchNorm cannot normalise a single example)."""
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be positive, got {batch_size}")
+    processes = runtime.processes
     data = _order_on_device(dataclasses.replace(data, order=data.order.sort().values))
     sizes = batch_sizes(len(data), batch_size)
+    examples = len(data)
+    data, sizes = process_batches(data, sizes, processes)
     if bn_data is not None and not has_batchnorm(model):
         bn_data = None
+    bn_sizes: list[int] = []
     if bn_data is not None:
-        bn_data = _order_on_device(bn_data)
-    bn_sizes = batch_sizes(len(bn_data), batch_size, minimum=2) if bn_data is not None else []
-    return Measure(model, runtime, prep, data, sizes, bn_data, bn_sizes)
+        bn_sizes = batch_sizes(len(bn_data), batch_size, minimum=2)
+    bn_batches, bn_examples = len(bn_sizes), sum(bn_sizes)
+    if bn_data is not None:
+        bn_data, bn_sizes = process_batches(_order_on_device(bn_data), bn_sizes, processes)
+    return Measure(
+        model, runtime, prep, data, sizes, examples, bn_data, bn_sizes, bn_batches, bn_examples
+    )
 
 
 def _order_on_device(data: ProbeData) -> ProbeData:
@@ -342,7 +355,7 @@ def barrier_between(
         alphas,
         curves,
         measure.examples,
-        len(measure.bn_sizes),
+        measure.bn_batches,
         seconds,
     )
     if out is not None:
@@ -357,7 +370,7 @@ def barrier_between(
                 "split": split,
                 "points": points,
                 "bn_batches": result.bn_batches,
-                "bn_examples": len(measure.bn_data) if measure.bn_data is not None else 0,
+                "bn_examples": measure.bn_examples,
                 "batch_size": batch_size,
                 "seed": seed,
                 "device": runtime.describe(),

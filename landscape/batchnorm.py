@@ -19,10 +19,11 @@ Only the BatchNorm layers switch to train mode (they normalise each batch with i
 statistics, as in training); dropout, stochastic depth and the rest stay in eval mode, so
 the statistics describe the activations the model sees at evaluation.
 
-Under DDP each process runs its own batches; pass ``gather`` (for instance an
-``all_gather`` followed by ``torch.cat`` along the first dimension) to combine every
-process's (count, mean, biased variance) of each layer, a (1, 3, C) tensor, before they are
-pooled."""
+Under DDP each process runs its own batches (possibly none); ``gather``
+(``finetune.distributed.Processes.gather``: every process's tensor, stacked along a new
+first dimension) combines every process's (count, mean, biased variance) of each layer
+before they are pooled, so the statistics equal those of one process running all the
+batches."""
 
 from __future__ import annotations
 
@@ -112,6 +113,13 @@ class _Moments:
         return torch.stack([torch.full_like(mean, total), mean, var.clamp(min=0)])[None]
 
 
+def _no_moments(layer: _BatchNorm) -> torch.Tensor:
+    """(1, 3, C) float64 zeros: the moments of no inputs."""
+    return torch.zeros(
+        1, 3, layer.num_features, dtype=torch.float64, device=layer.running_mean.device
+    )
+
+
 def pool_moments(stacked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total count, mean, unbiased variance) per channel of the union of the parts (batches,
     or processes) whose (count, mean, biased variance) rows ``stacked`` (parts, 3, C) holds:
@@ -161,12 +169,13 @@ def reestimate_batchnorm(
             layer.momentum = momentum
         for module, mode in modes.items():
             module.train(mode)
-    if count == 0:
+    if count == 0 and gather is None:
         raise ValueError("BatchNorm re-estimation needs at least one batch")
     for i, layer in enumerate(layers):
-        stacked = moments.pooled(i)
+        # A process without batches adds an empty part (count 0) to the others'.
+        stacked = moments.pooled(i) if count else _no_moments(layer)
         if gather is not None:
-            stacked = gather(stacked)
+            stacked = gather(stacked).flatten(0, 1)
         _, mean, var = pool_moments(stacked)
         layer.running_mean.copy_(mean)
         layer.running_var.copy_(var)

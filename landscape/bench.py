@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from finetune.bench_options import BenchOptions, device_description
 from finetune.data import get_dataset
 from finetune.errors import ConfigError
 from finetune.h5 import write_result
@@ -23,9 +24,10 @@ from finetune.loader import Batches, epoch_order
 from finetune.runtime import Runtime
 from landscape.barrier import interpolation_curves, make_measure
 from landscape.paths import Line
-from probes.inputs import ProbeData, model_prep, probe_runtime, random_twins
+from probes.inputs import ProbeData, model_prep, random_twins
 
 BENCH_DATA = "synthetic:source"
+BARRIER_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -100,27 +102,28 @@ def _probe_data(split: str, image_size: int, examples: int, runtime: Runtime) ->
 
 @torch.no_grad()
 def bench_barrier(
+    options: BenchOptions = BenchOptions(),
     *,
-    model: str = "test_resnet",
-    image_size: int = 32,
     examples: int = 1000,
     points: int = 25,
-    batch_size: int = 256,
     bn_batches: int = 4,
     repeats: int = 3,
-    device: str = "auto",
-    precision: str = "auto",
     out: Path | None = None,
 ) -> BarrierBench:
     """Time ``points`` plain evaluation passes, and the ``points``-point curve without and
-    with BatchNorm re-estimation (``bn_batches`` training batches of ``batch_size``): the
-    best of ``repeats`` interleaved rounds after one untimed warm-up of each."""
-    for name, value in (("examples", examples), ("batch-size", batch_size), ("repeats", repeats)):
+    with BatchNorm re-estimation (``bn_batches`` training batches): the best of ``repeats``
+    interleaved rounds after one untimed warm-up of each. The batch (default 256) serves
+    evaluation and re-estimation; the models are not compiled."""
+    for name, value in (("barrier-examples", examples), ("repeats", repeats)):
         if value < 1:
             raise ConfigError(f"--{name} must be positive, got {value}")
     if points < 2 or bn_batches < 1:
-        raise ConfigError(f"need --points >= 2 and --bn-batches >= 1, got {points}, {bn_batches}")
-    runtime = probe_runtime(device, precision)
+        raise ConfigError(
+            f"need --barrier-points >= 2 and --bn-batches >= 1, got {points}, {bn_batches}"
+        )
+    runtime = options.runtime(compiles=False)
+    model, image_size = options.model, options.image_size
+    batch_size = options.batch(BARRIER_BATCH)
     a, b = random_twins(model, 20, image_size, runtime)
     prep = model_prep(a, runtime)
     evaluation = _probe_data("test", image_size, examples, runtime)
@@ -143,17 +146,17 @@ def bench_barrier(
         ],
         repeats,
     )
-    described = runtime.describe()
+    described = device_description(runtime)
     result = BarrierBench(
         model=model,
-        device=described["device"],
-        device_name=described["device_name"],
-        precision="bf16" if runtime.bf16 else "fp32",
+        device=str(described["device"]),
+        device_name=str(described["device_name"]),
+        precision=str(described["precision"]),
         image_size=image_size,
         batch_size=batch_size,
         examples=plain.examples,
         points=points,
-        bn_batches=len(with_bn.bn_sizes),
+        bn_batches=with_bn.bn_batches,
         bn_examples=len(training),
         plain_seconds=plain_seconds,
         barrier_seconds=barrier_seconds,

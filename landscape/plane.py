@@ -211,7 +211,7 @@ def _evaluate_plane(
         error,
         run_xy,
         measure.examples,
-        len(measure.bn_sizes),
+        measure.bn_batches,
         time.perf_counter() - start,
     )
     if out is not None:
@@ -240,7 +240,7 @@ def _evaluate_plane(
                 "grid": grid,
                 "seed": seed,
                 "bn_batches": result.bn_batches,
-                "bn_examples": len(measure.bn_data) if measure.bn_data is not None else 0,
+                "bn_examples": measure.bn_examples,
                 "batch_size": batch_size,
                 "device": runtime.describe(),
             },

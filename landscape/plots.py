@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from finetune.distributed import processes  # noqa: E402
 from finetune.errors import ConfigError, RunDirError  # noqa: E402
 from finetune.rundir import atomic_write  # noqa: E402
 
@@ -33,9 +34,12 @@ def register_plot(kind: str) -> Callable[[Plotter], Plotter]:
 
 
 def plot_file(path: str | Path, png: str | Path | None = None) -> Path:
-    """Render the result file ``path`` to ``png`` (default: beside it, same stem)."""
+    """Render the result file ``path`` to ``png`` (default: beside it, same stem). Under
+    torchrun only the main process draws (the one that wrote ``path``)."""
     path = Path(path)
     png = Path(png) if png is not None else path.with_suffix(".png")
+    if not processes().main:
+        return png
     try:
         f = h5py.File(path, "r")
     except OSError as err:

@@ -12,23 +12,26 @@ import multiprocessing
 import resource
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from finetune.bench_options import BenchOptions, device_description
 from finetune.data import get_dataset
+from finetune.errors import ConfigError
 from finetune.h5 import write_result
 from finetune.models import create_model
 from finetune.runtime import Runtime
 from probes.activations import group_layers, named_layers
-from probes.inputs import model_prep, probe_runtime, random_twins
+from probes.inputs import model_prep, random_twins
 from probes.similarity import cka_matrix
 
 BENCH_DATA = "synthetic:source"
 REPEATS = 3
+CKA_BATCH = 128
 
 
 @dataclass(frozen=True)
@@ -96,24 +99,22 @@ class CKABench:
 
 
 def bench_cka(
+    options: BenchOptions = BenchOptions(),
     *,
-    model: str = "test_resnet",
-    image_size: int = 32,
-    batch_size: int = 128,
     examples: Sequence[int] = (256, 1024, 4096),
-    device: str = "auto",
-    precision: str = "auto",
     compare: bool = True,
     out: Path | None = None,
 ) -> CKABench:
-    """Measure each example count in its own process, then torch-cka at the smallest."""
-    runtime = probe_runtime(device, precision)
+    """Measure each example count in its own process, then torch-cka at the smallest. The
+    batch is the CKA minibatch (default 128); the models are not compiled."""
+    if not examples or min(examples) < 1:
+        raise ConfigError(f"--cka-examples takes positive counts, got {list(examples)}")
+    runtime = options.runtime(compiles=False)
+    batch_size = options.batch(CKA_BATCH)
+    layers = len(group_layers(create_model(options.model, 10, options.image_size)))
     spec = dict(
-        model=model,
-        image_size=image_size,
+        options=replace(options, device=str(runtime.device)),
         batch_size=batch_size,
-        device=str(runtime.device),
-        precision=precision,
     )
     context = multiprocessing.get_context("spawn")
     rows = []
@@ -126,15 +127,15 @@ def bench_cka(
             comparison = TorchCKAComparison(
                 **pool.apply(_compare_torch_cka, ({**spec, "examples": min(examples)},))
             )
-    described = runtime.describe()
+    described = device_description(runtime)
     result = CKABench(
-        model=model,
-        device=described["device"],
-        device_name=described["device_name"],
-        precision="bf16" if runtime.bf16 else "fp32",
-        image_size=image_size,
+        model=options.model,
+        device=str(described["device"]),
+        device_name=str(described["device_name"]),
+        precision=str(described["precision"]),
+        image_size=options.image_size,
         batch_size=batch_size,
-        layers=len(group_layers(create_model(model, 10, image_size))),
+        layers=layers,
         peak_memory="CUDA allocator peak" if runtime.device.type == "cuda" else "process RSS",
         rows=rows,
         torch_cka=comparison,
@@ -150,7 +151,7 @@ def _batches(
     """``examples`` images of synthetic:source (cycled past its 10,000), moved to the device
     one batch at a time, so memory does not depend on the count."""
     prep = model_prep(model, runtime)
-    images = _images(spec["image_size"])
+    images = _images(spec["options"].image_size)
     order = torch.arange(spec["examples"]) % len(images)
     for chunk in order.split(spec["batch_size"]):
         x = prep(images[chunk].to(runtime.device, non_blocking=True))
@@ -183,8 +184,9 @@ def _best_of(repeats: int, runtime: Runtime, work: Callable[[], object]) -> floa
 @torch.no_grad()
 def _measure(spec: dict[str, Any]) -> dict[str, float]:
     """Child process: forward-only time, CKA time and peak memory at one example count."""
-    runtime = probe_runtime(spec["device"], spec["precision"])
-    a, b = random_twins(spec["model"], 10, spec["image_size"], runtime)
+    options = spec["options"]
+    runtime = options.runtime(compiles=False)
+    a, b = random_twins(options.model, 10, options.image_size, runtime)
     layers_a, layers_b = group_layers(a), group_layers(b)
 
     def forward() -> None:
@@ -222,9 +224,9 @@ def _compare_torch_cka(spec: dict[str, Any]) -> dict[str, Any]:
     from torch.utils.data import DataLoader, TensorDataset
 
     torch_cka.cka.tqdm = lambda iterable, **kwargs: iterable
-    runtime = probe_runtime(spec["device"], "fp32")
-    runtime = Runtime(runtime.device, False, False, runtime.fused, False)
-    a, b = random_twins(spec["model"], 10, spec["image_size"], runtime)
+    options = replace(spec["options"], precision="fp32", channels_last="off")
+    runtime = options.runtime(compiles=False)
+    a, b = random_twins(options.model, 10, options.image_size, runtime)
     names = [info["module"] for info in a.feature_info] + [_classifier_name(a)]
     layers_a, layers_b = named_layers(a, names), named_layers(b, names)
     ours: list[np.ndarray] = []

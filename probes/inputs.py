@@ -4,6 +4,7 @@ normalisation, on the probe's device."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,7 +15,9 @@ from finetune.augment import BatchPrep
 from finetune.block_shuffle import BlockShuffle
 from finetune.config import TrainConfig
 from finetune.data import ImageSet, get_dataset
+from finetune.distributed import Processes
 from finetune.errors import ConfigError
+from finetune.input_spec import recorded_input
 from finetune.loader import Batches, epoch_order, fits_on_device
 from finetune.models import create_model
 from finetune.runs import LoadedRun
@@ -60,6 +63,7 @@ def probe_data(
         data_root=data.data_root,
         download=data.download,
         image_size=run.record["data"]["image_size"],
+        interpolation=recorded_input(run.record).interpolation,
         train_per_class=data.train_per_class if own and split == "train" else None,
         val_fraction=data.val_fraction,
         split_seed=data.split_seed,
@@ -86,9 +90,26 @@ def batch_sizes(n: int, batch_size: int, minimum: int = 1) -> list[int]:
     return sizes
 
 
+def process_batches(
+    data: ProbeData, sizes: list[int], processes: Processes
+) -> tuple[ProbeData, list[int]]:
+    """This process's batches of ``data`` cut into ``sizes``: every ``world``-th batch from
+    its rank on, so the processes together see each batch once (all of them on one
+    process). A process may get none when there are fewer batches than processes."""
+    if not processes.parallel:
+        return data, sizes
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    mine = range(processes.rank, len(sizes), processes.world)
+    parts = [data.order[starts[i] : starts[i] + sizes[i]] for i in mine]
+    order = torch.cat(parts) if parts else data.order[:0]
+    return dataclasses.replace(data, order=order), [sizes[i] for i in mine]
+
+
 def iterate_sized(data: ProbeData, sizes: list[int]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The batches of ``data`` with the sizes ``batch_sizes`` gave: equal ones, then the
     last (possibly larger) one."""
+    if not sizes:
+        return
     full = sum(sizes[:-1])
     if full:
         yield from data.batches.iterate(data.order[:full], sizes[0])
@@ -96,19 +117,30 @@ def iterate_sized(data: ProbeData, sizes: list[int]) -> Iterator[tuple[torch.Ten
 
 
 def eval_prep(run: LoadedRun, runtime: Runtime) -> BatchPrep:
-    """The evaluation preparation of the run's model: its normalisation, no augmentation,
-    and its block shuffle if it was trained on block-shuffled images."""
+    """The evaluation preparation the run had (its recorded input spec): centre crop to
+    the model's input size, the model's normalisation, no augmentation, and the run's
+    block shuffle if it was trained on block-shuffled images."""
     data = run.config.data
+    spec = recorded_input(run.record)
     shuffle = None
     if data.block_shuffle is not None:
         shuffle = BlockShuffle(
-            run.record["data"]["image_size"],
+            spec.size,
             data.block_shuffle,
             scheme=data.shuffle_scheme,
             seed=data.shuffle_seed,
             device=runtime.device,
         )
-    return model_prep(run.model, runtime, shuffle)
+    return BatchPrep(
+        spec.mean,
+        spec.std,
+        runtime.device,
+        augment=False,
+        flip=False,
+        channels_last=runtime.channels_last,
+        shuffle=shuffle,
+        size=spec.size,
+    )
 
 
 def model_prep(

@@ -22,6 +22,7 @@ from finetune.config import RunConfig, build_config
 from finetune.data import resolve_spec
 from finetune.errors import ConfigError
 from finetune.h5 import write_result
+from finetune.input_spec import resolve_input
 from finetune.runs import ensure_run, run_summary
 
 INITS = ("pretrained", "scratch")
@@ -90,7 +91,8 @@ def run_shuffle(
         raise ConfigError("give at least one seed")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds repeat: {list(seeds)}")
-    image_size = base.data.image_size or resolve_spec(base.data.spec)[0].default_image_size
+    default_size = resolve_spec(base.data.spec)[0].default_image_size
+    image_size = resolve_input(base.model, base.data, default_size).size
     bad = [b for b in block_sizes if b < 1 or image_size % b]
     if bad:
         divisors = ", ".join(str(d) for d in range(1, image_size + 1) if image_size % d == 0)
@@ -105,6 +107,9 @@ def run_shuffle(
     # The random-init twin: same recipe, no initial weights (so nothing to transfer).
     scratch_values = copy.deepcopy(values)
     scratch_values["model"].update(init=None, pretrained=False)
+    if base.model.pretrained and base.data.preprocess == "auto":
+        # auto follows --pretrained: the twin is prepared as the pre-trained runs are.
+        scratch_values["data"].update(preprocess="model")
     scratch_values["policy"].update(transfer_groups=None)
     acc = {init: np.zeros((len(blocks), len(seeds))) for init in INITS}
     runs: dict[str, list[list[Path]]] = {init: [] for init in INITS}

@@ -17,7 +17,14 @@ from finetune.runs import LoadedRun, load_run, pair_attrs
 from finetune.runtime import Runtime
 from probes.activations import ActivationCapture, Layer, select_layers
 from probes.cka import MinibatchCKA
-from probes.inputs import batch_sizes, eval_prep, iterate_sized, probe_data, probe_runtime
+from probes.inputs import (
+    batch_sizes,
+    eval_prep,
+    iterate_sized,
+    probe_data,
+    probe_runtime,
+    process_batches,
+)
 
 
 @dataclass
@@ -115,7 +122,7 @@ def compare_runs(
     sizes = batch_sizes(len(source), batch_size, minimum=4)
 
     def batches() -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        for images, _ in iterate_sized(source, sizes):
+        for images, _ in iterate_sized(*process_batches(source, sizes, runtime.processes)):
             yield prep_a(images), prep_b(images)
 
     start = time.perf_counter()

@@ -93,12 +93,13 @@ def test_runs_with_different_heads_are_refused_in_one_line(demo_dir, tmp_path, m
 
 
 def test_bench_barrier_matches_its_documented_layout(tmp_path):
+    from finetune.bench_options import BenchOptions
     from landscape.bench import bench_barrier
 
+    options = BenchOptions(image_size=16, batch_size=16, device="cpu")
     result = bench_barrier(
-        image_size=16, examples=32, points=3, batch_size=16, bn_batches=1, repeats=1,
-        device="cpu", out=tmp_path / "bench.h5",
-    )  # fmt: skip
+        options, examples=32, points=3, bn_batches=1, repeats=1, out=tmp_path / "bench.h5"
+    )
     assert result.examples == 32 and result.bn_examples == 16
     assert result.plain_seconds > 0 and result.barrier_bn_seconds > 0
     assert "plain evaluation passes" in result.table()

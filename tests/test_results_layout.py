@@ -1,5 +1,6 @@
 """Every result kind written by the code matches its layout in results/README.md."""
 
+import json
 import re
 from pathlib import Path
 
@@ -24,6 +25,17 @@ def documented(kind: str) -> dict[str, set[str]]:
         name: set(re.findall(r"^\| `([^`]+)` \|", tables.get(name, ""), flags=re.M))
         for name in ("Root attributes", "Datasets", "Summary attributes")
     }
+
+
+def documented_device() -> set[str]:
+    """The keys of the device description that every benchmark file carries."""
+    section = README.read_text().split("## Benchmark files", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([^`]+)` \|", section, flags=re.M))
+
+
+def described_device(path: Path) -> dict:
+    with h5py.File(path) as f:
+        return json.loads(f.attrs["device"])
 
 
 def actual(path: Path) -> dict[str, set[str]]:
@@ -52,22 +64,27 @@ def test_run_h5_matches_its_documented_layout(tmp_path):
 @pytest.mark.slow
 def test_bench_train_matches_its_documented_layout(tmp_path):
     from finetune.bench import bench_train
+    from finetune.bench_options import BenchOptions
 
-    result = bench_train(image_size=16, batch_size=16, steps=5, out=tmp_path / "b.h5")
+    options = BenchOptions(image_size=16, batch_size=16, device="cpu")
+    result = bench_train(options, steps=5, out=tmp_path / "b.h5")
     assert result.engine_images_per_s > 0 and result.plain_images_per_s > 0
     assert actual(tmp_path / "b.h5") == documented("bench_train")
+    assert set(described_device(tmp_path / "b.h5")) == documented_device()
 
 
 @pytest.mark.slow
 def test_bench_cka_matches_its_documented_layout_and_agrees_with_torch_cka(tmp_path):
+    from finetune.bench_options import BenchOptions
     from probes.bench import bench_cka
 
-    result = bench_cka(image_size=16, batch_size=8, examples=(16, 48), device="cpu",
-                       out=tmp_path / "c.h5")
+    options = BenchOptions(image_size=16, batch_size=8, device="cpu")
+    result = bench_cka(options, examples=(16, 48), out=tmp_path / "c.h5")
     assert [r.examples for r in result.rows] == [16, 48]
     assert all(r.forward_seconds > 0 and r.cka_seconds > 0 for r in result.rows)
     assert result.torch_cka is not None and result.torch_cka.max_abs_difference < 1e-3
     assert actual(tmp_path / "c.h5") == documented("bench_cka")
+    assert set(described_device(tmp_path / "c.h5")) == documented_device()
 
 
 def test_repro_matches_its_documented_layout(tmp_path, monkeypatch):

@@ -32,12 +32,12 @@ from finetune.errors import DatasetMissingError
 TEST_DIRS = ("test", "val")
 
 
-def square_uint8(image: Image.Image, size: int) -> torch.Tensor:
-    """``image`` as RGB, shorter side resized to ``size`` (bilinear, antialiased) and centre
-    cropped: a uint8 tensor (3, size, size), so every dataset yields one fixed shape."""
-    image = F.resize(
-        image.convert("RGB"), size, interpolation=InterpolationMode.BILINEAR, antialias=True
-    )
+def square_uint8(image: Image.Image, size: int, interpolation: str = "bilinear") -> torch.Tensor:
+    """``image`` as RGB, shorter side resized to ``size`` (``interpolation``, a
+    torchvision ``InterpolationMode`` value such as bilinear or bicubic; antialiased) and
+    centre cropped: a uint8 tensor (3, size, size), so every dataset yields one fixed shape."""
+    mode = InterpolationMode(interpolation)
+    image = F.resize(image.convert("RGB"), size, interpolation=mode, antialias=True)
     return F.pil_to_tensor(F.center_crop(image, [size, size]))
 
 
@@ -48,21 +48,35 @@ class PILImageSet(ImageSet):
     an image is asked for.
     """
 
+    def __init__(
+        self,
+        classes: Sequence[str],
+        targets: np.ndarray,
+        image_size: int,
+        interpolation: str = "bilinear",
+    ) -> None:
+        super().__init__(classes, targets, image_size)
+        self.interpolation = interpolation
+
     def pil(self, index: int) -> Image.Image:
         raise NotImplementedError
 
     def image(self, index: int) -> torch.Tensor:
-        return square_uint8(self.pil(index), self.image_size)
+        return square_uint8(self.pil(index), self.image_size, self.interpolation)
 
 
 class FolderImageSet(PILImageSet):
     """Image files listed with their labels."""
 
     def __init__(
-        self, samples: Sequence[tuple[str, int]], classes: Sequence[str], image_size: int
+        self,
+        samples: Sequence[tuple[str, int]],
+        classes: Sequence[str],
+        image_size: int,
+        interpolation: str = "bilinear",
     ) -> None:
         targets = np.array([label for _, label in samples], dtype=np.int64)
-        super().__init__(classes, targets, image_size)
+        super().__init__(classes, targets, image_size, interpolation)
         self.paths = [path for path, _ in samples]
 
     def pil(self, index: int) -> Image.Image:
@@ -105,7 +119,7 @@ def build_folder(request: BuildRequest) -> ImageSet:
     )
     if not samples:
         raise DatasetMissingError(f"{spec}: no images under {split_dir}")
-    return FolderImageSet(samples, classes, request.image_size)
+    return FolderImageSet(samples, classes, request.image_size, request.interpolation)
 
 
 def _train_classes(root: Path, spec: str) -> list[str]:

@@ -17,13 +17,16 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class BuildRequest:
-    """What a dataset builder is asked for: one of its native splits at one image size."""
+    """What a dataset builder is asked for: one of its native splits at one image size,
+    resized from files with ``interpolation`` (a torchvision ``InterpolationMode`` value;
+    generated datasets render at the size and ignore it)."""
 
     argument: str
     split: str
     data_root: Path
     download: bool
     image_size: int
+    interpolation: str = "bilinear"
 
 
 Splits = tuple[str, ...] | Callable[[str], tuple[str, ...]]
@@ -96,6 +99,7 @@ def get_dataset(
     train_per_class: int | None = None,
     val_fraction: float = 0.1,
     split_seed: int = 0,
+    interpolation: str = "bilinear",
 ) -> ImageSet:
     """The ``split`` ('train', 'val' or 'test') of the dataset named by ``spec``.
 
@@ -103,7 +107,7 @@ def get_dataset(
     ``val_fraction`` of each class, chosen with ``split_seed``. ``train_per_class`` then
     keeps the first N of a seeded per-class permutation of what is left, so that smaller
     subsets are nested in larger ones. A dataset without a native test split evaluates on
-    its validation split.
+    its validation split. Images decoded from files are resized with ``interpolation``.
     """
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
@@ -117,7 +121,8 @@ def get_dataset(
         raise ConfigError(f"image_size must be at least 8, got {size}")
 
     def native(name: str) -> ImageSet:
-        return entry.build(BuildRequest(argument, name, Path(data_root), download, size))
+        request = BuildRequest(argument, name, Path(data_root), download, size, interpolation)
+        return entry.build(request)
 
     splits = entry.splits(argument) if callable(entry.splits) else entry.splits
     if split == "test":

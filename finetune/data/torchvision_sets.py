@@ -70,8 +70,11 @@ class Source:
 class TorchvisionImageSet(PILImageSet):
     """A torchvision dataset whose items are (PIL image, label), with labels read up front."""
 
-    def __init__(self, dataset: Dataset, source: Source, image_size: int) -> None:
-        super().__init__(source.classes(dataset), np.asarray(source.labels(dataset)), image_size)
+    def __init__(
+        self, dataset: Dataset, source: Source, image_size: int, interpolation: str = "bilinear"
+    ) -> None:
+        labels = np.asarray(source.labels(dataset))
+        super().__init__(source.classes(dataset), labels, image_size, interpolation)
         self.dataset = dataset
 
     def pil(self, index: int) -> Image.Image:
@@ -240,7 +243,7 @@ def build(source: Source, request: BuildRequest) -> ImageSet:
         dataset = source.open(directory, request.split, request.download)
     except LOAD_ERRORS as exc:
         raise _failure(source, directory, exc, downloading=bool(missing)) from None
-    return TorchvisionImageSet(dataset, source, request.image_size)
+    return TorchvisionImageSet(dataset, source, request.image_size, request.interpolation)
 
 
 def _failure(source: Source, directory: Path, exc: Exception, downloading: bool) -> LandscapeError:
