@@ -42,6 +42,13 @@ app.command(
     "filter-normalised directions.",
 )(plane_command)
 app.command("plot", help="Render a result file (.h5) to PNG according to its kind.")(plot_command)
+from cli.fit_command import fit_command  # noqa: E402
+
+app.command(
+    "fit",
+    help="How well initial weights fit a target before fine-tuning: per layer group kNN and "
+    "linear-probe accuracy and BatchNorm-statistic distance, LogME; F.h5 and F.png.",
+)(fit_command)
 from cli.repro_command import repro_command  # noqa: E402
 
 app.command(

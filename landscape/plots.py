@@ -207,3 +207,38 @@ def _repro(f: h5py.File) -> Figure:
     held = "held" if bool(f["summary"].attrs["held"]) else "did not hold"
     ax.set_title(f"{f.attrs['title']} ({held})", fontsize=9)
     return figure
+
+
+@register_plot("fit")
+def _fit(f: h5py.File) -> Figure:
+    names = _strings(f["groups/names"])
+    x = np.arange(len(names))
+    classes = int(f["summary"].attrs["classes"])
+    figure, (left, right) = plt.subplots(1, 2, figsize=(3.0 + 0.9 * len(names), 3.4))
+    left.plot(x, f["groups/knn_acc"][()], "-o", label=f"kNN (k={int(f.attrs['k'])})")
+    left.plot(x, f["groups/linear_acc"][()], "-s", label="linear probe")
+    left.axhline(1.0 / classes, color="gray", linestyle=":", label="chance")
+    left.set_ylim(0.0, 1.0)
+    left.set_ylabel("validation accuracy")
+    left.legend(fontsize=7)
+    distance = f["groups/bn_distance"][()]
+    shown = np.isfinite(distance) & (distance > 0)
+    right.bar(x[shown], distance[shown], color="tab:purple")
+    if shown.any():
+        right.set_yscale("log")
+    else:
+        right.set_yticks([])
+    right.set_xlim(-0.5, len(names) - 0.5)
+    for i in np.flatnonzero(np.isnan(distance)):
+        right.text(i, 0.02, "no BN", ha="center", va="bottom", fontsize=7, rotation=90,
+                   transform=right.get_xaxis_transform())  # fmt: skip
+    right.set_ylabel("BN statistics, symmetric KL")
+    for ax in (left, right):
+        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+    figure.suptitle(
+        f"{f.attrs['model']} ({f.attrs['init']}) on {f.attrs['data']}; "
+        f"LogME {float(f['summary'].attrs['logme']):.3f}",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    return figure

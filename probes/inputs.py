@@ -1,6 +1,6 @@
-"""The data a probe feeds to a run's model: a split of a dataset (the run's own by
-default), in a seeded order so every batch mixes classes, prepared with the model's own
-normalisation, on the probe's device."""
+"""The data a probe feeds to a model: a split of a dataset (a run's own by default, or
+any dataset decoded as a run of it would be), in a seeded order so every batch mixes
+classes, prepared with the model's own normalisation, on the probe's device."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from torch import nn
 
 from finetune.augment import BatchPrep
 from finetune.block_shuffle import BlockShuffle
-from finetune.config import TrainConfig
+from finetune.config import DataConfig, TrainConfig
 from finetune.data import ImageSet, get_dataset
 from finetune.distributed import Processes
 from finetune.errors import ConfigError
-from finetune.input_spec import recorded_input
+from finetune.input_spec import InputSpec, recorded_input
 from finetune.loader import Batches, epoch_order, fits_on_device
 from finetune.models import create_model
 from finetune.runs import LoadedRun
@@ -68,6 +68,45 @@ def probe_data(
         val_fraction=data.val_fraction,
         split_seed=data.split_seed,
     )
+    return _serve(data, spec, split, dataset, runtime, examples, seed)
+
+
+def split_data(
+    data: DataConfig,
+    split: str,
+    spec: InputSpec,
+    runtime: Runtime,
+    *,
+    examples: int | None = None,
+    seed: int = 0,
+) -> ProbeData:
+    """``examples`` examples (all when None) of ``split`` of ``data.spec``, decoded as a run
+    of ``data`` with the input ``spec`` would decode them (the training split keeps
+    ``data.train_per_class``): a probe of a dataset without a run."""
+    dataset = get_dataset(
+        data.spec,
+        split,
+        data_root=data.data_root,
+        download=data.download,
+        image_size=spec.stored_size,
+        interpolation=spec.interpolation,
+        train_per_class=data.train_per_class if split == "train" else None,
+        val_fraction=data.val_fraction,
+        split_seed=data.split_seed,
+    )
+    return _serve(data, data.spec, split, dataset, runtime, examples, seed)
+
+
+def _serve(
+    data: DataConfig,
+    spec: str,
+    split: str,
+    dataset: ImageSet,
+    runtime: Runtime,
+    examples: int | None,
+    seed: int,
+) -> ProbeData:
+    """The first ``examples`` of a seeded order of ``dataset``, served on the device."""
     if examples is not None and examples < 1:
         raise ConfigError(f"--examples must be positive, got {examples}")
     order = epoch_order(len(dataset), seed, -1)[:examples]
@@ -131,6 +170,12 @@ def eval_prep(run: LoadedRun, runtime: Runtime) -> BatchPrep:
             seed=data.shuffle_seed,
             device=runtime.device,
         )
+    return input_prep(spec, runtime, shuffle)
+
+
+def input_prep(spec: InputSpec, runtime: Runtime, shuffle: BlockShuffle | None = None) -> BatchPrep:
+    """Evaluation preparation of the input ``spec``: centre crop to its size, its
+    normalisation, no augmentation, then ``shuffle`` when given."""
     return BatchPrep(
         spec.mean,
         spec.std,

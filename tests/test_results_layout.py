@@ -109,3 +109,12 @@ def test_repro_matches_its_documented_layout(tmp_path, monkeypatch):
         assert np.isnan(f["table/spread"][1, 0])
     assert "0.600 ± 0.141" in result.table()
     assert plot_file(tmp_path / "toy.h5").stat().st_size > 0
+
+
+def test_fit_matches_its_documented_layout(tmp_path):
+    from finetune.config import DataConfig, ModelConfig
+    from probes.fit import fit_measures
+
+    data = DataConfig(spec="synthetic:near", image_size=16, train_per_class=2)
+    fit_measures(ModelConfig(name="test_resnet"), data, k=3, examples=30, out=tmp_path / "f.h5")
+    assert actual(tmp_path / "f.h5") == documented("fit")

@@ -1,0 +1,108 @@
+"""Classifiers on frozen features, the cheap baselines of transferability (Kornblith et al.
+2019; RESEARCH.md): the accuracy on held-out examples of a k-nearest-neighbour vote and of
+a multinomial logistic regression trained on the training examples' features. Both are
+deterministic: no random initialisation, no sampling, ties broken by a fixed rule."""
+
+from __future__ import annotations
+
+import torch
+
+from finetune.errors import ConfigError
+
+_CHUNK = 1024
+
+
+@torch.no_grad()
+def knn_predict(
+    train: torch.Tensor, labels: torch.Tensor, query: torch.Tensor, k: int, num_classes: int
+) -> torch.Tensor:
+    """The class of each ``query`` row by a majority vote of its ``k`` most cosine-similar
+    ``train`` rows (k is capped at the number of training rows). Neighbours tied in
+    similarity are taken in training order; a tied vote goes to the tied class with the most
+    similar neighbour, then to the lowest class index."""
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, got {k}")
+    k = min(k, train.shape[0])
+    keys = torch.nn.functional.normalize(train.float(), dim=1)
+    predictions = []
+    for rows in query.float().split(_CHUNK):
+        similarity = torch.nn.functional.normalize(rows, dim=1) @ keys.T
+        top, index = similarity.sort(dim=1, descending=True, stable=True)
+        top, voters = top[:, :k], labels[index[:, :k]].long()
+        member = torch.nn.functional.one_hot(voters, num_classes).bool()  # (rows, k, C)
+        votes = member.sum(1)
+        best = torch.where(member, top[:, :, None], -torch.inf).amax(1)
+        tied = votes == votes.max(dim=1, keepdim=True).values
+        predictions.append(torch.where(tied, best, -torch.inf).argmax(dim=1))
+    return torch.cat(predictions)
+
+
+def knn_accuracy(
+    train: torch.Tensor,
+    train_labels: torch.Tensor,
+    query: torch.Tensor,
+    query_labels: torch.Tensor,
+    k: int,
+    num_classes: int,
+) -> float:
+    """The fraction of ``query`` rows whose ``knn_predict`` class is their label."""
+    predicted = knn_predict(train, train_labels, query, k, num_classes)
+    return float((predicted == query_labels.to(predicted.device)).float().mean())
+
+
+def fit_linear_probe(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    *,
+    l2: float = 1e-3,
+    max_iter: int = 100,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight (C, D), bias (C,)) of the multinomial logistic regression minimising the mean
+    cross-entropy + ``l2``/2 |weight|^2 on ``features`` as given (standardise them first),
+    by full-batch L-BFGS (strong Wolfe line search) from zero, in float32."""
+    x, y = features.float(), labels.long().to(features.device)
+    weight = torch.zeros(num_classes, x.shape[1], device=x.device, requires_grad=True)
+    bias = torch.zeros(num_classes, device=x.device, requires_grad=True)
+    optimizer = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-6,
+        tolerance_change=1e-9,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+
+    def loss() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = torch.nn.functional.cross_entropy(x @ weight.T + bias, y)
+        value = value + l2 / 2 * (weight**2).sum()
+        value.backward()
+        return value
+
+    with torch.enable_grad():
+        optimizer.step(loss)
+    return weight.detach(), bias.detach()
+
+
+def linear_probe_accuracy(
+    train: torch.Tensor,
+    train_labels: torch.Tensor,
+    query: torch.Tensor,
+    query_labels: torch.Tensor,
+    num_classes: int,
+    *,
+    l2: float = 1e-3,
+    max_iter: int = 100,
+) -> float:
+    """Accuracy on ``query`` of ``fit_linear_probe`` trained on ``train``, both standardised
+    with the training features' mean and standard deviation (constant features left at 0)."""
+    train = train.float()
+    mean, std = train.mean(0), train.std(0, correction=0)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    weight, bias = fit_linear_probe(
+        (train - mean) / std, train_labels, num_classes, l2=l2, max_iter=max_iter
+    )
+    logits = ((query.float() - mean) / std) @ weight.T + bias
+    return float((logits.argmax(1) == query_labels.to(logits.device)).float().mean())
