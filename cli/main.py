@@ -49,6 +49,13 @@ app.command(
     help="How well initial weights fit a target before fine-tuning: per layer group kNN and "
     "linear-probe accuracy and BatchNorm-statistic distance, LogME; F.h5 and F.png.",
 )(fit_command)
+from cli.advise_command import advise_command  # noqa: E402
+
+app.command(
+    "advise",
+    help="Advise a fine-tuning configuration from the fit measures: what to freeze, the "
+    "learning rate and the L2-SP/L2 mix per layer group, each with its rule; writes TOML.",
+)(advise_command)
 from cli.repro_command import repro_command  # noqa: E402
 
 app.command(
@@ -56,6 +63,13 @@ app.command(
     help="Reproduce a published claim on tiny models (landscape repro list): numbers, "
     "whether it held, NAME.h5 and NAME.png.",
 )(repro_command)
+from cli.sweep_command import sweep_command  # noqa: E402
+
+app.command(
+    "sweep",
+    help="Search the non-binary space (transferred groups, lr and decay, l2sp/l2 per group, "
+    "freezing) with Optuna; each trial a run directory; --report prints the table.",
+)(sweep_command)
 from cli.shuffle_command import shuffle_command  # noqa: E402
 
 app.command(

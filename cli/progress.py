@@ -21,6 +21,11 @@ class ProgressBar:
             return
         kind = event["event"]
         if kind == "step":
+            if self.bar is not None and (
+                event["steps"] != self.bar.total or event["step"] < self.bar.n
+            ):
+                # A new run after one that stopped without "done" (a pruned sweep trial).
+                self.close()
             if self.bar is None:
                 self.bar = tqdm(
                     total=event["steps"],

@@ -92,6 +92,8 @@ def test_repro_matches_its_documented_layout(tmp_path, monkeypatch):
     from landscape.plots import plot_file
     from landscape.repro import ClaimResult, ReproOptions, register_claim, run_claim
 
+    # The real claims register first, so restoring the registry afterwards keeps them.
+    landscape.repro.claims()
     monkeypatch.setattr(landscape.repro, "CLAIMS", dict(landscape.repro.CLAIMS))
 
     @register_claim("toy", "a toy claim", "a toy finding")
@@ -118,3 +120,20 @@ def test_fit_matches_its_documented_layout(tmp_path):
     data = DataConfig(spec="synthetic:near", image_size=16, train_per_class=2)
     fit_measures(ModelConfig(name="test_resnet"), data, k=3, examples=30, out=tmp_path / "f.h5")
     assert actual(tmp_path / "f.h5") == documented("fit")
+
+
+def test_sweep_matches_its_documented_layout(tmp_path):
+    from probes.sweep import run_sweep
+
+    space = tmp_path / "space.toml"
+    space.write_text(
+        '[base]\ndata = "synthetic:near"\nimage-size = 16\ntrain-per-class = 2\nepochs = 1\n'
+        "batch-size = 8\n[space]\nlr = { low = 1e-3, high = 0.1, log = true }\n"
+        "l2 = { low = 1e-5, high = 1e-2, log = true, zero = true, per-group = true }\n"
+    )
+    report = run_sweep(space, trials=1, out=tmp_path / "sweep", heartbeat=1)
+    assert actual(report.path) == documented("sweep")
+    with h5py.File(report.path) as f:
+        assert f.attrs["kind"] == "sweep"
+        assert list(f["params/names"].asstr()) == ["lr", *(f"l2.{g}" for g in range(6))]
+        assert f["summary"].attrs["best_value"] == report.trials[0].value

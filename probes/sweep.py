@@ -1,0 +1,545 @@
+"""A hyperparameter sweep over a search space (``probes.space``) with Optuna: TPE proposes
+each trial's options, the trial is an ordinary fine-tuning run directory, and its objective
+is the validation accuracy of its final weights (never the test split). The study lives in
+a database (SQLite in the output folder by default, or any URL Optuna accepts), so that many
+worker processes on one or many machines share it and a killed sweep resumes where it
+stopped. The result is a table of trials and one HDF5 file of kind ``sweep``."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import multiprocessing
+import os
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import sqlalchemy.exc
+from optuna.trial import FixedTrial, FrozenTrial, TrialState
+
+from finetune import engine, rundir
+from finetune.config import build_config
+from finetune.errors import ConfigError, LandscapeError
+from finetune.h5 import write_result
+from finetune.runs import ensure_run, run_summary
+from probes.space import SearchSpace, load_space
+
+DEFAULT_OUT = Path("results/sweep")
+OBJECTIVE = "final_eval_acc"
+RESULT = "sweep.h5"
+RUNS = "runs"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# A trial's slot is held while it runs; a waiting trial holds none.
+_HOLDING = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+@dataclass(frozen=True)
+class SweepTrial:
+    """One trial as the report shows it. ``value`` is the objective of a complete trial."""
+
+    number: int
+    state: str
+    value: float | None
+    test_acc: float | None
+    seconds: float | None
+    params: dict[str, Any]
+    eval_acc: list[float]
+    run: str
+    config: dict[str, Any] | None
+    values: dict[str, Any] | None
+
+    def effective(self, column: str) -> Any:
+        """The searched value of ``column``: 0 where its ``:off`` switch is on, None when
+        the trial never drew it."""
+        if self.params.get(f"{column}:off"):
+            return 0
+        return self.params.get(column)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """Every trial of a study, by trial number, and where the result file went."""
+
+    path: Path
+    study: str
+    storage: str
+    columns: list[str]
+    trials: list[SweepTrial]
+
+    @property
+    def best(self) -> SweepTrial | None:
+        """The complete trial of highest objective (the lowest number among equals)."""
+        complete = [t for t in self.trials if t.value is not None]
+        return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of trials in each Optuna state."""
+        return {s.name: sum(t.state == s.name for t in self.trials) for s in TrialState}
+
+    def table(self) -> str:
+        """One row per trial, best first (incomplete ones last, by number), then a summary."""
+        order = sorted(self.trials, key=lambda t: (t.value is None, -(t.value or 0), t.number))
+        header = ["trial", "state", "value", "test acc", "seconds", *self.columns]
+        rows = [
+            [str(t.number), t.state, _cell(t.value), _cell(t.test_acc), _cell(t.seconds)]
+            + [_cell(t.effective(c)) for c in self.columns]
+            for t in order
+        ]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
+        counts = ", ".join(f"{n} {s.lower()}" for s, n in self.counts.items() if n)
+        best = self.best
+        lines.append(
+            f"study {self.study}: {counts or 'no trials'}; value = {OBJECTIVE} (validation)"
+        )
+        if best is not None:
+            lines.append(f"best: trial {best.number}, {best.value:.4f} -> {best.run}")
+        return "\n".join(lines)
+
+
+def default_storage(out: str | Path) -> str:
+    """The SQLite database of a sweep in ``out``."""
+    return f"sqlite:///{(Path(out) / 'study.db').resolve()}"
+
+
+def study_name(space_path: str | Path) -> str:
+    """The default study name: the space file's name without its suffix."""
+    return Path(space_path).stem
+
+
+def run_sweep(
+    space_path: str | Path,
+    *,
+    trials: int,
+    out: str | Path = DEFAULT_OUT,
+    storage: str | None = None,
+    study: str | None = None,
+    workers: int = 1,
+    seed: int = 0,
+    prune: bool = True,
+    heartbeat: int = 10,
+    progress: engine.Progress | None = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> SweepReport:
+    """Bring the study to ``trials`` finished (complete or pruned) trials, running what is
+    missing with ``workers`` processes here, each trial a run directory in ``out/runs``;
+    then write ``out/sweep.h5`` and return the report.
+
+    Run again after a crash, the same call runs only what is missing: a trial whose worker
+    died is failed once its heartbeat (every ``heartbeat`` seconds) is ``2 * heartbeat``
+    seconds old and retried with the same options, which resumes its run directory."""
+    if trials < 1 or workers < 1 or heartbeat < 1:
+        raise ConfigError("--trials, --workers and --heartbeat must be >= 1")
+    space = load_space(space_path)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    url = storage or default_storage(out)
+    name = study or study_name(space_path)
+    opened = _open_storage(url, heartbeat)
+    found = optuna.create_study(
+        study_name=name, storage=opened, direction="maximize", load_if_exists=True
+    )
+    _claim(found, space)
+    epochs = build_config("finetune", space.sample(FixedTrial(space.low_corner()))).train.epochs
+    # Pruning starts after a quarter of the epochs (the first ones say little).
+    warmup = max(1, epochs // 4) if prune else None
+    job = _Job(space, out, url, name, trials, seed, warmup, heartbeat)
+    if workers == 1:
+        _work(job, 0, progress, log)
+    else:
+        _pool(replace(job, threads=max(1, _cores() // workers)), workers, found, log)
+    return sweep_report(out=out, storage=url, study=name)
+
+
+def sweep_report(
+    *, out: str | Path = DEFAULT_OUT, storage: str | None = None, study: str
+) -> SweepReport:
+    """The trials of a study; writes ``out/sweep.h5`` (kind ``sweep``)."""
+    found = _load_study(out, storage, study)
+    attrs = found.user_attrs
+    frozen = found.get_trials(deepcopy=False)
+    columns = attrs.get("columns") or sorted(
+        {p.removesuffix(":off") for t in frozen for p in t.params}
+    )
+    report = SweepReport(
+        Path(out) / RESULT, study, _masked(storage or default_storage(out)), list(columns),
+        [_row(t) for t in frozen],
+    )  # fmt: skip
+    _write(report, attrs)
+    return report
+
+
+def best_config(
+    *, out: str | Path = DEFAULT_OUT, storage: str | None = None, study: str
+) -> dict[str, Any]:
+    """The flat flag values (the space's base and the searched options) of the study's
+    best complete trial, ready for ``build_config("finetune", values)``."""
+    found = _load_study(out, storage, study)
+    complete = found.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise ConfigError(f"study {study} has no complete trial yet")
+    return dict(found.best_trial.user_attrs["values"])
+
+
+def run_trial(
+    trial: optuna.trial.BaseTrial,
+    space: SearchSpace,
+    runs: str | Path,
+    progress: engine.Progress | None = None,
+) -> float:
+    """Fine-tune the options ``trial`` draws from ``space`` into ``runs/finetune-HASH``
+    (reused when complete, resumed when interrupted) and return its final validation
+    accuracy. Each epoch's validation accuracy is reported to the pruner; a pruned trial
+    (and a run that diverged) raises ``optuna.TrialPruned``, leaving its run directory
+    incomplete."""
+    values = space.sample(trial)
+    config = build_config("finetune", values)
+    run = Path(runs) / f"finetune-{config.hash()[:12]}"
+    trial.set_user_attr("values", values)
+    trial.set_user_attr("config", config.to_dict())
+    trial.set_user_attr("run", str(run))
+    with _exclusive(run):
+        ensure_run(config, run, progress=_reporting(trial, progress))
+    state, reason = rundir.read_status(run)
+    if state == "failed":
+        trial.set_user_attr("failed", reason)
+        raise optuna.TrialPruned(f"the run failed: {reason}")
+    summary = run_summary(run)
+    for key in ("test_acc", "best_eval_acc", "train_seconds"):
+        trial.set_user_attr(key, float(summary[key]))
+    return float(summary[OBJECTIVE])
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every worker process needs (picklable)."""
+
+    space: SearchSpace
+    out: Path
+    storage: str
+    study: str
+    trials: int
+    seed: int
+    warmup: int | None  # epochs before the median pruner acts; None: no pruning
+    heartbeat: int
+    threads: int | None = None
+
+
+def _work(
+    job: _Job,
+    index: int,
+    progress: engine.Progress | None = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> None:
+    """One worker: claim a trial slot and run it until the study holds ``job.trials``
+    finished trials. Slots are counted in trial-number order, so two workers asking at
+    the same moment never both take the last one; the later one hands its trial back
+    (waiting, without options) and waits for the others."""
+    if job.threads is not None:
+        import torch
+
+        torch.set_num_threads(job.threads)
+    storage = _open_storage(job.storage, job.heartbeat)
+    study = optuna.load_study(
+        study_name=job.study,
+        storage=storage,
+        pruner=(
+            optuna.pruners.NopPruner()
+            if job.warmup is None
+            else optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=job.warmup)
+        ),
+    )
+    study_id = storage.get_study_id_from_name(job.study)
+    while True:
+        with _quiet():
+            optuna.storages.fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        finished = sum(t.state in FINISHED for t in trials)
+        if finished >= job.trials:
+            return
+        if sum(t.state in _HOLDING for t in trials) >= job.trials:
+            # The other slots are held by running trials: wait for them to finish, or to
+            # go stale and come back as retries.
+            time.sleep(job.heartbeat)
+            continue
+        # Seeded by the history's length too, so that a resumed sweep does not draw the
+        # points of its first trials again.
+        draw = np.random.SeedSequence([job.seed, index, len(trials)]).generate_state(1)[0]
+        study.sampler = optuna.samplers.TPESampler(seed=int(draw), constant_liar=True)
+        with _quiet():
+            trial = study.ask()
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        # At once, so that a worker killed from here on leaves a trial that goes stale.
+        storage.record_heartbeat(trial_id)
+        ahead = study.get_trials(deepcopy=False, states=_HOLDING)
+        if sum(t.number < trial.number for t in ahead) >= job.trials:
+            storage.set_trial_state_values(trial_id, TrialState.WAITING)
+            continue
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        with _heartbeat(storage, trial_id, job.heartbeat):
+            try:
+                value = run_trial(trial, job.space, job.out / RUNS, progress)
+                state = TrialState.COMPLETE
+            except optuna.TrialPruned:
+                value, state = None, TrialState.PRUNED
+            except Exception:
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                raise
+        # A trial another worker failed as stale meanwhile stays failed; its retry
+        # reuses the finished run.
+        study.tell(trial, value, state=state, skip_if_finished=True)
+        log(_line(_row(storage.get_trial(trial_id))))
+
+
+def _worker(job: _Job, index: int, errors: Any) -> None:
+    """The body of a worker process: errors a user caused go back to the parent."""
+    try:
+        _work(job, index)
+    except LandscapeError as err:
+        errors.put(err)
+
+
+def _pool(job: _Job, workers: int, study: optuna.Study, log: Callable[[str], None]) -> None:
+    """Run ``workers`` worker processes and log each trial as it finishes."""
+    context = multiprocessing.get_context("spawn")
+    errors = context.SimpleQueue()
+    processes = [context.Process(target=_worker, args=(job, i, errors)) for i in range(workers)]
+    for process in processes:
+        process.start()
+    seen = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
+    try:
+        while any(p.is_alive() for p in processes):
+            time.sleep(1.0)
+            _log_finished(study, seen, log)
+    finally:
+        for process in processes:
+            process.join()
+    _log_finished(study, seen, log)
+    if not errors.empty():
+        raise errors.get()
+    codes = [p.exitcode for p in processes if p.exitcode]
+    if codes:
+        raise RuntimeError(f"a sweep worker exited with code {codes[0]}; see its output above")
+
+
+def _log_finished(study: optuna.Study, seen: set[int], log: Callable[[str], None]) -> None:
+    """Log the finished trials not in ``seen``, and add them to it."""
+    for trial in study.get_trials(deepcopy=False, states=FINISHED):
+        if trial.number not in seen:
+            seen.add(trial.number)
+            log(_line(_row(trial)))
+
+
+def _line(trial: SweepTrial) -> str:
+    value = f"value {trial.value:.4f}" if trial.value is not None else trial.state.lower()
+    return f"trial {trial.number}: {value}  {trial.run}"
+
+
+def _reporting(trial: optuna.trial.BaseTrial, progress: engine.Progress | None) -> engine.Progress:
+    """The engine's progress callback: passes events on, reports every epoch's validation
+    accuracy to the pruner and stops the run when the pruner says so."""
+
+    def handle(event: dict[str, Any]) -> None:
+        if progress is not None:
+            progress(event)
+        if event["event"] == "epoch":
+            trial.report(event["eval_acc"], event["epoch"])
+            if trial.should_prune():
+                raise optuna.TrialPruned(
+                    f"pruned after epoch {event['epoch']} (eval acc {event['eval_acc']:.4f})"
+                )
+
+    return handle
+
+
+@contextlib.contextmanager
+def _exclusive(run: Path) -> Iterator[None]:
+    """Hold a lock on ``run`` (a file in ``.locks`` beside it), so that two workers drawing the same
+    options train it once: the second waits, then reuses the completed run."""
+    locks = run.parent / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / run.name, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
+def _heartbeat(storage: optuna.storages.RDBStorage, trial_id: int, seconds: int) -> Iterator[None]:
+    """Record the trial's heartbeat every ``seconds`` while the block runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            storage.record_heartbeat(trial_id)
+            if stop.wait(seconds):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Optuna's heartbeat API is marked experimental; its warning is noise here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
+        yield
+
+
+def _open_storage(url: str, heartbeat: int | None) -> optuna.storages.RDBStorage:
+    """The study database; SQLite waits up to a minute for a lock instead of failing, and
+    a trial whose heartbeat stopped is failed and retried with the same options."""
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    beat = {}
+    if heartbeat is not None:
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback
+        with _quiet():
+            beat = dict(
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=retry(max_retry=3, inherit_intermediate_values=True),
+            )
+    try:
+        with _quiet():
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **beat)
+    except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as err:
+        raise ConfigError(f"cannot open the study storage {_masked(url)}: {err}") from None
+
+
+def _load_study(out: str | Path, storage: str | None, study: str) -> optuna.Study:
+    if storage is None and not (Path(out) / "study.db").exists():
+        raise ConfigError(f"no sweep in {out} (no study.db); give --out or --storage")
+    url = storage or default_storage(out)
+    opened = _open_storage(url, None)
+    try:
+        return optuna.load_study(study_name=study, storage=opened)
+    except KeyError:
+        names = optuna.get_all_study_names(opened)
+        raise ConfigError(
+            f"no study {study!r} in {_masked(url)} (it holds: {', '.join(names) or 'none'})"
+        ) from None
+
+
+def _claim(study: optuna.Study, space: SearchSpace) -> None:
+    """Record the space in the study, refusing a study made with another one."""
+    recorded = study.user_attrs.get("space")
+    if recorded is not None and recorded != space.raw:
+        raise ConfigError(
+            f"study {study.study_name} was made with another space "
+            f"({study.user_attrs.get('space_file')}); give another --study"
+        )
+    study.set_user_attr("space", space.raw)
+    study.set_user_attr("space_file", str(space.path))
+    study.set_user_attr("columns", space.columns)
+
+
+def _row(t: FrozenTrial) -> SweepTrial:
+    attrs = t.user_attrs
+    return SweepTrial(
+        number=t.number,
+        state=t.state.name,
+        value=t.value if t.state == TrialState.COMPLETE else None,
+        test_acc=attrs.get("test_acc"),
+        seconds=attrs.get("train_seconds"),
+        params=dict(t.params),
+        eval_acc=[t.intermediate_values[k] for k in sorted(t.intermediate_values)],
+        run=attrs.get("run", ""),
+        config=attrs.get("config"),
+        values=attrs.get("values"),
+    )
+
+
+def _write(report: SweepReport, attrs: dict[str, Any]) -> None:
+    trials = report.trials
+    epochs = max((len(t.eval_acc) for t in trials), default=0)
+    eval_acc = np.full((len(trials), epochs), np.nan)
+    for i, t in enumerate(trials):
+        eval_acc[i, : len(t.eval_acc)] = t.eval_acc
+    best = report.best
+    write_result(
+        report.path,
+        "sweep",
+        {
+            "trials/number": np.asarray([t.number for t in trials], dtype=np.int64),
+            "trials/state": [t.state for t in trials],
+            "trials/value": _floats(t.value for t in trials),
+            "trials/test_acc": _floats(t.test_acc for t in trials),
+            "trials/seconds": _floats(t.seconds for t in trials),
+            "trials/eval_acc": eval_acc,
+            "trials/run": [t.run for t in trials],
+            "trials/params": [json.dumps(t.params, sort_keys=True) for t in trials],
+            "trials/config": [
+                json.dumps(t.config, sort_keys=True) if t.config else "" for t in trials
+            ],
+            "params/names": list(report.columns),
+            "params/values": np.asarray(
+                [[_number(t.effective(c)) for c in report.columns] for t in trials],
+                dtype=np.float64,
+            ).reshape(len(trials), len(report.columns)),
+        },
+        attrs={
+            "study": report.study,
+            "storage": report.storage,
+            "space": attrs.get("space", {}),
+            "space_file": attrs.get("space_file", ""),
+            "objective": OBJECTIVE,
+            "direction": "maximize",
+        },
+        summary={
+            "best_trial": best.number if best else -1,
+            "best_value": best.value if best else math.nan,
+            "best_test_acc": best.test_acc if best and best.test_acc is not None else math.nan,
+            "best_run": best.run if best else "",
+            "best_params": best.params if best else {},
+            **{state.lower(): n for state, n in report.counts.items()},
+        },
+    )
+
+
+def _floats(values: Iterator[float | None]) -> np.ndarray:
+    return np.asarray([math.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _number(value: Any) -> float:
+    """A searched value as a number (NaN for a string choice or a value never drawn)."""
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _masked(url: str) -> str:
+    """The storage URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL sqlalchemy can parse: shown as given
+        return url
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
