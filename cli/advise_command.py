@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from cli.common import keyword, user_errors
+from cli.fit_command import MEASURE_PARAMETERS
 from cli.options import config_parameters, plain, with_parameters
 
 
@@ -40,15 +41,7 @@ def advise_command(**values: Any) -> None:
     typer.echo(f"wrote {out} (run it: landscape finetune --config {out} --out RUN)")
 
 
-_PARAMETERS = [
-    keyword("k", typer.Option(10, "--k", help="neighbours of the kNN vote"), int),
-    keyword(
-        "examples",
-        typer.Option(
-            None, "--examples", help="at most N examples of each split (seeded; default: all)"
-        ),
-        int | None,
-    ),
+_PARAMETERS = MEASURE_PARAMETERS + [
     keyword(
         "fit_seed",
         typer.Option(0, "--fit-seed", help="seed of the --examples subset of the measures"),

@@ -46,7 +46,8 @@ def fit_command(**values: Any) -> None:
     typer.echo(f"wrote {own['out']} and {png}")
 
 
-_PARAMETERS = [
+# The options of the measures themselves, shared with ``landscape advise``.
+MEASURE_PARAMETERS = [
     keyword("k", typer.Option(10, "--k", help="neighbours of the kNN vote"), int),
     keyword(
         "examples",
@@ -55,6 +56,8 @@ _PARAMETERS = [
         ),
         int | None,
     ),
+]
+_PARAMETERS = MEASURE_PARAMETERS + [
     keyword("batch_size", typer.Option(256, "--batch-size", help="examples per forward pass"), int),
     keyword(
         "seed",

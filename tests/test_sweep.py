@@ -18,8 +18,8 @@ from pathlib import Path
 import optuna
 import pytest
 from conftest import fast_config
+from test_cli import run_cli
 
-from cli.main import main
 from finetune import engine, rundir
 from finetune.config import build_config
 from finetune.errors import ConfigError
@@ -62,14 +62,6 @@ def write_space(
     path = folder / "space.toml"
     path.write_text(BASE.format(source=source, per_class=per_class, epochs=epochs) + space)
     return path
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["landscape", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
 
 
 def load(out: Path, name: str = "space") -> optuna.Study:
