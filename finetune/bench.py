@@ -165,17 +165,12 @@ def plain_loop_throughput(config: RunConfig, steps: int) -> float:
 
     for i in range(n_batches):
         step(i)
-    _sync(runtime.device)
+    runtime.synchronize()
     start = time.perf_counter()
     for i in range(steps):
         step(i)
-    _sync(runtime.device)
+    runtime.synchronize()
     return steps * bs / (time.perf_counter() - start)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 @dataclass(frozen=True)
@@ -256,11 +251,11 @@ def bench_regularisers(
     def seconds(mode: str) -> float:
         for _ in range(max(3, steps // 10)):
             step(mode)
-        _sync(runtime.device)
+        runtime.synchronize()
         start = time.perf_counter()
         for _ in range(steps):
             step(mode)
-        _sync(runtime.device)
+        runtime.synchronize()
         return (time.perf_counter() - start) / steps
 
     # Interleave the three so that drift of the machine's speed hits each alike.

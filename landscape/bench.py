@@ -71,11 +71,6 @@ class BarrierBench:
         )
 
 
-def _synchronize(runtime: Runtime) -> None:
-    if runtime.device.type == "cuda":
-        torch.cuda.synchronize(runtime.device)
-
-
 def _best_of_interleaved(runtime: Runtime, works: list, repeats: int) -> list[float]:
     """The fastest of ``repeats`` timed calls of each of ``works``, after one untimed
     warm-up call of each; the rounds interleave the works, so a slow spell of the machine
@@ -85,10 +80,10 @@ def _best_of_interleaved(runtime: Runtime, works: list, repeats: int) -> list[fl
     best = [float("inf")] * len(works)
     for _ in range(repeats):
         for i, work in enumerate(works):
-            _synchronize(runtime)
+            runtime.synchronize()
             start = time.perf_counter()
             work()
-            _synchronize(runtime)
+            runtime.synchronize()
             best[i] = min(best[i], time.perf_counter() - start)
     return best
 

@@ -163,20 +163,15 @@ def _images(image_size: int) -> torch.Tensor:
     return get_dataset(BENCH_DATA, "train", image_size=image_size).tensors()[0]
 
 
-def _synchronize(runtime: Runtime) -> None:
-    if runtime.device.type == "cuda":
-        torch.cuda.synchronize(runtime.device)
-
-
 def _best_of(repeats: int, runtime: Runtime, work: Callable[[], object]) -> float:
     """The fastest of ``repeats`` timed calls of ``work``, after one untimed warm-up call."""
     work()
     times = []
     for _ in range(repeats):
-        _synchronize(runtime)
+        runtime.synchronize()
         start = time.perf_counter()
         work()
-        _synchronize(runtime)
+        runtime.synchronize()
         times.append(time.perf_counter() - start)
     return min(times)
 
