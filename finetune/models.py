@@ -8,6 +8,7 @@ from pathlib import Path
 import timm
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from finetune.errors import (
     ConfigError,
@@ -154,3 +155,12 @@ def load_init(model: nn.Module, path: str | Path) -> InitReport:
         unexpected=sorted(k for k in state if k not in own and k not in head),
         head_note=note,
     )
+
+
+def running_batchnorms(model: nn.Module) -> list[tuple[str, _BatchNorm]]:
+    """The model's BatchNorm layers that keep running statistics, with their names."""
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, _BatchNorm) and m.track_running_stats and m.running_mean is not None
+    ]

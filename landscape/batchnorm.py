@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from finetune.models import running_batchnorms
 from finetune.runtime import Runtime
 
 Gather = Callable[[torch.Tensor], torch.Tensor]
@@ -41,11 +42,7 @@ Gather = Callable[[torch.Tensor], torch.Tensor]
 
 def batchnorm_layers(model: nn.Module) -> list[_BatchNorm]:
     """The model's BatchNorm layers that keep running statistics."""
-    return [
-        m
-        for m in model.modules()
-        if isinstance(m, _BatchNorm) and m.track_running_stats and m.running_mean is not None
-    ]
+    return [m for _, m in running_batchnorms(model)]
 
 
 def has_batchnorm(model: nn.Module) -> bool:

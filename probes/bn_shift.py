@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
+
+from finetune.models import running_batchnorms
 
 
 def symmetric_kl(
@@ -31,11 +32,7 @@ class BatchNormInputs:
     layer's running mean (no cancellation), over every forward pass inside the context."""
 
     def __init__(self, model: nn.Module) -> None:
-        named = [
-            (name, m)
-            for name, m in model.named_modules()
-            if isinstance(m, _BatchNorm) and m.track_running_stats and m.running_mean is not None
-        ]
+        named = running_batchnorms(model)
         self.names = [name for name, _ in named]
         self.layers = [m for _, m in named]
         self.count = [0] * len(self.layers)
