@@ -348,6 +348,17 @@ def flag_index() -> dict[str, tuple[str, str]]:
     return index
 
 
+def flat_options(config: RunConfig) -> dict[str, Any]:
+    """Every option of ``config`` by flag name, unset (None) ones left out: the inverse of
+    ``build_config``, and what a TOML file for ``--config`` holds to reproduce it."""
+    values = {}
+    for flag, (section, name) in flag_index().items():
+        value = getattr(getattr(config, section), name)
+        if value is not None:
+            values[flag] = list(value) if isinstance(value, tuple) else value
+    return values
+
+
 def build_config(
     kind: str, values: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
 ) -> RunConfig:

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from finetune.config import SECTIONS, RunConfig, flag_name
+from finetune.config import RunConfig, flat_options
 from finetune.rundir import atomic_write
 from probes.fit import FitResult, fit_measures
 
@@ -194,19 +194,6 @@ def advise(
     values.pop("transfer_groups", None)
     values.update({c.flag: c.value for c in choices if c.value is not ALL})
     return Advice(fit, values, choices, fits=fits)
-
-
-def flat_options(config: RunConfig) -> dict[str, Any]:
-    """Every option of ``config`` by flag name, unset (None) ones left out: what a TOML file
-    for ``landscape finetune --config`` holds to reproduce it."""
-    values = {}
-    for section in SECTIONS:
-        part = getattr(config, section)
-        for f in fields(part):
-            value = getattr(part, f.name)
-            if value is not None:
-                values[flag_name(f)] = list(value) if isinstance(value, tuple) else value
-    return values
 
 
 def advise_run(
