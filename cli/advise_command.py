@@ -12,7 +12,7 @@ import typer
 
 from cli.common import keyword, user_errors
 from cli.fit_command import MEASURE_PARAMETERS
-from cli.options import config_parameters, plain, with_parameters
+from cli.options import config_file_parameter, config_parameters, plain, with_parameters
 
 
 def advise_command(**values: Any) -> None:
@@ -47,13 +47,7 @@ _PARAMETERS = MEASURE_PARAMETERS + [
         typer.Option(0, "--fit-seed", help="seed of the --examples subset of the measures"),
         int,
     ),
-    keyword(
-        "config",
-        typer.Option(
-            None, "--config", help="a .toml or .json file (or run directory) holding options"
-        ),
-        Path | None,
-    ),
+    config_file_parameter(),
     keyword(
         "out", typer.Option(Path("advice.toml"), "--out", help="advised configuration (TOML)"), Path
     ),

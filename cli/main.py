@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from cli.common import keyword, stderr_log, user_errors
-from cli.options import config_parameters, plain, with_parameters
+from cli.options import config_file_parameter, config_parameters, plain, with_parameters
 from cli.progress import ProgressBar
 from finetune.config import build_config, load_config_file
 from finetune.errors import ConfigError
@@ -119,16 +119,7 @@ def _train_command(kind: str):
             ),
             Path | None,
         ),
-        keyword(
-            "config",
-            typer.Option(
-                None,
-                "--config",
-                help="a .toml or .json file (or a "
-                "run directory) holding options; flags override it",
-            ),
-            Path | None,
-        ),
+        config_file_parameter(),
         keyword("quiet", typer.Option(False, "--quiet", "-q", help="no progress output"), bool),
         keyword(
             "dry_run",

@@ -7,6 +7,7 @@ import enum
 import inspect
 from collections.abc import Callable
 from dataclasses import MISSING, fields
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -45,6 +46,19 @@ def config_parameters(skip: tuple[str, ...] = ()) -> list[inspect.Parameter]:
                 )
             )
     return params
+
+
+def config_file_parameter() -> inspect.Parameter:
+    """``--config FILE``: options read from a file (or a run's config.json), under the flags
+    given on the command line."""
+    option = typer.Option(
+        None,
+        "--config",
+        help="a .toml or .json file (or a run directory) holding options; flags override it",
+    )
+    return inspect.Parameter(
+        "config", inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Path | None
+    )
 
 
 def plain(values: dict[str, Any]) -> dict[str, Any]:

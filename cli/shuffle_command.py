@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from cli.common import int_list, keyword, stderr_log, user_errors
-from cli.options import config_parameters, plain, with_parameters
+from cli.options import config_file_parameter, config_parameters, plain, with_parameters
 
 
 def shuffle_command(**values: Any) -> None:
@@ -70,15 +70,7 @@ _PARAMETERS = [
         ),
         Path | None,
     ),
-    keyword(
-        "config",
-        typer.Option(
-            None,
-            "--config",
-            help="a .toml or .json file (or a run directory) holding options; flags override it",
-        ),
-        Path | None,
-    ),
+    config_file_parameter(),
     keyword("quiet", typer.Option(False, "--quiet", "-q", help="no progress output"), bool),
 ]
 with_parameters(shuffle_command, _PARAMETERS + config_parameters(("block_shuffle",)))
