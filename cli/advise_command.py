@@ -1,5 +1,5 @@
 """``landscape advise``: the fit measures of a model's initial weights on a target, turned
-into a fine-tuning configuration by the advisor's rules (``probes.advisor``); prints the
+into a fine-tuning configuration by the advisor's rules (``landscape.tune.advisor``); prints the
 measures and the rule behind each choice, writes a TOML file that ``landscape finetune
 --config`` runs as it is."""
 
@@ -20,7 +20,7 @@ def advise_command(**values: Any) -> None:
     the learning rate and the L2-SP/L2 mix of every layer group; writes OUT (TOML) and the
     measures beside it (OUT with .fit.h5)."""
     from finetune.config import build_config, load_config_file
-    from probes.advisor import advise_run
+    from landscape.tune.advisor import advise_run
 
     values = plain(values)
     own = {name: values.pop(name) for name in ("k", "examples", "fit_seed", "out", "config")}

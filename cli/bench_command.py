@@ -54,8 +54,8 @@ def bench_command(
     """Training images/s of the engine against a plain PyTorch loop, the step-time overhead
     of l2sp, CKA matrix time against forward time, and barrier time against plain
     evaluations; one .h5 each in OUT_DIR and one table."""
-    from finetune.bench_options import BenchOptions
-    from landscape.benchmarks import BenchKnobs, run_benchmarks
+    from landscape.bench.options import BenchOptions
+    from landscape.bench.suite import BenchKnobs, run_benchmarks
 
     with user_errors():
         options = BenchOptions(

@@ -1,6 +1,6 @@
 """``landscape barrier``, ``landscape plane`` and ``landscape plot``: loss-landscape geometry
-between runs (``landscape.barrier``, ``landscape.plane``) and re-plotting any result file by
-its kind."""
+between runs (``landscape.geometry.barrier``, ``landscape.geometry.plane``) and re-plotting
+any result file by its kind."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def barrier_command(
 ) -> None:
     """Loss and error on the straight line between two runs' weights, and the loss barrier
     (Neyshabur et al. 2020); writes F.h5 and a plot F.png."""
-    from landscape.barrier import barrier_between
+    from landscape.geometry.barrier import barrier_between
     from landscape.plots import plot_file
 
     with user_errors():
@@ -86,7 +86,7 @@ def plane_command(
     """Loss and error on a grid over a plane of weight space: through three runs (Garipov
     et al. 2018) or around one along random filter-normalised directions (Li et al. 2018);
     writes F.h5 and contours F.png."""
-    from landscape.plane import plane_around, plane_through
+    from landscape.geometry.plane import plane_around, plane_through
     from landscape.plots import plot_file
 
     options = dict(

@@ -274,7 +274,7 @@ def demo(
 ) -> None:
     """Pre-train a tiny source model on synthetic data, fine-tune from it and from scratch
     (two seeds each) and print what transfer bought, in a few minutes on a CPU."""
-    from landscape.demo import run_demo
+    from landscape.experiments.demo import run_demo
 
     with user_errors():
         report = run_demo(out, progress=None if quiet else ProgressBar(), log=stderr_log(quiet))

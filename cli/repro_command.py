@@ -32,8 +32,8 @@ def repro_command(
     """Run the experiment of one published claim on tiny models, write OUT/NAME.h5 and
     OUT/NAME.png, and print its numbers and whether the claim held."""
     from cli.progress import ProgressBar
+    from landscape.experiments.repro import ReproOptions, claims, run_claim
     from landscape.plots import plot_file
-    from landscape.repro import ReproOptions, claims, run_claim
 
     with user_errors():
         if name == "list":

@@ -1,5 +1,6 @@
-"""``landscape shuffle``: the block-shuffle experiment (``probes.shuffle.run_shuffle``) with
-every fine-tuning flag except ``--block-shuffle``, which the experiment sets per run."""
+"""``landscape shuffle``: the block-shuffle experiment
+(``landscape.experiments.shuffle.run_shuffle``) with every fine-tuning flag except
+``--block-shuffle``, which the experiment sets per run."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ def shuffle_command(**values: Any) -> None:
     sizes; write the result file and its plot, print the table."""
     from cli.progress import ProgressBar
     from finetune.config import build_config, load_config_file
+    from landscape.experiments.shuffle import run_shuffle
     from landscape.plots import plot_file
-    from probes.shuffle import run_shuffle
 
     values = plain(values)
     out, runs, config_file = values.pop("out"), values.pop("runs"), values.pop("config")

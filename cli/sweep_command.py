@@ -1,6 +1,6 @@
 """``landscape sweep``: search a space of fine-tuning options with Optuna
-(``probes.sweep.run_sweep``), or with ``--report`` print the table of a study's trials
-(``probes.sweep.sweep_report``); both write OUT/sweep.h5."""
+(``landscape.tune.sweep.run_sweep``), or with ``--report`` print the table of a study's trials
+(``landscape.tune.sweep.sweep_report``); both write OUT/sweep.h5."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def sweep_command(
     import optuna
 
     from cli.progress import ProgressBar
-    from probes.sweep import run_sweep, study_name, sweep_report
+    from landscape.tune.sweep import run_sweep, study_name, sweep_report
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with user_errors():

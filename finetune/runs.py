@@ -13,8 +13,8 @@ from torch import nn
 
 from finetune import engine, rundir
 from finetune.config import RunConfig, build_config
+from finetune.data.input_spec import recorded_input
 from finetune.errors import RunDirError
-from finetune.input_spec import recorded_input
 from finetune.models import create_model
 
 

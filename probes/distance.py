@@ -12,7 +12,7 @@ import torch
 
 from finetune.errors import IncompatibleWeightsError
 from finetune.groups import LayerGroup, layer_groups
-from finetune.h5 import write_result
+from finetune.result_files import write_result
 from finetune.runs import load_run, pair_attrs
 
 

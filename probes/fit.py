@@ -21,11 +21,11 @@ from torch import nn
 
 from finetune.config import DataConfig, ModelConfig
 from finetune.data import resolve_spec
+from finetune.data.input_spec import InputSpec, resolve_input
 from finetune.errors import ConfigError
 from finetune.groups import layer_groups
-from finetune.h5 import write_result
-from finetune.input_spec import InputSpec, resolve_input
 from finetune.models import check_input_size, create_model, load_init
+from finetune.result_files import write_result
 from finetune.runtime import Runtime
 from probes.activations import ActivationCapture, Layer, group_layers
 from probes.bn_shift import BatchNormInputs

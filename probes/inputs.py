@@ -11,14 +11,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from finetune.augment import BatchPrep
-from finetune.block_shuffle import BlockShuffle
 from finetune.config import DataConfig, TrainConfig
 from finetune.data import ImageSet, get_dataset
+from finetune.data.augment import BatchPrep
+from finetune.data.block_shuffle import BlockShuffle
+from finetune.data.input_spec import InputSpec, recorded_input
+from finetune.data.loader import Batches, epoch_order, fits_on_device
 from finetune.distributed import Processes
 from finetune.errors import ConfigError
-from finetune.input_spec import InputSpec, recorded_input
-from finetune.loader import Batches, epoch_order, fits_on_device
 from finetune.models import create_model
 from finetune.runs import LoadedRun
 from finetune.runtime import Runtime, resolve_runtime

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from finetune.h5 import write_result
+from finetune.result_files import write_result
 from finetune.runs import LoadedRun, load_run, pair_attrs
 from finetune.runtime import Runtime
 from probes.activations import ActivationCapture, Layer, select_layers

@@ -41,7 +41,7 @@ def fast_config(kind: str = "finetune", **overrides):
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo's five runs (about a minute of CPU): test_resnet pre-trained on
     synthetic:source, then fine-tuned on synthetic:near from it and from scratch."""
-    from landscape.demo import run_demo
+    from landscape.experiments.demo import run_demo
 
     out = tmp_path_factory.mktemp("demo")
     run_demo(out)

@@ -13,8 +13,8 @@ from conftest import fast_config
 from test_cli import run_cli
 
 from finetune import engine
-from finetune.input_spec import InputSpec
-from probes.advisor import Rules, advise, group_fits
+from finetune.data.input_spec import InputSpec
+from landscape.tune.advisor import Rules, advise, group_fits
 from probes.fit import FitResult
 
 RULES = Rules()

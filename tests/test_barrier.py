@@ -11,7 +11,7 @@ from test_results_layout import actual, documented
 
 from finetune import engine
 from finetune.runs import load_run, run_summary
-from landscape.barrier import barrier_between
+from landscape.geometry.barrier import barrier_between
 from probes.inputs import eval_prep, probe_data, probe_runtime
 
 pytestmark = pytest.mark.slow
@@ -93,8 +93,8 @@ def test_runs_with_different_heads_are_refused_in_one_line(demo_dir, tmp_path, m
 
 
 def test_bench_barrier_matches_its_documented_layout(tmp_path):
-    from finetune.bench_options import BenchOptions
-    from landscape.bench import bench_barrier
+    from landscape.bench.barrier import bench_barrier
+    from landscape.bench.options import BenchOptions
 
     options = BenchOptions(image_size=16, batch_size=16, device="cpu")
     result = bench_barrier(

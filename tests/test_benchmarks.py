@@ -10,10 +10,10 @@ import torch
 from test_cli import run_cli
 from test_results_layout import actual, described_device, documented, documented_device
 
-from finetune.bench import TrainBench
-from finetune.bench_options import BenchOptions
-from landscape import benchmarks
-from landscape.benchmarks import BenchKnobs, run_benchmarks
+from landscape.bench import suite as benchmarks
+from landscape.bench.options import BenchOptions
+from landscape.bench.suite import BenchKnobs, run_benchmarks
+from landscape.bench.training import TrainBench
 
 TINY = BenchOptions(image_size=16, batch_size=16, device="cpu")
 TINY_KNOBS = BenchKnobs(

@@ -12,9 +12,9 @@ from conftest import fast_config
 from safetensors.torch import load_file
 
 from finetune import engine
-from finetune.augment import BatchPrep
-from finetune.block_shuffle import BlockShuffle, fixed_permutation, shuffle_blocks
 from finetune.config import LATER_FIELDS, build_config
+from finetune.data.augment import BatchPrep
+from finetune.data.block_shuffle import BlockShuffle, fixed_permutation, shuffle_blocks
 from finetune.errors import ConfigError
 
 SIZE = 8

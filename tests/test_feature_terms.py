@@ -6,7 +6,7 @@ import torch
 from conftest import fast_config
 
 from finetune import engine
-from finetune.feature_terms import (
+from finetune.regularisers.feature_terms import (
     FeatureCapture,
     FeatureTerms,
     bss_penalty,

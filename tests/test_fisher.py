@@ -4,7 +4,7 @@ import pytest
 import timm
 import torch
 
-from finetune.fisher import estimate_fisher
+from finetune.regularisers.fisher import estimate_fisher
 
 
 def test_matches_the_closed_form_of_softmax_regression():

@@ -12,10 +12,10 @@ from test_cli import run_cli
 from test_results_layout import actual, documented
 
 from finetune.config import DataConfig, ModelConfig
+from finetune.data.input_spec import resolve_input
+from finetune.evaluation.batchnorm import reestimate_batchnorm
 from finetune.groups import layer_groups
-from finetune.input_spec import resolve_input
 from finetune.models import create_model
-from landscape.batchnorm import reestimate_batchnorm
 from probes.fit import fit_measures
 from probes.inputs import input_prep, probe_runtime, split_data
 from probes.logme import logme

@@ -15,14 +15,14 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
 from finetune import engine
-from finetune.augment import BatchPrep
-from finetune.block_shuffle import BlockShuffle
 from finetune.config import DataConfig, ModelConfig, build_config
-from finetune.crops import center_crop, random_resized_crop, rrc_boxes
 from finetune.data import get_dataset
+from finetune.data.augment import BatchPrep
+from finetune.data.block_shuffle import BlockShuffle
+from finetune.data.crops import center_crop, random_resized_crop, rrc_boxes
 from finetune.data.folder import square_uint8
+from finetune.data.input_spec import InputSpec, recorded_input, resolve_input
 from finetune.errors import UnknownModelError
-from finetune.input_spec import InputSpec, recorded_input, resolve_input
 from finetune.runs import load_run
 from probes.inputs import eval_prep, probe_data, probe_runtime
 

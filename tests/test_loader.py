@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from finetune.data import ImageSet
-from finetune.loader import Batches
+from finetune.data.loader import Batches
 
 
 class PidImages(ImageSet):

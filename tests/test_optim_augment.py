@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from finetune.augment import BatchPrep, hflip, translate
 from finetune.config import OptimConfig
-from finetune.loader import epoch_order
+from finetune.data.augment import BatchPrep, hflip, translate
+from finetune.data.loader import epoch_order
 from finetune.optim import lr_at
 
 

@@ -1,5 +1,5 @@
-"""Weight-space paths (``landscape.paths``), the barrier formulas and BatchNorm
-re-estimation (``landscape.batchnorm``), each against an independent computation."""
+"""Weight-space paths (``landscape.geometry.paths``), the barrier formulas and BatchNorm
+re-estimation (``finetune.evaluation.batchnorm``), each against an independent computation."""
 
 import copy
 
@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from finetune.errors import IncompatibleWeightsError
-from landscape.barrier import barrier
-from landscape.batchnorm import batchnorm_layers, reestimate_batchnorm
-from landscape.paths import (
+from finetune.evaluation.batchnorm import batchnorm_layers, reestimate_batchnorm
+from landscape.geometry.barrier import barrier
+from landscape.geometry.paths import (
     Line,
     filter_normalized_direction,
     plane_through_runs,

@@ -11,9 +11,9 @@ from test_results_layout import actual, documented
 
 from finetune.groups import layer_groups
 from finetune.runs import load_run
-from landscape.barrier import make_measure
-from landscape.paths import plane_through_runs
-from landscape.plane import plane_around, plane_through
+from landscape.geometry.barrier import make_measure
+from landscape.geometry.paths import plane_through_runs
+from landscape.geometry.plane import plane_around, plane_through
 from probes.distance import parameter_distance
 from probes.inputs import eval_prep, probe_data, probe_runtime
 

@@ -69,7 +69,7 @@ def test_probes_feed_a_block_shuffled_run_the_images_it_was_trained_on(tmp_path)
     from conftest import fast_config
 
     from finetune import engine
-    from finetune.block_shuffle import fixed_permutation, shuffle_blocks
+    from finetune.data.block_shuffle import fixed_permutation, shuffle_blocks
     from finetune.runs import load_run
     from probes.inputs import eval_prep, probe_runtime
 

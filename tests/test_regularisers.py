@@ -4,7 +4,7 @@ penalty, and SGD under l2sp alpha plus l2 beta converges to alpha * w0 / (alpha 
 import pytest
 import torch
 
-from finetune.regularisers import PENALTIES, Bucket, add_to_gradients, shrink_weights
+from finetune.regularisers.penalties import PENALTIES, Bucket, add_to_gradients, shrink_weights
 
 EPS = 1e-3
 

@@ -63,8 +63,8 @@ def test_run_h5_matches_its_documented_layout(tmp_path):
 
 @pytest.mark.slow
 def test_bench_train_matches_its_documented_layout(tmp_path):
-    from finetune.bench import bench_train
-    from finetune.bench_options import BenchOptions
+    from landscape.bench.options import BenchOptions
+    from landscape.bench.training import bench_train
 
     options = BenchOptions(image_size=16, batch_size=16, device="cpu")
     result = bench_train(options, steps=5, out=tmp_path / "b.h5")
@@ -75,8 +75,8 @@ def test_bench_train_matches_its_documented_layout(tmp_path):
 
 @pytest.mark.slow
 def test_bench_cka_matches_its_documented_layout_and_agrees_with_torch_cka(tmp_path):
-    from finetune.bench_options import BenchOptions
-    from probes.bench import bench_cka
+    from landscape.bench.cka import bench_cka
+    from landscape.bench.options import BenchOptions
 
     options = BenchOptions(image_size=16, batch_size=8, device="cpu")
     result = bench_cka(options, examples=(16, 48), out=tmp_path / "c.h5")
@@ -88,13 +88,14 @@ def test_bench_cka_matches_its_documented_layout_and_agrees_with_torch_cka(tmp_p
 
 
 def test_repro_matches_its_documented_layout(tmp_path, monkeypatch):
-    import landscape.repro
+    import landscape.experiments.repro
+    from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim, run_claim
     from landscape.plots import plot_file
-    from landscape.repro import ClaimResult, ReproOptions, register_claim, run_claim
 
     # The real claims register first, so restoring the registry afterwards keeps them.
-    landscape.repro.claims()
-    monkeypatch.setattr(landscape.repro, "CLAIMS", dict(landscape.repro.CLAIMS))
+    landscape.experiments.repro.claims()
+    repro = landscape.experiments.repro
+    monkeypatch.setattr(repro, "CLAIMS", dict(repro.CLAIMS))
 
     @register_claim("toy", "a toy claim", "a toy finding")
     def toy(options: ReproOptions) -> ClaimResult:
@@ -123,7 +124,7 @@ def test_fit_matches_its_documented_layout(tmp_path):
 
 
 def test_sweep_matches_its_documented_layout(tmp_path):
-    from probes.sweep import run_sweep
+    from landscape.tune.sweep import run_sweep
 
     space = tmp_path / "space.toml"
     space.write_text(

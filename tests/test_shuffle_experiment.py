@@ -14,8 +14,8 @@ from test_results_layout import actual, documented
 from finetune.config import build_config
 from finetune.errors import ConfigError
 from finetune.runs import run_summary
+from landscape.experiments.shuffle import run_shuffle
 from landscape.plots import plot_file
-from probes.shuffle import run_shuffle
 
 # fast_config runs at 16px; the source run was pre-trained at 32px, which test_resnet (a
 # convolutional net with global pooling) takes as initial weights at any image size.

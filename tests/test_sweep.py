@@ -24,8 +24,8 @@ from finetune import engine, rundir
 from finetune.config import build_config
 from finetune.errors import ConfigError
 from finetune.runs import run_summary
-from probes.space import check_space, read_space
-from probes.sweep import best_config, default_storage, run_sweep, run_trial, sweep_report
+from landscape.tune.space import check_space, read_space
+from landscape.tune.sweep import best_config, default_storage, run_sweep, run_trial, sweep_report
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = """

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from finetune.config import build_config
 from finetune.runs import ensure_run, run_summary
-from landscape.demo import SOURCE_RECIPE, TARGET_RECIPE
-from probes.advisor import advise_run, toml_value
-from probes.sweep import best_config, run_sweep, study_name
+from landscape.experiments.demo import SOURCE_RECIPE, TARGET_RECIPE
+from landscape.tune.advisor import advise_run, toml_value
+from landscape.tune.sweep import best_config, run_sweep, study_name
 
 TASKS = ("near", "far")
 PER_CLASS = (10, 50)

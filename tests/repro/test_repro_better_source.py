@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from landscape.repro import ReproOptions, run_claim
+from landscape.experiments.repro import ReproOptions, run_claim
 
 
 def test_better_sources_transfer_better(tmp_path, source_run):

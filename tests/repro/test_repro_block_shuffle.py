@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from landscape.repro import ReproOptions, run_claim
+from landscape.experiments.repro import ReproOptions, run_claim
 
 
 def test_gap_shrinks_with_the_block_size(tmp_path, source_run):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from landscape.repro import ReproOptions, run_claim
+from landscape.experiments.repro import ReproOptions, run_claim
 
 
 def test_freezing_deeper_hurts_far_more_than_near(tmp_path, source_run):

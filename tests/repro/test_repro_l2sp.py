@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from landscape.repro import ReproOptions, run_claim
+from landscape.experiments.repro import ReproOptions, run_claim
 
 
 def test_l2sp_and_l2_are_within_two_points_at_the_quick_size(tmp_path, source_run):

@@ -7,7 +7,7 @@ that no setting separates from the binary choices, rather than forcing the claim
 import numpy as np
 import pytest
 
-from landscape.repro import ReproOptions, run_claim
+from landscape.experiments.repro import ReproOptions, run_claim
 
 pytestmark = pytest.mark.slow
 

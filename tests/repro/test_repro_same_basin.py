@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape.repro import ReproOptions, run_claim
+from landscape.experiments.repro import ReproOptions, run_claim
 
 pytestmark = pytest.mark.slow
 

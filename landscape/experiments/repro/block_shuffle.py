@@ -5,9 +5,9 @@ only low-level statistics are left to transfer.
 
 Fine-tunes the source on ``synthetic:near`` (the demo's target recipe) from pre-trained and
 from random init at several block sizes (one fixed permutation per block size, as the
-paper) via ``probes.shuffle.run_shuffle``. Judged on the Spearman rank correlation between
-block size and the gap (pre-trained minus scratch test accuracy, mean over seeds); the gap
-at the smallest block, the claim's second half, is reported beside it."""
+paper) via ``landscape.experiments.shuffle.run_shuffle``. Judged on the Spearman rank
+correlation between block size and the gap (pre-trained minus scratch test accuracy, mean
+over seeds); the gap at the smallest block, the claim's second half, is reported beside it."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from finetune.config import build_config
-from landscape.demo import TARGET_RECIPE
-from landscape.repro import ClaimResult, ReproOptions, register_claim
-from probes.shuffle import run_shuffle
+from landscape.experiments.demo import TARGET_RECIPE
+from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
+from landscape.experiments.shuffle import run_shuffle
 
 # (image size, block sizes; the image size, intact, is always added)
 QUICK = dict(image_size=16, blocks=(1, 4))

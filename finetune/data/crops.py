@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from finetune.draws import Part, global_rows
+from finetune.data.draws import Part, global_rows
 
 RRC_SCALE = (0.08, 1.0)
 RRC_RATIO = (3 / 4, 4 / 3)

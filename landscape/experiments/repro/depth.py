@@ -17,8 +17,8 @@ import numpy as np
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
-from landscape.demo import TARGET_RECIPE
-from landscape.repro import ClaimResult, ReproOptions, mean_and_spread, register_claim
+from landscape.experiments.demo import TARGET_RECIPE
+from landscape.experiments.repro import ClaimResult, ReproOptions, mean_and_spread, register_claim
 
 NAME = "depth"
 TASKS = ("synthetic:near", "synthetic:far")  # the near and the distant target, in this order

@@ -11,9 +11,9 @@ import copy
 
 import torch
 
-from finetune.block_shuffle import BlockShuffle
-from finetune.crops import center_crop, random_resized_crop
-from finetune.draws import Part, global_rows
+from finetune.data.block_shuffle import BlockShuffle
+from finetune.data.crops import center_crop, random_resized_crop
+from finetune.data.draws import Part, global_rows
 
 AUG_SCHEMES = ("translate", "rrc")
 

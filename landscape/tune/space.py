@@ -209,8 +209,8 @@ def _range(where: str, entry: dict[str, Any]) -> dict[str, Any]:
 def _group_count(where: str, base: dict[str, Any]) -> int:
     """The number of layer groups of the base configuration's model."""
     from finetune.data import resolve_spec
+    from finetune.data.input_spec import resolve_input
     from finetune.groups import layer_groups
-    from finetune.input_spec import resolve_input
     from finetune.models import create_model
 
     try:

@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from finetune.bench import bench_regularisers, bench_train
-from finetune.bench_options import BenchOptions, device_description
 from finetune.errors import ConfigError
-from landscape.bench import bench_barrier
-from probes.bench import bench_cka
+from landscape.bench.barrier import bench_barrier
+from landscape.bench.cka import bench_cka
+from landscape.bench.options import BenchOptions, device_description
+from landscape.bench.training import bench_regularisers, bench_train
 
 BENCHMARKS = ("train", "reg", "cka", "barrier")
 

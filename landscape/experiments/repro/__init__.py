@@ -18,7 +18,7 @@ import numpy as np
 from finetune import engine
 from finetune.config import build_config
 from finetune.errors import ConfigError
-from finetune.h5 import write_result
+from finetune.result_files import write_result
 from finetune.runs import ensure_run
 
 
@@ -59,7 +59,7 @@ class ReproOptions:
         """A pre-trained source run: the given one, or the demo's recipe trained once."""
         if self.source is not None:
             return self.source
-        from landscape.demo import SOURCE_RECIPE
+        from landscape.experiments.demo import SOURCE_RECIPE
 
         config = build_config("pretrain", {}, {**SOURCE_RECIPE, "model": self.model})
         self.log(f"pre-training the source model -> {self.runs / 'source'}")

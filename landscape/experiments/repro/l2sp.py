@@ -23,8 +23,8 @@ import numpy as np
 from scipy.stats import t as student_t
 
 from finetune.runs import run_summary
-from landscape.demo import TARGET_RECIPE
-from landscape.repro import ClaimResult, ReproOptions, mean_and_spread, register_claim
+from landscape.experiments.demo import TARGET_RECIPE
+from landscape.experiments.repro import ClaimResult, ReproOptions, mean_and_spread, register_claim
 from probes.distance import distance_between_runs
 
 NAME = "l2sp"

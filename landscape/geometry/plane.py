@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from finetune.errors import ConfigError
-from finetune.h5 import write_result
+from finetune.result_files import write_result
 from finetune.runs import LoadedRun, load_run
-from landscape.barrier import DEFAULT_BN_BATCHES, Measure, run_measure
-from landscape.paths import Plane, plane_through_runs, random_plane
+from landscape.geometry.barrier import DEFAULT_BN_BATCHES, Measure, run_measure
+from landscape.geometry.paths import Plane, plane_through_runs, random_plane
 from probes.inputs import probe_runtime
 
 THROUGH = "Gram-Schmidt on B - A and C - A over the parameters (Garipov et al. 2018)"

@@ -1,4 +1,4 @@
-"""A hyperparameter sweep over a search space (``probes.space``) with Optuna: TPE proposes
+"""A hyperparameter sweep over a search space (``landscape.tune.space``) with Optuna: TPE proposes
 each trial's options, the trial is an ordinary fine-tuning run directory, and its objective
 is the validation accuracy of its final weights (never the test split). The study lives in
 a database (SQLite in the output folder by default, or any URL Optuna accepts), so that many
@@ -30,9 +30,9 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from finetune import engine, rundir
 from finetune.config import build_config
 from finetune.errors import ConfigError, LandscapeError
-from finetune.h5 import write_result
+from finetune.result_files import write_result
 from finetune.runs import ensure_run, run_summary
-from probes.space import SearchSpace, load_space
+from landscape.tune.space import SearchSpace, load_space
 
 DEFAULT_OUT = Path("results/sweep")
 OBJECTIVE = "final_eval_acc"

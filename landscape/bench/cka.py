@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from finetune.bench_options import BenchOptions, device_description
 from finetune.data import get_dataset
 from finetune.errors import ConfigError
-from finetune.h5 import write_result
 from finetune.models import create_model
+from finetune.result_files import write_result
 from finetune.runtime import Runtime
+from landscape.bench.options import BenchOptions, device_description
 from probes.activations import group_layers, named_layers
 from probes.inputs import model_prep, random_twins
 from probes.similarity import cka_matrix

@@ -9,8 +9,8 @@ import numpy as np
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
-from landscape.demo import TARGET_RECIPE
-from landscape.repro import ClaimResult, ReproOptions, register_claim
+from landscape.experiments.demo import TARGET_RECIPE
+from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
 
 PURE = ("l2", "l2sp")
 T_NEEDED = 2.0  # gain over the best binary choice, in standard errors of the difference

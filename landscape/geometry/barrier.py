@@ -3,7 +3,7 @@ runs fine-tuned from the same pre-trained weights lie in one basin, runs from ra
 are separated by a barrier).
 
 At every point ``a`` of ``linspace(0, 1, points)`` (both ends included) the model holds
-``theta(a) = (1 - a) theta_A + a theta_B`` (``landscape.paths.Line``) and is evaluated on a
+``theta(a) = (1 - a) theta_A + a theta_B`` (``landscape.geometry.paths.Line``) and is evaluated on a
 fixed set of examples, moved to the device once and reused at every point; values stay on
 the device until the whole curve is done (one host synchronisation per curve).
 
@@ -12,7 +12,7 @@ Two curves when the model has BatchNorm and ``bn_batches > 0``:
 - ``raw``: the running statistics are interpolated like the weights. Its end points are the
   runs themselves, so they equal the runs' own evaluation (``finetune.engine.evaluate``).
 - ``bn``: the statistics are re-estimated at every point, the two ends included
-  (``landscape.batchnorm``), so the whole curve is measured one way and has no jump at the
+  (``finetune.evaluation.batchnorm``), so the whole curve is measured one way and has no jump at the
   ends; its end points differ from the runs' own evaluation by what re-estimation changes.
 
 The headline barriers come from ``bn`` when it exists, else from ``raw``. For a curve
@@ -38,13 +38,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from finetune.augment import BatchPrep
+from finetune.data.augment import BatchPrep
 from finetune.errors import ConfigError
-from finetune.h5 import write_result
+from finetune.evaluation.batchnorm import has_batchnorm, reestimate_batchnorm
+from finetune.result_files import write_result
 from finetune.runs import LoadedRun, load_run, pair_attrs
 from finetune.runtime import Runtime
-from landscape.batchnorm import has_batchnorm, reestimate_batchnorm
-from landscape.paths import Line
+from landscape.geometry.paths import Line
 from probes.inputs import (
     ProbeData,
     batch_sizes,

@@ -14,7 +14,7 @@ from typing import Any
 from finetune import engine
 from finetune.config import build_config
 from finetune.runs import ensure_run, run_summary
-from landscape.barrier import barrier_between
+from landscape.geometry.barrier import barrier_between
 from landscape.plots import plot_file
 from probes.distance import distance_between_runs
 from probes.similarity import compare_runs

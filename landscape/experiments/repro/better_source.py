@@ -21,8 +21,8 @@ from finetune.config import build_config
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import ensure_run, run_summary
-from landscape.demo import SOURCE_RECIPE, TARGET_RECIPE
-from landscape.repro import ClaimResult, ReproOptions, register_claim
+from landscape.experiments.demo import SOURCE_RECIPE, TARGET_RECIPE
+from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
 
 # Quick: 16px sources on 100 images per class (cheap to pre-train); full: the demo's source
 # recipe at 32px for 1, 2 and 4 epochs, plus the shared (6-epoch) source.

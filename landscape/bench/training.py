@@ -15,15 +15,15 @@ import torch
 import torch.nn.functional as F
 
 from finetune import engine
-from finetune.augment import BatchPrep
-from finetune.bench_options import BenchOptions, device_description
 from finetune.config import RunConfig, build_config
 from finetune.data import get_dataset
+from finetune.data.augment import BatchPrep
 from finetune.errors import ConfigError
-from finetune.h5 import write_result
 from finetune.models import classifier_keys, create_model
-from finetune.regularisers import Bucket, add_to_gradients
+from finetune.regularisers.penalties import Bucket, add_to_gradients
+from finetune.result_files import write_result
 from finetune.runtime import Runtime, resolve_runtime
+from landscape.bench.options import BenchOptions, device_description
 
 BENCH_DATA = "synthetic:source"
 TRAIN_BATCH = 64

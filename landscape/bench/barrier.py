@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from finetune.bench_options import BenchOptions, device_description
 from finetune.data import get_dataset
+from finetune.data.loader import Batches, epoch_order
 from finetune.errors import ConfigError
-from finetune.h5 import write_result
-from finetune.loader import Batches, epoch_order
+from finetune.result_files import write_result
 from finetune.runtime import Runtime
-from landscape.barrier import interpolation_curves, make_measure
-from landscape.paths import Line
+from landscape.bench.options import BenchOptions, device_description
+from landscape.geometry.barrier import interpolation_curves, make_measure
+from landscape.geometry.paths import Line
 from probes.inputs import ProbeData, model_prep, random_twins
 
 BENCH_DATA = "synthetic:source"

@@ -20,9 +20,9 @@ import numpy as np
 from finetune import engine
 from finetune.config import RunConfig, build_config
 from finetune.data import resolve_spec
+from finetune.data.input_spec import resolve_input
 from finetune.errors import ConfigError
-from finetune.h5 import write_result
-from finetune.input_spec import resolve_input
+from finetune.result_files import write_result
 from finetune.runs import ensure_run, run_summary
 
 INITS = ("pretrained", "scratch")

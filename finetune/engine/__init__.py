@@ -25,18 +25,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from finetune import __version__, rundir
-from finetune.augment import BatchPrep
-from finetune.block_shuffle import BlockShuffle
 from finetune.config import RunConfig, build_config
 from finetune.data import ImageSet, get_dataset, resolve_spec
+from finetune.data.augment import BatchPrep
+from finetune.data.block_shuffle import BlockShuffle
+from finetune.data.input_spec import InputSpec, resolve_input
+from finetune.data.loader import Batches, epoch_order, fits_on_device, mix_seed
 from finetune.distributed import Processes, share
+from finetune.engine.history import History
 from finetune.errors import ConfigError, RunDirError
-from finetune.feature_terms import FeatureTerms
-from finetune.fisher import estimate_fisher
 from finetune.groups import LayerGroup, layer_groups
-from finetune.history import History
-from finetune.input_spec import InputSpec, resolve_input
-from finetune.loader import Batches, epoch_order, fits_on_device, mix_seed
 from finetune.models import (
     InitReport,
     check_input_size,
@@ -54,7 +52,9 @@ from finetune.policy import (
     plan_parameters,
     reinitialise,
 )
-from finetune.regularisers import (
+from finetune.regularisers.feature_terms import FeatureTerms
+from finetune.regularisers.fisher import estimate_fisher
+from finetune.regularisers.penalties import (
     Bucket,
     add_to_gradients,
     build_buckets,

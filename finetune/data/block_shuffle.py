@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from finetune.draws import Part, global_rows
+from finetune.data.draws import Part, global_rows
 from finetune.errors import ConfigError
 
 SCHEMES = ("fixed", "random")

@@ -8,9 +8,9 @@ from itertools import combinations
 
 import numpy as np
 
-from landscape.barrier import barrier_between
-from landscape.demo import CKA_EXAMPLES, TARGET_RECIPE
-from landscape.repro import ClaimResult, ReproOptions, register_claim
+from landscape.experiments.demo import CKA_EXAMPLES, TARGET_RECIPE
+from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
+from landscape.geometry.barrier import barrier_between
 from probes.distance import distance_between_runs
 from probes.similarity import compare_runs
 

@@ -10,7 +10,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from finetune.h5 import write_result
+from finetune.result_files import write_result
 
 EPOCH_FIELDS = (
     "train_loss",

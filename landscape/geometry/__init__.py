@@ -1,0 +1,1 @@
+"""Loss-landscape geometry between runs: weight-space paths, barriers and planes."""
