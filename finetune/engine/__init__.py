@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import timm
 import torch
-import torch.nn.functional as F
 from safetensors import safe_open
 from timm.layers import convert_sync_batchnorm
 from torch import nn
@@ -34,6 +33,8 @@ from finetune.data.loader import Batches, epoch_order, fits_on_device, mix_seed
 from finetune.distributed import Processes, share
 from finetune.engine.history import History
 from finetune.errors import ConfigError, RunDirError
+from finetune.evaluation.batches import FixedBatches, fixed_batches
+from finetune.evaluation.measure import evaluate
 from finetune.groups import LayerGroup, layer_groups
 from finetune.models import (
     InitReport,
@@ -94,8 +95,8 @@ class _Setup:
     optimizer: torch.optim.Optimizer
     train_set: ImageSet
     train_batches: Batches
-    eval_batches: Batches
-    test_batches: Batches
+    eval_batches: FixedBatches
+    test_batches: FixedBatches
     train_prep: BatchPrep
     eval_prep: BatchPrep
     init_state: dict[str, torch.Tensor]
@@ -295,6 +296,10 @@ def _build(config: RunConfig, *, for_training: bool = True) -> _Setup:
         on_device = fits_on_device(dataset, data.device_data)
         return Batches(dataset, runtime.device, on_device=on_device, workers=data.workers)
 
+    def fixed(dataset: ImageSet) -> FixedBatches:
+        order = torch.arange(len(dataset))
+        return fixed_batches(batches(dataset), order, config.train.eval_batch_size, processes)
+
     return _Setup(
         config=config,
         runtime=runtime,
@@ -305,8 +310,8 @@ def _build(config: RunConfig, *, for_training: bool = True) -> _Setup:
         optimizer=optimizer,
         train_set=train_set,
         train_batches=batches(train_set),
-        eval_batches=batches(eval_set),
-        test_batches=batches(test_set),
+        eval_batches=fixed(eval_set),
+        test_batches=fixed(test_set),
         train_prep=BatchPrep(**prep, augment=data.augment, flip=data.hflip),
         eval_prep=eval_prep,
         init_state=init_state,
@@ -409,7 +414,7 @@ def _run(
             history.partial_epoch = {}
             seconds = meter.elapsed()
             eval_loss, eval_acc = evaluate(
-                s.eval_forward, s.eval_batches, s.eval_prep, s.runtime, cfg.train.eval_batch_size
+                s.model, s.eval_batches, s.eval_prep, s.runtime, forward=s.eval_forward
             )
             distance, relative = group_distances(s.model, s.init_state, s.groups)
             history.group_distance.append(distance)
@@ -446,7 +451,7 @@ def _run(
         return RunResult(out, "failed", reason, {}, s.init_report, group_names)
 
     test_loss, test_acc = evaluate(
-        s.eval_forward, s.test_batches, s.eval_prep, s.runtime, cfg.train.eval_batch_size
+        s.model, s.test_batches, s.eval_prep, s.runtime, forward=s.eval_forward
     )
     last = history.epochs[-1]
     summary = {
@@ -601,37 +606,6 @@ class _EpochMeter:
 
 
 @torch.no_grad()
-def evaluate(
-    forward: Callable[[torch.Tensor], torch.Tensor],
-    batches: Batches,
-    prep: BatchPrep,
-    runtime: Runtime,
-    batch_size: int,
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of a model in eval mode over a whole dataset, with
-    one host synchronisation at the end. Under DDP each process evaluates its contiguous
-    share of the examples and the sums are added up."""
-    module = getattr(forward, "_orig_mod", forward)
-    was_training = module.training
-    module.eval()
-    total_loss = torch.zeros((), device=runtime.device, dtype=torch.float64)
-    correct = torch.zeros((), device=runtime.device, dtype=torch.int64)
-    processes = runtime.processes
-    start, size = share(len(batches), processes.world, processes.rank)
-    order = torch.arange(start, start + size)
-    for images, labels in batches.iterate(order, batch_size):
-        with runtime.autocast():
-            logits = forward(prep(images))
-        total_loss += F.cross_entropy(logits.float(), labels, reduction="sum").double()
-        correct += (logits.argmax(1) == labels).sum()
-    module.train(was_training)
-    processes.sum_(total_loss)
-    processes.sum_(correct)
-    n = max(len(batches), 1)
-    return float(total_loss) / n, float(correct) / n
-
-
-@torch.no_grad()
 def group_distances(
     model: nn.Module, init_state: dict[str, torch.Tensor], groups: list[LayerGroup]
 ) -> tuple[list[float], list[float]]:
@@ -725,8 +699,8 @@ def _config_record(s: _Setup, command: str) -> dict[str, Any]:
             "image_size": s.train_set.image_size,
             "input": s.input.to_dict(),
             "train_examples": len(s.train_set),
-            "eval_examples": len(s.eval_batches),
-            "test_examples": len(s.test_batches),
+            "eval_examples": s.eval_batches.examples,
+            "test_examples": s.test_batches.examples,
         },
         "groups": [{"name": g.name, "params": list(g.params)} for g in s.groups],
         "init": {
