@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from cli.common import keyword, user_errors
-from cli.fit_command import MEASURE_PARAMETERS
+from cli.fit_command import MEASURE_PARAMETERS, measure_options
 from cli.options import config_file_parameter, config_parameters, plain, with_parameters
 
 
@@ -29,13 +29,9 @@ def advise_command(**values: Any) -> None:
         file_values = load_config_file(own["config"]) if own["config"] else {}
         given = {k: v for k, v in values.items() if v is not None}
         config = build_config("finetune", file_values, given)
+        options = measure_options(config, examples=own["examples"], seed=own["fit_seed"])
         advice = advise_run(
-            config,
-            k=own["k"],
-            examples=own["examples"],
-            seed=own["fit_seed"],
-            out=out,
-            fit_out=out.with_suffix(".fit.h5"),
+            config, k=own["k"], options=options, out=out, fit_out=out.with_suffix(".fit.h5")
         )
     typer.echo(advice.table())
     typer.echo(f"wrote {out} (run it: landscape finetune --config {out} --out RUN)")

@@ -1,11 +1,13 @@
 """Pieces every command module shares: user errors as one line, comma-separated integer
-options, progress lines on stderr, and keyword parameters for generated signatures."""
+options, progress lines on stderr, keyword parameters for generated signatures, and the
+run arguments and ``--out`` option of the probe commands."""
 
 from __future__ import annotations
 
 import contextlib
 import inspect
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -45,3 +47,20 @@ def keyword(name: str, default: Any, annotation: Any) -> inspect.Parameter:
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
     )
+
+
+RUN_A = keyword(
+    "run_a", typer.Argument(..., help="run directory (or a .safetensors file of one)"), str
+)
+RUN_B = keyword(
+    "run_b",
+    typer.Argument(
+        ..., help="run directory, a .safetensors file of one, or 'init' (RUN_A's init)"
+    ),
+    str,
+)
+
+
+def out_parameter(default: str) -> inspect.Parameter:
+    """``--out``: the result file a command writes, a PNG beside it."""
+    return keyword("out", typer.Option(Path(default), "--out", help="result file (.h5)"), Path)

@@ -4,15 +4,16 @@ weights, the data and how images are prepared; a table, the result file and its 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 import typer
 
-from cli.common import keyword, user_errors
-from cli.options import config_parameters, plain, with_parameters
-from finetune.config import SECTIONS, flag_name
+from cli.common import keyword, out_parameter, user_errors
+from cli.options import config_parameters, options_parameters, plain, with_parameters
+from finetune.config import SECTIONS, RunConfig, flag_name
+from probes.options import ProbeOptions
 
 # The fine-tuning flags that change what the fit measures see; the others are left out.
 _CONFIG_FLAGS = {
@@ -31,40 +32,41 @@ def fit_command(**values: Any) -> None:
     from probes.fit import fit_measures
 
     values = plain(values)
-    own = {name: values.pop(name) for name in ("k", "examples", "batch_size", "seed", "out")}
+    k, out = values.pop("k"), values.pop("out")
+    given = {name: values.pop(name) for name in FIT_OPTIONS}
     with user_errors():
         config = build_config("finetune", {}, values)
-        result = fit_measures(
-            config.model,
-            config.data,
-            device=config.train.device,
-            precision=config.train.precision,
-            **own,
-        )
-        png = plot_file(own["out"])
+        options = measure_options(config, **given)
+        result = fit_measures(config.model, config.data, k=k, options=options, out=out)
+        png = plot_file(out)
     typer.echo(result.table())
-    typer.echo(f"wrote {own['out']} and {png}")
+    typer.echo(f"wrote {out} and {png}")
+
+
+def measure_options(config: RunConfig, **values: Any) -> ProbeOptions:
+    """The probe options of the fit measures: the device and precision of ``config``'s
+    own flags, the rest from ``values``."""
+    return ProbeOptions(device=config.train.device, precision=config.train.precision, **values)
+
+
+def probe_parameters(names: tuple[str, ...]) -> list[inspect.Parameter]:
+    """The flags of the probe options ``names`` (the fine-tuning flags give the data,
+    device and precision)."""
+    return options_parameters(
+        ProbeOptions, skip=tuple(f.name for f in fields(ProbeOptions) if f.name not in names)
+    )
 
 
 # The options of the measures themselves, shared with ``landscape advise``.
 MEASURE_PARAMETERS = [
     keyword("k", typer.Option(10, "--k", help="neighbours of the kNN vote"), int),
-    keyword(
-        "examples",
-        typer.Option(
-            None, "--examples", help="at most N examples of each split (seeded; default: all)"
-        ),
-        int | None,
-    ),
+    *probe_parameters(("examples",)),
 ]
-_PARAMETERS = MEASURE_PARAMETERS + [
-    keyword("batch_size", typer.Option(256, "--batch-size", help="examples per forward pass"), int),
-    keyword(
-        "seed",
-        typer.Option(0, "--seed", help="seed of a random init and of the --examples subset"),
-        int,
-    ),
-    keyword("out", typer.Option(Path("results/fit.h5"), "--out", help="result file (.h5)"), Path),
+FIT_OPTIONS = ("examples", "batch_size", "seed")
+_PARAMETERS = [
+    *MEASURE_PARAMETERS,
+    *probe_parameters(("batch_size", "seed")),
+    out_parameter("results/fit.h5"),
 ]
 _SKIP = tuple(
     flag_name(f)

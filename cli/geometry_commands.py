@@ -5,105 +5,62 @@ any result file by its kind."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from cli.common import user_errors
+from cli.common import RUN_A, RUN_B, keyword, out_parameter, user_errors
+from cli.options import options_from, options_parameters, with_parameters
 from finetune.errors import ConfigError
-
-BN_HELP = (
-    "training batches (no augmentation, fixed order) to re-estimate BatchNorm statistics on at "
-    "every point; 0: off (ignored for models without BatchNorm)"
-)
+from probes.options import ProbeOptions
 
 
-def barrier_command(
-    run_a: str = typer.Argument(..., help="run directory (or a .safetensors file of one)"),
-    run_b: str = typer.Argument(
-        ..., help="run directory, a .safetensors file of one, or 'init' (RUN_A's init)"
-    ),
-    points: int = typer.Option(25, "--points", help="evenly spaced points from A to B, ends in"),
-    data: str | None = typer.Option(None, "--data", help="dataset spec (default: RUN_A's)"),
-    split: str = typer.Option("test", "--split", help="train, val or test"),
-    examples: int | None = typer.Option(None, "--examples", help="examples used (default: all)"),
-    bn_batches: int = typer.Option(50, "--bn-batches", help=BN_HELP),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", help="examples per batch (default: RUN_A's evaluation batch size)"
-    ),
-    seed: int = typer.Option(0, "--seed", help="seed of the example orders"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16"),
-    out: Path = typer.Option(Path("results/barrier.h5"), "--out", help="result file (.h5)"),
-) -> None:
+def barrier_command(**values: Any) -> None:
     """Loss and error on the straight line between two runs' weights, and the loss barrier
     (Neyshabur et al. 2020); writes F.h5 and a plot F.png."""
     from landscape.geometry.barrier import barrier_between
     from landscape.plots import plot_file
 
+    out = values.pop("out")
     with user_errors():
-        result = barrier_between(
-            run_a,
-            run_b,
-            points=points,
-            data=data,
-            split=split,
-            examples=examples,
-            bn_batches=bn_batches,
-            batch_size=batch_size,
-            seed=seed,
-            device=device,
-            precision=precision,
-            out=out,
-        )
+        options = options_from(ProbeOptions, values)
+        result = barrier_between(**values, options=options, out=out)
         png = plot_file(out)
     typer.echo(result.table())
     typer.echo(f"wrote {out} and {png}")
 
 
-def plane_command(
-    runs: list[str] = typer.Argument(
-        ...,
-        help="one run (random filter-normalised directions around it) or three (the plane "
-        "through them; the second and third may be 'init', the first run's init)",
-    ),
-    grid: int = typer.Option(21, "--grid", help="grid points along each axis"),
-    margin: float = typer.Option(
-        0.2, "--margin", help="three runs: border around them, as a fraction of their extent"
-    ),
-    span: float = typer.Option(1.0, "--span", help="one run: the grid covers [-span, span]^2"),
-    seed: int = typer.Option(0, "--seed", help="seed of the random directions and example order"),
-    data: str | None = typer.Option(None, "--data", help="dataset spec (default: the first run's)"),
-    split: str = typer.Option("test", "--split", help="train, val or test"),
-    examples: int | None = typer.Option(None, "--examples", help="examples used (default: all)"),
-    bn_batches: int = typer.Option(50, "--bn-batches", help=BN_HELP),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", help="examples per batch (default: the run's evaluation batch size)"
-    ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16"),
-    out: Path = typer.Option(Path("results/plane.h5"), "--out", help="result file (.h5)"),
-) -> None:
+with_parameters(
+    barrier_command,
+    [
+        RUN_A,
+        RUN_B,
+        keyword(
+            "points",
+            typer.Option(25, "--points", help="evenly spaced points from A to B, ends in"),
+            int,
+        ),
+        *options_parameters(ProbeOptions),
+        out_parameter("results/barrier.h5"),
+    ],
+)
+
+
+def plane_command(**values: Any) -> None:
     """Loss and error on a grid over a plane of weight space: through three runs (Garipov
     et al. 2018) or around one along random filter-normalised directions (Li et al. 2018);
     writes F.h5 and contours F.png."""
     from landscape.geometry.plane import plane_around, plane_through
     from landscape.plots import plot_file
 
-    options = dict(
-        data=data,
-        split=split,
-        examples=examples,
-        bn_batches=bn_batches,
-        batch_size=batch_size,
-        device=device,
-        precision=precision,
-        out=out,
-    )
+    runs, grid, out = values.pop("runs"), values.pop("grid"), values.pop("out")
+    margin, span = values.pop("margin"), values.pop("span")
     with user_errors():
+        options = options_from(ProbeOptions, values)
         if len(runs) == 1:
-            result = plane_around(runs[0], grid=grid, span=span, seed=seed, **options)
+            result = plane_around(runs[0], grid=grid, span=span, options=options, out=out)
         elif len(runs) == 3:
-            result = plane_through(*runs, grid=grid, margin=margin, seed=seed, **options)
+            result = plane_through(*runs, grid=grid, margin=margin, options=options, out=out)
         else:
             raise ConfigError(
                 f"plane takes one run (random directions around it) or three (the plane "
@@ -114,11 +71,47 @@ def plane_command(
     typer.echo(f"wrote {out} and {png}")
 
 
+with_parameters(
+    plane_command,
+    [
+        keyword(
+            "runs",
+            typer.Argument(
+                ...,
+                help="one run (random filter-normalised directions around it) or three (the "
+                "plane through them; the second and third may be 'init', the first run's init)",
+            ),
+            list[str],
+        ),
+        keyword("grid", typer.Option(21, "--grid", help="grid points along each axis"), int),
+        keyword(
+            "margin",
+            typer.Option(
+                0.2,
+                "--margin",
+                help="three runs: border around them, as a fraction of their extent",
+            ),
+            float,
+        ),
+        keyword(
+            "span",
+            typer.Option(1.0, "--span", help="one run: the grid covers [-span, span]^2"),
+            float,
+        ),
+        *options_parameters(ProbeOptions),
+        out_parameter("results/plane.h5"),
+    ],
+)
+
+
 def plot_command(
-    path: Path = typer.Argument(..., help="a result file (.h5) of any kind with a plot"),
+    path: Path = typer.Argument(
+        ..., help="a result file (.h5) of a kind with a plot, such as a run's RUN/run.h5"
+    ),
     out: Path | None = typer.Option(None, "--out", help="PNG to write (default: beside it)"),
 ) -> None:
-    """Render a result file to PNG according to its kind."""
+    """Render a result file to PNG according to its kind (RUN/run.h5: the run's learning
+    curves)."""
     from landscape.plots import plot_file
 
     with user_errors():

@@ -41,7 +41,23 @@ app.command(
     help="Loss on a grid over the plane through three runs, or around one run along random "
     "filter-normalised directions.",
 )(plane_command)
-app.command("plot", help="Render a result file (.h5) to PNG according to its kind.")(plot_command)
+app.command(
+    "plot",
+    help="Render a result file (.h5) to PNG according to its kind; RUN/run.h5 draws the "
+    "run's learning curves.",
+)(plot_command)
+from cli.probe_commands import cka_command, distance_command  # noqa: E402
+
+app.command(
+    "cka",
+    help="Layers-by-layers CKA between the features of two runs on the same examples "
+    "(minibatch CKA); F.h5 and a heatmap F.png.",
+)(cka_command)
+app.command(
+    "distance",
+    help="Parameter distance of one run from another (default: its init) per layer group; "
+    "F.h5 and a bar chart F.png.",
+)(distance_command)
 from cli.fit_command import fit_command  # noqa: E402
 
 app.command(
@@ -201,70 +217,6 @@ def datasets() -> None:
         spec = f"{name}:ARG" if entry.takes_argument else name
         splits = "by folder" if callable(entry.splits) else "/".join(entry.splits)
         typer.echo(f"{spec:<18s} {splits:<15s} {entry.description}")
-
-
-@app.command("cka")
-def cka(
-    run_a: str = typer.Argument(..., help="run directory (or a .safetensors file of one)"),
-    run_b: str = typer.Argument(
-        ..., help="run directory, a .safetensors file of one, or 'init' (RUN_A's init)"
-    ),
-    data: str | None = typer.Option(None, "--data", help="dataset spec (default: RUN_A's)"),
-    split: str = typer.Option("test", "--split", help="train, val or test"),
-    examples: int | None = typer.Option(None, "--examples", help="examples used (default: all)"),
-    layers: str = typer.Option(
-        "groups", "--layers", help="groups, all, or comma-separated module names"
-    ),
-    pool: str = typer.Option("flatten", "--pool", help="flatten or mean (over positions)"),
-    batch_size: int = typer.Option(256, "--batch-size", help="examples per minibatch (>= 4)"),
-    seed: int = typer.Option(0, "--seed", help="seed of the example order"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16"),
-    out: Path = typer.Option(Path("results/cka.h5"), "--out", help="result file (.h5)"),
-) -> None:
-    """Layers-by-layers CKA between the features of two runs on the same examples
-    (minibatch CKA); writes F.h5 and a heatmap F.png."""
-    from landscape.plots import plot_file
-    from probes.similarity import compare_runs
-
-    with user_errors():
-        result = compare_runs(
-            run_a,
-            run_b,
-            data=data,
-            split=split,
-            examples=examples,
-            layers=layers,
-            pool=pool,
-            batch_size=batch_size,
-            seed=seed,
-            device=device,
-            precision=precision,
-            out=out,
-        )
-        png = plot_file(out)
-    typer.echo(result.table())
-    typer.echo(f"wrote {out} and {png}")
-
-
-@app.command("distance")
-def distance(
-    run_a: str = typer.Argument(..., help="run directory (or a .safetensors file of one)"),
-    run_b: str = typer.Argument(
-        "init", help="reference: a run directory, a .safetensors file, or 'init' (RUN_A's init)"
-    ),
-    out: Path = typer.Option(Path("results/distance.h5"), "--out", help="result file (.h5)"),
-) -> None:
-    """Parameter distance of RUN_A from RUN_B (default: its own init) per layer group:
-    L2, relative to RUN_B's norm, and cosine; writes F.h5 and a bar chart F.png."""
-    from landscape.plots import plot_file
-    from probes.distance import distance_between_runs
-
-    with user_errors():
-        result = distance_between_runs(run_a, run_b, out=out)
-        png = plot_file(out)
-    typer.echo(result.table())
-    typer.echo(f"wrote {out} and {png}")
 
 
 @app.command("demo")

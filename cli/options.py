@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Callable
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,32 +20,54 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 def config_parameters(skip: tuple[str, ...] = ()) -> list[inspect.Parameter]:
     """One keyword parameter per config field, defaulting to None (= not given), so values
     from a --config file are overridden only by flags the user typed."""
-    params = []
-    for section, cls in SECTIONS.items():
-        for f in fields(cls):
-            name = flag_name(f)
-            if name in skip:
-                continue
-            base = _TYPES.get(str(f.type).split("|")[0].strip(), str)
-            default = f.default if f.default is not MISSING else None
-            shown = "" if default is None else f" (default: {_show(default)})"
-            choices = f.metadata.get("choices")
-            dashed = name.replace("_", "-")
-            decls = [f"--{dashed}/--no-{dashed}"] if base is bool else [f"--{dashed}"]
-            option = typer.Option(
-                None,
-                *decls,
-                help=f"{f.metadata.get('help', '')}{shown}",
-                rich_help_panel=section,
-                show_default=False,
-            )
-            kind = enum.Enum(name, [(c, c) for c in choices], type=str) if choices else base
-            params.append(
-                inspect.Parameter(
-                    name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind | None
-                )
-            )
-    return params
+    return [
+        _parameter(f, section, given_only=True)
+        for section, cls in SECTIONS.items()
+        for f in fields(cls)
+        if flag_name(f) not in skip
+    ]
+
+
+def options_parameters(
+    cls: type, skip: tuple[str, ...] = (), panel: str | None = None
+) -> list[inspect.Parameter]:
+    """One keyword parameter per field of the options dataclass ``cls`` (e.g.
+    ``probes.options.ProbeOptions``) with the field's own default, help and choices."""
+    return [_parameter(f, panel) for f in fields(cls) if flag_name(f) not in skip]
+
+
+def options_from(cls: type, values: dict[str, Any]) -> Any:
+    """An instance of ``cls`` from the parsed values of its flags, which are removed from
+    ``values`` (the command's other options remain)."""
+    names = [f.name for f in fields(cls) if flag_name(f) in values]
+    return cls(**plain({name: values.pop(name) for name in names}))
+
+
+def _parameter(
+    f: Field, panel: str | None, *, given_only: bool = False
+) -> inspect.Parameter:
+    """A typer option for the dataclass field ``f``. ``given_only``: default None (= not
+    given) with the field's default shown in the help."""
+    name = flag_name(f)
+    base = _TYPES.get(str(f.type).split("|")[0].strip(), str)
+    default = f.default if f.default is not MISSING else None
+    shown = "" if default is None or not given_only else f" (default: {_show(default)})"
+    choices = f.metadata.get("choices")
+    dashed = name.replace("_", "-")
+    decls = [f"--{dashed}/--no-{dashed}"] if base is bool else [f"--{dashed}"]
+    option = typer.Option(
+        None if given_only else default,
+        *decls,
+        help=f"{f.metadata.get('help', '')}{shown}",
+        rich_help_panel=panel,
+        show_default=not given_only and default is not None,
+    )
+    kind = enum.Enum(name, [(c, c) for c in choices], type=str) if choices else base
+    optional = given_only or default is None
+    annotation = kind | None if optional else kind
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
+    )
 
 
 def config_file_parameter() -> inspect.Parameter:

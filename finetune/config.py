@@ -14,6 +14,7 @@ from typing import Any
 import tomllib
 
 from finetune.errors import ConfigError
+from finetune.regularisers.penalties import needs_fisher, sp_penalties
 
 TRI_STATE = ("auto", "on", "off")
 
@@ -33,7 +34,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.init and self.pretrained:
-            raise ConfigError("give either --init or --pretrained, not both")
+            raise ConfigError(
+                f"give either {flag_for(self, 'init')} or {flag_for(self, 'pretrained')}, not both"
+            )
 
 
 @dataclass(frozen=True)
@@ -88,16 +91,18 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
+        _check_spec(self, "spec")
         _check_positive(self, "image_size", "train_per_class", "block_shuffle")
+        _check_non_negative(self, "workers")
         if self.block_shuffle and self.image_size and self.image_size % self.block_shuffle:
             raise ConfigError(
-                f"--block-shuffle {self.block_shuffle} does not divide --image-size "
-                f"{self.image_size}"
+                f"{flag_for(self, 'block_shuffle')} {self.block_shuffle} does not divide "
+                f"{flag_for(self, 'image_size')} {self.image_size}"
             )
         if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"--val-fraction must lie in (0, 1), got {self.val_fraction}")
-        if self.workers < 0:
-            raise ConfigError(f"--workers must be >= 0, got {self.workers}")
+            raise ConfigError(
+                f"{flag_for(self, 'val_fraction')} must lie in (0, 1), got {self.val_fraction}"
+            )
 
 
 @dataclass(frozen=True)
@@ -119,15 +124,19 @@ class OptimConfig:
         _check_positive(self, "lr", "step_epochs")
         _check_non_negative(self, "momentum", "warmup_epochs", "min_lr")
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"--label-smoothing must lie in [0, 1), got {self.label_smoothing}")
+            raise ConfigError(
+                f"{flag_for(self, 'label_smoothing')} must lie in [0, 1), "
+                f"got {self.label_smoothing}"
+            )
 
 
-SP_KINDS = ("l2sp", "l2sp_fisher", "l1sp", "gl_sp")
 PRESETS: dict[str, dict[str, Any]] = {
     "none": {},
     # Li, Grandvalet, Davoine 2018: alpha 0.1 toward w0, beta 0.01 on new parameters.
     "l2sp": {"sp": "l2sp", "l2sp": (0.1,), "l2": (0.0,), "l2_head": 0.01},
 }
+# The SP penalties that need a Fisher estimate, as the Fisher options' help names them.
+FISHER_SP = "/".join(name for name in sp_penalties() if needs_fisher(name))
 
 
 @dataclass(frozen=True)
@@ -147,7 +156,7 @@ class RegConfig:
     l2_head: float | None = option(
         None, "L2 beta of new parameters (head, re-initialised groups); default: their group's --l2"
     )
-    sp: str = option("l2sp", "form of the penalty toward w0", choices=SP_KINDS)
+    sp: str = option("l2sp", "form of the penalty toward w0", choices=sp_penalties())
     l2sp: tuple[float, ...] = option(
         (0.0,),
         "SP strength alpha toward the initial weights w0 of transferred parameters, "
@@ -170,11 +179,11 @@ class RegConfig:
     )
     fisher_data: str | None = option(
         None,
-        "l2sp_fisher: dataset spec for the Fisher information (default: the --init "
+        f"{FISHER_SP}: dataset spec for the Fisher information (default: the --init "
         "run's own dataset when known, else the target)",
     )
     fisher_batches: int = option(
-        10, "batches of data used to estimate the Fisher (l2sp_fisher) and DELTA's attention"
+        10, f"batches of data used to estimate the Fisher ({FISHER_SP}) and DELTA's attention"
     )
     delta: float = option(0.0, "DELTA: strength of the feature-map distance to the initial model")
     delta_attention: bool = option(False, "DELTA: weight channels by their importance (attention)")
@@ -182,14 +191,15 @@ class RegConfig:
     bss_k: int = option(1, "BSS: number of smallest singular values shrunk")
 
     def __post_init__(self) -> None:
-        _check_non_negative(self, "sp_smoothing", "delta", "bss")
+        _check_spec(self, "fisher_data")
+        _check_non_negative(self, "l2_head", "sp_smoothing", "delta", "bss")
         _check_positive(self, "fisher_batches", "bss_k")
         for name in ("l2", "l2sp"):
             values = getattr(self, name)
             if not values or any(v < 0 for v in values):
-                raise ConfigError(f"--{name} takes non-negative strengths, got {values}")
-        if self.l2_head is not None and self.l2_head < 0:
-            raise ConfigError(f"--l2-head must be >= 0, got {self.l2_head}")
+                raise ConfigError(
+                    f"{flag_for(self, name)} takes non-negative strengths, got {values}"
+                )
 
 
 @dataclass(frozen=True)
@@ -217,15 +227,14 @@ class PolicyConfig:
     )
 
     def __post_init__(self) -> None:
-        _check_non_negative(self, "freeze_groups")
-        if self.transfer_groups is not None and self.transfer_groups < 0:
-            raise ConfigError(f"--transfer-groups must be >= 0, got {self.transfer_groups}")
+        _check_non_negative(self, "freeze_groups", "transfer_groups")
+        decay, mult = flag_for(self, "lr_decay"), flag_for(self, "lr_mult")
         if self.lr_decay is not None and not 0.0 < self.lr_decay <= 1.0:
-            raise ConfigError(f"--lr-decay must lie in (0, 1], got {self.lr_decay}")
+            raise ConfigError(f"{decay} must lie in (0, 1], got {self.lr_decay}")
         if self.lr_decay is not None and self.lr_mult is not None:
-            raise ConfigError("give either --lr-decay or --lr-mult, not both")
+            raise ConfigError(f"give either {decay} or {mult}, not both")
         if self.lr_mult is not None and any(v < 0 for v in self.lr_mult):
-            raise ConfigError(f"--lr-mult takes non-negative multipliers, got {self.lr_mult}")
+            raise ConfigError(f"{mult} takes non-negative multipliers, got {self.lr_mult}")
 
 
 @dataclass(frozen=True)
@@ -262,7 +271,9 @@ class TrainConfig:
         if self.device != "auto" and not (
             self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
         ):
-            raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+            raise ConfigError(
+                f"{flag_for(self, 'device')} must be auto, cpu, cuda or cuda:N, got {self.device!r}"
+            )
 
     def stream_seed(self, stream: str) -> int:
         """The seed of one named stream: its own value if given, else derived from ``seed``."""
@@ -289,14 +300,17 @@ class RunConfig:
         if self.kind not in ("pretrain", "finetune"):
             raise ConfigError(f"kind must be pretrain or finetune, got {self.kind!r}")
         if self.kind == "pretrain" and (self.model.init or self.model.pretrained):
-            raise ConfigError("pretrain starts from random init; use finetune for --init")
+            given = "init" if self.model.init else "pretrained"
+            raise ConfigError(
+                f"pretrain starts from random init; use finetune for {flag_for(self.model, given)}"
+            )
         for section in (self.model, self.data, self.optim, self.reg, self.policy, self.train):
             for f in fields(section):
                 choices = f.metadata.get("choices")
                 value = getattr(section, f.name)
                 if choices and value not in choices:
                     raise ConfigError(
-                        f"--{flag_name(f).replace('_', '-')} must be one of "
+                        f"{flag_for(section, f.name)} must be one of "
                         f"{', '.join(choices)}, got {value!r}"
                     )
 
@@ -339,6 +353,13 @@ def flag_name(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or f.name
 
 
+def flag_for(section: object, name: str) -> str:
+    """The flag a user types for field ``name`` of a config section (class or instance),
+    as error messages name it: ``--data`` for ``DataConfig.spec``."""
+    f = next(f for f in fields(section) if f.name == name)
+    return "--" + flag_name(f).replace("_", "-")
+
+
 def flag_index() -> dict[str, tuple[str, str]]:
     """Every flag name mapped to its (section, field)."""
     index: dict[str, tuple[str, str]] = {}
@@ -370,7 +391,9 @@ def build_config(
     _merge(sections, given)
     preset = sections["reg"].get("preset", "none")
     if preset not in PRESETS:
-        raise ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+        raise ConfigError(
+            f"{flag_for(RegConfig, 'preset')} must be one of {', '.join(PRESETS)}, got {preset!r}"
+        )
     # A preset fills in what neither the file nor the flags set.
     sections = {name: {} for name in SECTIONS}
     _merge(sections, PRESETS[preset])
@@ -430,18 +453,18 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
     parts = [p.strip() for p in str(annotation).split("|")]
     if value is None and "None" in parts:
         return None
+    flag = flag_for(cls, name)
     if parts[0] == FLOATS:
-        return _floats(name, value)
+        return _floats(flag, value)
     base = _TYPES[parts[0]]
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, base) and not (base is int and isinstance(value, bool)):
         return value
-    flag = name.replace("_", "-")
-    raise ConfigError(f"--{flag} must be {parts[0]}, got {value!r}")
+    raise ConfigError(f"{flag} must be {parts[0]}, got {value!r}")
 
 
-def _floats(name: str, value: Any) -> tuple[float, ...]:
+def _floats(flag: str, value: Any) -> tuple[float, ...]:
     items = value.split(",") if isinstance(value, str) else value
     items = items if isinstance(items, (list, tuple)) else [items]
     try:
@@ -449,20 +472,31 @@ def _floats(name: str, value: Any) -> tuple[float, ...]:
     except (TypeError, ValueError):
         out = ()
     if len(out) != len(items) or not out:
-        flag = name.replace("_", "-")
-        raise ConfigError(f"--{flag} takes a number or a comma-separated list, got {value!r}")
+        raise ConfigError(f"{flag} takes a number or a comma-separated list, got {value!r}")
     return out
 
 
-def _check_positive(obj: object, *names: str) -> None:
+def _check_positive(section: object, *names: str) -> None:
     for name in names:
-        value = getattr(obj, name)
+        value = getattr(section, name)
         if value is not None and not value > 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+            raise ConfigError(f"{flag_for(section, name)} must be positive, got {value}")
 
 
-def _check_non_negative(obj: object, *names: str) -> None:
+def _check_non_negative(section: object, *names: str) -> None:
     for name in names:
-        value = getattr(obj, name)
-        if value < 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+        value = getattr(section, name)
+        if value is not None and value < 0:
+            raise ConfigError(f"{flag_for(section, name)} must be >= 0, got {value}")
+
+
+def _check_spec(section: object, name: str) -> None:
+    """A dataset spec field resolved against the dataset registry, whose errors then name
+    this field's flag (``--data``, ``--fisher-data``)."""
+    spec = getattr(section, name)
+    if spec is None:
+        return
+    # Imported here, not above: the registry imports this module for its flags' names.
+    from finetune.data.registry import resolve_spec
+
+    resolve_spec(spec, flag=flag_for(section, name))

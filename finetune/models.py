@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from finetune.config import DataConfig, ModelConfig, flag_for
 from finetune.errors import (
     ConfigError,
     IncompatibleWeightsError,
@@ -44,19 +45,26 @@ def create_model(
 ) -> nn.Module:
     """A timm model for ``num_classes`` outputs; models that take an input size (ViTs) get
     ``image_size``. Pre-trained weights come from timm (network), with the head replaced."""
-    if not timm.is_model(name):
-        raise UnknownModelError(f"unknown model {name!r}; see timm.list_models()")
+    check_model_name(name)
     try:
         return _create(name, num_classes, image_size, pretrained)
     except (OSError, ConnectionError, TimeoutError) as err:
         raise NetworkError(
             f"could not fetch timm's pre-trained weights for {name!r} ({type(err).__name__}); "
-            "are you offline? use --init with a local file instead"
+            f"are you offline? use {flag_for(ModelConfig, 'init')} with a local file instead"
         ) from None
     except RuntimeError as err:
         if pretrained and "pretrained" in str(err).lower():
             raise NetworkError(f"no pre-trained weights for {name!r}: {err}") from None
         raise
+
+
+def check_model_name(name: str) -> None:
+    """Fail with one line naming the ``--model`` flag when timm has no architecture ``name``
+    (an optional ``.tag`` names its pre-trained weights)."""
+    if not timm.is_model(name):
+        flag = flag_for(ModelConfig, "name")
+        raise UnknownModelError(f"unknown model {name!r} ({flag}); see timm.list_models()")
 
 
 def _create(name: str, num_classes: int, image_size: int, pretrained: bool) -> nn.Module:
@@ -79,7 +87,8 @@ def check_input_size(model: nn.Module, name: str, image_size: int) -> None:
         model(torch.zeros(1, 3, image_size, image_size))
     except RuntimeError as err:
         raise ConfigError(
-            f"{name} cannot take {image_size}px images: {str(err).splitlines()[0]}"
+            f"{name} cannot take {image_size}px images (set {flag_for(DataConfig, 'image_size')}): "
+            f"{str(err).splitlines()[0]}"
         ) from None
     finally:
         model.train(was_training)

@@ -1,4 +1,4 @@
-"""Self-describing HDF5 result files (DESIGN.md): root attributes ``kind``,
+"""Self-describing HDF5 result files (docs/design.md): root attributes ``kind``,
 ``schema_version``, ``created``, ``landscape_version``, ``command``; datasets; a ``summary``
 group whose attributes hold the headline figures. Written atomically."""
 

@@ -1,4 +1,4 @@
-"""The run directory contract (DESIGN.md): atomic file writes, weights as safetensors,
+"""The run directory contract (docs/design.md): atomic file writes, weights as safetensors,
 the ``status`` file, and reading runs back for resume and for probes."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 examples, and its minibatch form (Nguyen, Raghu, Kornblith 2021) for whole layers-by-layers
 matrices over data that never sits in memory at once.
 
-Conventions follow the authors' reference notebook (RESEARCH.md): the RBF bandwidth is
+Conventions follow the authors' reference notebook: the RBF bandwidth is
 ``threshold^2 * median`` of the squared distances, zero diagonal included; the debiased
 estimator is the unbiased HSIC of Song et al. 2012. Everything is computed in float64.
 """

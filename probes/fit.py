@@ -30,12 +30,14 @@ from finetune.runtime import Runtime
 from probes.activations import ActivationCapture, Layer, group_layers
 from probes.bn_shift import BatchNormInputs
 from probes.frozen import knn_accuracy, linear_probe_accuracy
-from probes.inputs import ProbeData, input_prep, probe_runtime, split_data
+from probes.inputs import ProbeData, input_prep, split_data
 from probes.logme import LogMEResult, logme
+from probes.options import ProbeOptions
 
 BN_MEASURE = "mean over channels of the symmetric KL divergence KL(p||q) + KL(q||p)"
 LINEAR_L2 = 1e-3
 
+DEFAULT_BATCH_SIZE = 256
 
 @dataclass
 class FitResult:
@@ -86,22 +88,22 @@ def fit_measures(
     data: DataConfig,
     *,
     k: int = 10,
-    examples: int | None = None,
-    batch_size: int = 256,
-    seed: int = 0,
-    device: str = "auto",
-    precision: str = "auto",
+    options: ProbeOptions = ProbeOptions(),
     out: str | Path | None = None,
     command: str | None = None,
 ) -> FitResult:
     """The fit measures of ``model`` (its ``init`` weights, timm's pre-trained ones, or a
-    random init drawn with ``seed``) on ``data``: features of the training split (at most
-    ``examples``, a seeded subset) against those of the validation split (as many); written
-    to ``out`` (kind ``fit``) when given. Deterministic for a given seed and device."""
+    random init drawn with ``options.seed``) on ``data``: features of the training split (at
+    most ``options.examples``, a seeded subset) against those of the validation split (as
+    many), in batches of ``options.batch_size`` (default 256); written to ``out`` (kind
+    ``fit``) when given. Deterministic for a given seed and device. ``options.data``,
+    ``split`` and ``bn_batches`` do not apply: ``data`` says what is measured."""
     start = time.perf_counter()
-    if batch_size < 1 or k < 1:
-        raise ConfigError(f"--batch-size and --k must be positive, got {batch_size} and {k}")
-    runtime = probe_runtime(device, precision)
+    if k < 1:
+        raise ConfigError(f"--k must be positive, got {k}")
+    runtime = options.runtime()
+    seed, examples = options.seed, options.examples
+    batch_size = options.batch_size_or(DEFAULT_BATCH_SIZE)
     spec = resolve_input(model, data, resolve_spec(data.spec)[0].default_image_size)
     train = split_data(data, "train", spec, runtime, examples=examples, seed=seed)
     val = split_data(data, "val", spec, runtime, examples=examples, seed=seed)

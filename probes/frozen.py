@@ -1,5 +1,5 @@
 """Classifiers on frozen features, the cheap baselines of transferability (Kornblith et al.
-2019; RESEARCH.md): the accuracy on held-out examples of a k-nearest-neighbour vote and of
+2019): the accuracy on held-out examples of a k-nearest-neighbour vote and of
 a multinomial logistic regression trained on the training examples' features. Both are
 deterministic: no random initialisation, no sampling, ties broken by a fixed rule."""
 

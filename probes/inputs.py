@@ -5,13 +5,12 @@ classes, prepared with the model's own normalisation, on the probe's device."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from finetune.config import DataConfig, TrainConfig
+from finetune.config import DataConfig
 from finetune.data import ImageSet, get_dataset
 from finetune.data.augment import BatchPrep
 from finetune.data.block_shuffle import BlockShuffle
@@ -19,9 +18,11 @@ from finetune.data.input_spec import InputSpec, recorded_input
 from finetune.data.loader import Batches, epoch_order, fits_on_device
 from finetune.distributed import Processes
 from finetune.errors import ConfigError
-from finetune.models import create_model
+from finetune.evaluation.batches import FixedBatches, fixed_batches
+from finetune.evaluation.batchnorm import has_batchnorm
 from finetune.runs import LoadedRun
-from finetune.runtime import Runtime, resolve_runtime
+from finetune.runtime import Runtime
+from probes.options import ProbeOptions
 
 
 @dataclass(frozen=True)
@@ -37,26 +38,69 @@ class ProbeData:
     def __len__(self) -> int:
         return len(self.order)
 
+    def fixed(
+        self,
+        batch_size: int,
+        processes: Processes,
+        *,
+        minimum: int = 1,
+        ascending: bool = False,
+    ) -> FixedBatches:
+        """These examples as fixed batches, this process's share under DDP; ``ascending``
+        reads them in index order (the engine's evaluation order, so a whole split gives
+        the engine's batches), else in their seeded order."""
+        order = self.order.sort().values if ascending else self.order
+        return fixed_batches(self.batches, order, batch_size, processes, minimum=minimum)
 
-def probe_runtime(device: str = "auto", precision: str = "auto") -> Runtime:
-    """Device and precision for measuring (bf16 and channels_last on a GPU under auto)."""
-    return resolve_runtime(TrainConfig(device=device, precision=precision))
+
+@dataclass(frozen=True)
+class RunInputs:
+    """A run's model and what measuring it needs (``finetune.evaluation.measure``): its
+    evaluation preparation, the fixed batches it is measured on and, when BatchNorm is
+    re-estimated, the fixed training batches for that."""
+
+    model: nn.Module
+    prep: BatchPrep
+    runtime: Runtime
+    spec: str
+    batch_size: int
+    data: FixedBatches
+    bn_data: FixedBatches | None
+
+    @property
+    def bn_batches(self) -> int:
+        return self.bn_data.batches if self.bn_data is not None else 0
+
+    @property
+    def bn_examples(self) -> int:
+        return self.bn_data.examples if self.bn_data is not None else 0
 
 
-def probe_data(
-    run: LoadedRun,
-    runtime: Runtime,
-    *,
-    spec: str | None = None,
-    split: str = "test",
-    examples: int | None = None,
-    seed: int = 0,
-) -> ProbeData:
-    """``examples`` examples (all when None) of ``split`` of ``spec`` (default: the run's
-    dataset, at the run's image size; the training split keeps the run's subsample)."""
+def run_inputs(run: LoadedRun, runtime: Runtime, options: ProbeOptions) -> RunInputs:
+    """The inputs of ``run``'s model under ``options``: its examples of ``options.split`` in
+    index order and, with ``options.bn_batches`` > 0 and a model with BatchNorm, that many
+    batches of the training split (in their seeded order) to re-estimate statistics on."""
+    batch_size = options.batch_size_or(run.config.train.eval_batch_size)
+    evaluation = probe_data(run, runtime, options)
+    bn_data = None
+    if options.bn_batches > 0 and has_batchnorm(run.model):
+        train = dataclasses.replace(
+            options, split="train", examples=options.bn_batches * batch_size
+        )
+        bn_data = probe_data(run, runtime, train).fixed(batch_size, runtime.processes, minimum=2)
+    data = evaluation.fixed(batch_size, runtime.processes, ascending=True)
+    prep = eval_prep(run, runtime)
+    return RunInputs(run.model, prep, runtime, evaluation.spec, batch_size, data, bn_data)
+
+
+def probe_data(run: LoadedRun, runtime: Runtime, options: ProbeOptions) -> ProbeData:
+    """``options.examples`` examples (all when None) of ``options.split`` of
+    ``options.data`` (default: the run's dataset, at the run's image size; the training
+    split keeps the run's subsample), in the order seeded by ``options.seed``."""
     data = run.config.data
-    spec = spec or data.spec
+    spec = options.data or data.spec
     own = spec == data.spec
+    split = options.split
     dataset = get_dataset(
         spec,
         split,
@@ -68,7 +112,7 @@ def probe_data(
         val_fraction=data.val_fraction,
         split_seed=data.split_seed,
     )
-    return _serve(data, spec, split, dataset, runtime, examples, seed)
+    return _serve(data, spec, split, dataset, runtime, options.examples, options.seed)
 
 
 def split_data(
@@ -115,46 +159,6 @@ def _serve(
     return ProbeData(spec, split, dataset, batches, order)
 
 
-def batch_sizes(n: int, batch_size: int, minimum: int = 1) -> list[int]:
-    """Split ``n`` examples into batches of ``batch_size``; a last batch smaller than
-    ``minimum`` joins the one before it (minibatch CKA needs at least 4 per batch)."""
-    if n < minimum:
-        raise ConfigError(f"need at least {minimum} examples, got {n}")
-    sizes = [batch_size] * (n // batch_size)
-    rest = n - sum(sizes)
-    if rest and (rest >= minimum or not sizes):
-        sizes.append(rest)
-    elif rest:
-        sizes[-1] += rest
-    return sizes
-
-
-def process_batches(
-    data: ProbeData, sizes: list[int], processes: Processes
-) -> tuple[ProbeData, list[int]]:
-    """This process's batches of ``data`` cut into ``sizes``: every ``world``-th batch from
-    its rank on, so the processes together see each batch once (all of them on one
-    process). A process may get none when there are fewer batches than processes."""
-    if not processes.parallel:
-        return data, sizes
-    starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    mine = range(processes.rank, len(sizes), processes.world)
-    parts = [data.order[starts[i] : starts[i] + sizes[i]] for i in mine]
-    order = torch.cat(parts) if parts else data.order[:0]
-    return dataclasses.replace(data, order=order), [sizes[i] for i in mine]
-
-
-def iterate_sized(data: ProbeData, sizes: list[int]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The batches of ``data`` with the sizes ``batch_sizes`` gave: equal ones, then the
-    last (possibly larger) one."""
-    if not sizes:
-        return
-    full = sum(sizes[:-1])
-    if full:
-        yield from data.batches.iterate(data.order[:full], sizes[0])
-    yield from data.batches.iterate(data.order[full:], sizes[-1])
-
-
 def eval_prep(run: LoadedRun, runtime: Runtime) -> BatchPrep:
     """The evaluation preparation the run had (its recorded input spec): centre crop to
     the model's input size, the model's normalisation, no augmentation, and the run's
@@ -186,34 +190,3 @@ def input_prep(spec: InputSpec, runtime: Runtime, shuffle: BlockShuffle | None =
         shuffle=shuffle,
         size=spec.size,
     )
-
-
-def model_prep(
-    model: nn.Module, runtime: Runtime, shuffle: BlockShuffle | None = None
-) -> BatchPrep:
-    """Evaluation preparation with ``model``'s own normalisation: no augmentation."""
-    cfg = model.pretrained_cfg
-    return BatchPrep(
-        cfg.get("mean"),
-        cfg.get("std"),
-        runtime.device,
-        augment=False,
-        flip=False,
-        channels_last=runtime.channels_last,
-        shuffle=shuffle,
-    )
-
-
-def random_twins(
-    name: str, num_classes: int, image_size: int, runtime: Runtime
-) -> tuple[nn.Module, nn.Module]:
-    """Two randomly initialised models of one architecture (seeds 0 and 1) in eval mode on
-    the runtime's device: what the benchmarks compare in place of two runs."""
-    twins = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        model = create_model(name, num_classes, image_size).to(runtime.device).eval()
-        if runtime.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        twins.append(model)
-    return twins[0], twins[1]

@@ -17,14 +17,8 @@ from finetune.runs import LoadedRun, load_run, pair_attrs
 from finetune.runtime import Runtime
 from probes.activations import ActivationCapture, Layer, select_layers
 from probes.cka import MinibatchCKA
-from probes.inputs import (
-    batch_sizes,
-    eval_prep,
-    iterate_sized,
-    probe_data,
-    probe_runtime,
-    process_batches,
-)
+from probes.inputs import eval_prep, probe_data
+from probes.options import ProbeOptions
 
 
 @dataclass
@@ -95,34 +89,30 @@ def compare_runs(
     run_a: str | Path,
     run_b: str | Path,
     *,
-    data: str | None = None,
-    split: str = "test",
-    examples: int | None = None,
     layers: str = "groups",
     pool: str = "flatten",
-    batch_size: int = 256,
-    seed: int = 0,
-    device: str = "auto",
-    precision: str = "auto",
+    options: ProbeOptions = ProbeOptions(),
     out: str | Path | None = None,
     command: str | None = None,
 ) -> CKAResult:
     """CKA between the representations of ``run_a`` and ``run_b`` (a run, a weights file
-    of one, or ``init``: the initial weights of ``run_a``) on a split of a dataset (by
-    default ``run_a``'s), written to ``out`` (kind ``cka``) when given."""
-    runtime = probe_runtime(device, precision)
+    of one, or ``init``: the initial weights of ``run_a``) on the examples ``options``
+    names (default: the test split of ``run_a``'s dataset), in minibatches of at least 4;
+    written to ``out`` (kind ``cka``) when given."""
+    runtime = options.runtime()
     a = load_run(run_a, device=runtime.device)
     b = load_run(run_b, base=run_a, device=runtime.device)
     for loaded in (a, b):
         if runtime.channels_last:
             loaded.model.to(memory_format=torch.channels_last)
-    source = probe_data(a, runtime, spec=data, split=split, examples=examples, seed=seed)
+    source = probe_data(a, runtime, options)
+    batch_size = options.batch_size_or(a.config.train.eval_batch_size)
+    fixed = source.fixed(batch_size, runtime.processes, minimum=4)
     layers_a, layers_b = select_layers(a.model, layers), select_layers(b.model, layers)
     prep_a, prep_b = eval_prep(a, runtime), eval_prep(b, runtime)
-    sizes = batch_sizes(len(source), batch_size, minimum=4)
 
     def batches() -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        for images, _ in iterate_sized(*process_batches(source, sizes, runtime.processes)):
+        for images, _ in fixed:
             yield prep_a(images), prep_b(images)
 
     start = time.perf_counter()
@@ -137,7 +127,8 @@ def compare_runs(
         time.perf_counter() - start,
     )
     if out is not None:
-        _write(Path(out), result, a, b, source.spec, split, pool, sizes, runtime, command)
+        attrs = {"data": source.spec, "split": options.split, "batch_size": batch_size}
+        _write(Path(out), result, a, b, attrs, pool, runtime, command)
     return result
 
 
@@ -146,10 +137,8 @@ def _write(
     result: CKAResult,
     a: LoadedRun,
     b: LoadedRun,
-    spec: str,
-    split: str,
+    data: dict[str, str | int],
     pool: str,
-    sizes: list[int],
     runtime: Runtime,
     command: str | None,
 ) -> None:
@@ -166,10 +155,8 @@ def _write(
         datasets,
         attrs={
             **pair_attrs(a, b),
-            "data": spec,
-            "split": split,
+            **data,
             "pool": pool,
-            "batch_size": max(sizes),
             "estimator": "minibatch unbiased HSIC (Nguyen et al. 2021)",
             "device": runtime.describe(),
         },

@@ -9,26 +9,26 @@ import pytest
 from test_cli import run_cli
 from test_results_layout import actual, documented
 
-from finetune import engine
+from finetune.evaluation.measure import evaluate
 from finetune.runs import load_run, run_summary
 from landscape.geometry.barrier import barrier_between
-from probes.inputs import eval_prep, probe_data, probe_runtime
+from probes.inputs import eval_prep, probe_data
+from probes.options import ProbeOptions
 
 pytestmark = pytest.mark.slow
 
 
 def test_the_ends_of_the_line_are_the_runs_own_evaluation(demo_dir):
     a, b = demo_dir / "pretrained-seed0", demo_dir / "pretrained-seed1"
-    result = barrier_between(a, b, points=3, bn_batches=1, device="cpu")
+    options = ProbeOptions(bn_batches=1, device="cpu")
+    result = barrier_between(a, b, points=3, options=options)
     assert result.examples == 1000 and list(result.alphas) == [0.0, 0.5, 1.0]
-    runtime = probe_runtime("cpu")
+    runtime = options.runtime()
     for run, end in ((a, 0), (b, -1)):
         loaded = load_run(run)
-        data = probe_data(loaded, runtime, split="test")
-        loss, acc = engine.evaluate(
-            loaded.model, data.batches, eval_prep(loaded, runtime), runtime,
-            loaded.config.train.eval_batch_size,
-        )  # fmt: skip
+        data = probe_data(loaded, runtime, options)
+        fixed = data.fixed(loaded.config.train.eval_batch_size, runtime.processes)
+        loss, acc = evaluate(loaded.model, fixed, eval_prep(loaded, runtime), runtime)
         assert result.curves["raw/loss"][end] == pytest.approx(loss, rel=1e-6)
         assert result.curves["raw/error"][end] == pytest.approx(1.0 - acc, abs=1e-12)
         # ... and what the run itself recorded when it finished training.
@@ -46,9 +46,8 @@ def test_runs_from_one_pretrained_model_share_a_basin_random_ones_do_not(demo_di
     # apart, but they do fit part of their training set, each in its own basin.
     def loss_barrier(init: str) -> float:
         a, b = (demo_dir / f"{init}-seed{s}" for s in (0, 1))
-        result = barrier_between(
-            a, b, points=5, split="train", bn_batches=2, batch_size=50, device="cpu"
-        )
+        options = ProbeOptions(split="train", bn_batches=2, batch_size=50, device="cpu")
+        result = barrier_between(a, b, points=5, options=options)
         assert result.curve == "bn" and result.bn_batches == 2
         return result.loss_barrier.linear
 

@@ -13,7 +13,7 @@ from probes.cka import MinibatchCKA, hsic, linear_cka, rbf_cka, rbf_gram
 
 @pytest.fixture
 def oracle_xy():
-    """The inputs of the reference notebook (RESEARCH.md)."""
+    """The inputs of the reference notebook of Kornblith et al. 2019."""
     np.random.seed(1337)
     x = np.random.randn(100, 10)
     y = np.random.randn(100, 10) + x

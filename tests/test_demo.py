@@ -4,7 +4,7 @@ with 10 images per class, beats the same fine-tuning from random init by 10+ poi
 
 import pytest
 
-from landscape.experiments.demo import SEEDS, TARGET_RECIPE, run_demo
+from landscape.experiments.recipes import SEEDS, TARGET_RECIPE, run_demo
 
 pytestmark = pytest.mark.slow
 

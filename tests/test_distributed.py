@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -19,8 +20,9 @@ from finetune import engine
 from finetune.config import build_config
 from finetune.distributed import Processes, share
 from finetune.engine import process_share
+from finetune.evaluation.batches import fixed_batches
 from landscape.geometry.barrier import barrier_between
-from probes.inputs import ProbeData, process_batches
+from probes.options import ProbeOptions
 from probes.similarity import compare_runs
 
 # test_vit has no BatchNorm, so its data-parallel steps are exactly the one-process steps;
@@ -77,17 +79,19 @@ def test_process_shares_reassemble_every_global_batch(world):
     assert [b.tolist() for b in rebuilt] == [b.tolist() for b in order.split(batch)]
 
 
-def test_process_batches_hand_every_batch_to_one_process():
-    data = ProbeData("s", "test", None, None, torch.randperm(29))
-    sizes = [8, 8, 13]
+def test_fixed_batches_hand_every_batch_to_one_process():
+    source = SimpleNamespace(images=None)
+    order = torch.randperm(29)
+    sizes = [8, 8, 13]  # batches of 8; a last batch of 5 < minimum 6 joins the one before
     seen = []
     for rank in range(2):
-        mine, mine_sizes = process_batches(data, sizes, Processes(rank, 2))
-        seen += list(zip(mine_sizes, mine.order.split(mine_sizes)))
-    expected = list(zip(sizes, data.order.split(sizes)))
+        mine = fixed_batches(source, order, 8, Processes(rank, 2), minimum=6)
+        assert (mine.examples, mine.batches) == (29, 3)
+        seen += list(zip(mine.sizes, mine.order.split(list(mine.sizes))))
+    expected = list(zip(sizes, order.split(sizes)))
     assert sorted((n, b.tolist()) for n, b in seen) == sorted((n, b.tolist()) for n, b in expected)
-    lonely, none = process_batches(data, [29], Processes(1, 2))
-    assert none == [] and len(lonely.order) == 0
+    lonely = fixed_batches(source, order, 29, Processes(1, 2))
+    assert lonely.sizes == () and len(lonely.order) == 0 and list(lonely) == []
 
 
 @pytest.fixture(scope="module")
@@ -176,11 +180,9 @@ def test_cka_and_barrier_from_two_processes_equal_one(resnet_pair, tmp_path):
     # 37 examples in batches of 8: five batches (the last of 5), three on one process.
     common = ["--examples", "37", "--batch-size", "8", "--device", "cpu"]
     barrier = ["--points", "3", "--bn-batches", "3", "--split", "test"]
-    compare_runs(a, b, examples=37, batch_size=8, device="cpu", out=tmp_path / "cka1.h5")
-    barrier_between(
-        a, b, points=3, examples=37, bn_batches=3, batch_size=8, device="cpu",
-        out=tmp_path / "barrier1.h5",
-    )  # fmt: skip
+    options = ProbeOptions(examples=37, batch_size=8, bn_batches=3, device="cpu")
+    compare_runs(a, b, options=options, out=tmp_path / "cka1.h5")
+    barrier_between(a, b, points=3, options=options, out=tmp_path / "barrier1.h5")
     for argv in (
         ["cka", a, b, *common, "--out", str(tmp_path / "cka2.h5")],
         ["barrier", a, b, *common, *barrier, "--out", str(tmp_path / "barrier2.h5")],

@@ -6,6 +6,7 @@ import torch
 from conftest import fast_config
 
 from finetune import engine
+from finetune.errors import ConfigError
 from finetune.regularisers.feature_terms import (
     FeatureCapture,
     FeatureTerms,
@@ -64,6 +65,12 @@ def test_capture_of_timm_features_and_hook_removal():
     assert capture.outputs["penultimate"].shape == (2, 96)
     capture.remove()
     assert not model.layer1._forward_hooks and not model.fc._forward_pre_hooks
+
+
+def test_delta_on_a_model_without_timm_features_names_the_delta_flag():
+    with pytest.raises(ConfigError) as raised:
+        feature_modules(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+    assert str(raised.value).startswith("--delta needs feature maps, and Sequential lists no ")
 
 
 def test_channel_attention_is_a_distribution_per_layer():

@@ -1,10 +1,13 @@
-"""The diagonal Fisher against the closed form of logistic regression."""
+"""The diagonal Fisher against the closed form of logistic regression; where an L2-SP-Fisher
+run takes its source data from."""
 
 import pytest
 import timm
 import torch
 
+from finetune import rundir
 from finetune.regularisers.fisher import estimate_fisher
+from finetune.regularisers.fisher_source import init_run_data
 
 
 def test_matches_the_closed_form_of_softmax_regression():
@@ -95,3 +98,10 @@ def test_reads_no_batch_beyond_n_batches_and_rejects_unknown_names():
     assert taken == [0, 1]
     with pytest.raises(ValueError, match="no such parameters"):
         estimate_fisher(model, batches(), ["weights"], n_batches=1)
+
+
+def test_the_source_data_of_an_init_run_is_read_from_its_config(tmp_path):
+    assert init_run_data(None) is None
+    assert init_run_data(str(tmp_path / "weights.safetensors")) is None
+    rundir.write_json(tmp_path / rundir.CONFIG, {"config": {"data": {"spec": "synthetic:far"}}})
+    assert init_run_data(str(tmp_path)) == "synthetic:far"

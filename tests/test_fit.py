@@ -17,8 +17,9 @@ from finetune.evaluation.batchnorm import reestimate_batchnorm
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from probes.fit import fit_measures
-from probes.inputs import input_prep, probe_runtime, split_data
+from probes.inputs import input_prep, split_data
 from probes.logme import logme
+from probes.options import ProbeOptions
 
 TINY = ["--data", "synthetic:near", "--image-size", "16", "--train-per-class", "2",
         "--examples", "30", "--k", "3", "--device", "cpu"]  # fmt: skip
@@ -71,13 +72,14 @@ def test_a_model_without_batchnorm_has_nan_distances(tmp_path, monkeypatch, caps
 
 
 def test_fit_measures_are_deterministic_and_logme_reads_the_pre_logits_features():
-    first = fit_measures(ModelConfig(name="test_resnet"), DATA, k=3, seed=3, device="cpu")
-    second = fit_measures(ModelConfig(name="test_resnet"), DATA, k=3, seed=3, device="cpu")
+    options = ProbeOptions(seed=3, device="cpu")
+    first = fit_measures(ModelConfig(name="test_resnet"), DATA, k=3, options=options)
+    second = fit_measures(ModelConfig(name="test_resnet"), DATA, k=3, options=options)
     for name in ("knn_acc", "linear_acc", "bn_distance", "bn_layer_distance"):
         assert np.array_equal(getattr(first, name), getattr(second, name), equal_nan=True)
     assert first.logme.score == second.logme.score
     # the same model and images, features from timm's forward_head(pre_logits=True)
-    runtime = probe_runtime("cpu")
+    runtime = options.runtime()
     spec = resolve_input(ModelConfig(name="test_resnet"), DATA, 32)
     train = split_data(DATA, "train", spec, runtime, seed=3)
     torch.manual_seed(3)
@@ -91,7 +93,8 @@ def test_fit_measures_are_deterministic_and_logme_reads_the_pre_logits_features(
 
 
 def test_running_statistics_of_the_target_itself_are_at_distance_zero(tmp_path):
-    runtime = probe_runtime("cpu")
+    cpu = ProbeOptions(device="cpu")
+    runtime = cpu.runtime()
     spec = resolve_input(ModelConfig(name="test_resnet"), DATA, 32)
     train = split_data(DATA, "train", spec, runtime)
     torch.manual_seed(0)
@@ -102,8 +105,8 @@ def test_running_statistics_of_the_target_itself_are_at_distance_zero(tmp_path):
     reestimate_batchnorm(net, [input_prep(spec, runtime)(images)])
     save_file(net.state_dict(), str(tmp_path / "w.safetensors"))
     init = ModelConfig(name="test_resnet", init=str(tmp_path / "w.safetensors"))
-    fitted = fit_measures(init, DATA, k=3, device="cpu")
-    scratch = fit_measures(ModelConfig(name="test_resnet"), DATA, k=3, device="cpu")
+    fitted = fit_measures(init, DATA, k=3, options=cpu)
+    scratch = fit_measures(ModelConfig(name="test_resnet"), DATA, k=3, options=cpu)
     assert np.all(fitted.bn_distance < 0.02)
     assert np.all(scratch.bn_distance > 10)
 

@@ -24,7 +24,8 @@ from finetune.data.folder import square_uint8
 from finetune.data.input_spec import InputSpec, recorded_input, resolve_input
 from finetune.errors import UnknownModelError
 from finetune.runs import load_run
-from probes.inputs import eval_prep, probe_data, probe_runtime
+from probes.inputs import eval_prep, probe_data
+from probes.options import ProbeOptions
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
@@ -217,8 +218,9 @@ def test_a_run_with_model_preprocessing_and_rrc_is_deterministic(tmp_path):
     }
     # The probes decode at 33px and centre-crop 32px, as the run's evaluation did.
     run = load_run(tmp_path / "a")
-    runtime = probe_runtime("cpu")
-    data = probe_data(run, runtime, examples=4)
+    options = ProbeOptions(examples=4, device="cpu")
+    runtime = options.runtime()
+    data = probe_data(run, runtime, options)
     images, _ = next(data.batches.iterate(data.order, 4))
     assert images.shape[-1] == 33
     expected = (images[..., 0:32, 0:32].float() / 255 - 0.5) / 0.5  # round(1 / 2) = 0

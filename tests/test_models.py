@@ -6,9 +6,21 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from finetune.errors import IncompatibleWeightsError, NetworkError, RunDirError, UnknownModelError
+from finetune.errors import (
+    ConfigError,
+    IncompatibleWeightsError,
+    NetworkError,
+    RunDirError,
+    UnknownModelError,
+)
 from finetune.groups import layer_groups
-from finetune.models import classifier_keys, create_model, load_init, read_weights
+from finetune.models import (
+    check_input_size,
+    classifier_keys,
+    create_model,
+    load_init,
+    read_weights,
+)
 
 
 def _source_state(num_classes=20):
@@ -74,9 +86,18 @@ def test_pickled_code_is_refused(tmp_path):
         read_weights(path)
 
 
-def test_unknown_model():
-    with pytest.raises(UnknownModelError, match="no_such_net"):
+def test_unknown_model_names_the_model_flag():
+    with pytest.raises(UnknownModelError) as raised:
         create_model("no_such_net", 3, 32)
+    assert str(raised.value) == "unknown model 'no_such_net' (--model); see timm.list_models()"
+
+
+def test_images_too_small_for_the_model_name_the_image_size_flag():
+    model = create_model("test_convnext", 3, 16)
+    with pytest.raises(ConfigError) as raised:
+        check_input_size(model, "test_convnext", 16)
+    message = str(raised.value)
+    assert message.startswith("test_convnext cannot take 16px images (set --image-size): ")
 
 
 def test_pretrained_offline_is_a_network_error(monkeypatch):

@@ -9,13 +9,14 @@ import torch
 from test_cli import run_cli
 from test_results_layout import actual, documented
 
+from finetune.evaluation.measure import evaluate
 from finetune.groups import layer_groups
 from finetune.runs import load_run
-from landscape.geometry.barrier import make_measure
 from landscape.geometry.paths import plane_through_runs
 from landscape.geometry.plane import plane_around, plane_through
 from probes.distance import parameter_distance
-from probes.inputs import eval_prep, probe_data, probe_runtime
+from probes.inputs import eval_prep, probe_data
+from probes.options import ProbeOptions
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +24,8 @@ pytestmark = pytest.mark.slow
 def test_plane_through_three_runs_places_them_at_their_distances(demo_dir, tmp_path):
     runs = [demo_dir / n for n in ("pretrained-seed0", "pretrained-seed1", "random-seed0")]
     out = tmp_path / "p.h5"
-    result = plane_through(
-        *runs, grid=3, margin=0.1, examples=48, bn_batches=0, batch_size=48, device="cpu",
-        out=out,
-    )  # fmt: skip
+    options = ProbeOptions(examples=48, bn_batches=0, batch_size=48, device="cpu")
+    result = plane_through(*runs, grid=3, margin=0.1, options=options, out=out)
     assert actual(out) == documented("plane")
     models = [load_run(r).model for r in runs]
     groups = layer_groups(models[0])
@@ -46,13 +45,12 @@ def test_plane_through_three_runs_places_them_at_their_distances(demo_dir, tmp_p
     assert result.y[-1] == pytest.approx(yc * 1.1)
 
     # loss[j, i] is the loss at (x[i], y[j]): check one off-diagonal point by hand.
-    runtime = probe_runtime("cpu")
+    runtime = options.runtime()
     a = load_run(runs[0])
     plane, _ = plane_through_runs(a.model, *(m.state_dict() for m in models))
-    data = probe_data(a, runtime, split="test", examples=48)
-    measure = make_measure(a.model, runtime, eval_prep(a, runtime), data, 48)
+    data = probe_data(a, runtime, options).fixed(48, runtime.processes)
     plane.set(result.x[2], result.y[0])
-    loss = float(measure.sums()[0]) / 48
+    loss, _ = evaluate(a.model, data, eval_prep(a, runtime), runtime)
     assert result.loss[0, 2] == pytest.approx(loss, rel=1e-5)
     with h5py.File(out) as f:
         assert f["train_loss"].shape == (3, 3) == f["loss"].shape
@@ -64,13 +62,12 @@ def test_plane_through_three_runs_places_them_at_their_distances(demo_dir, tmp_p
 def test_the_centre_of_a_random_plane_is_the_run_itself(demo_dir, tmp_path):
     run = demo_dir / "pretrained-seed1"
     out = tmp_path / "around.h5"
-    result = plane_around(
-        run, grid=3, span=0.5, seed=1, examples=64, bn_batches=0, device="cpu", out=out
-    )
+    options = ProbeOptions(seed=1, examples=64, bn_batches=0, device="cpu")
+    result = plane_around(run, grid=3, span=0.5, options=options, out=out)
     assert actual(out) == documented("plane")
-    runtime = probe_runtime("cpu")
+    runtime = options.runtime()
     loaded = load_run(run)
-    data = probe_data(loaded, runtime, split="test", examples=64, seed=1)
+    data = probe_data(loaded, runtime, options)
     images, labels = data.batches.images[data.order], data.batches.labels[data.order]
     with torch.no_grad():
         logits = loaded.model(eval_prep(loaded, runtime)(images))

@@ -30,10 +30,12 @@ def test_cka_command_writes_a_documented_file_and_a_heatmap(demo_dir, tmp_path, 
 
 
 def test_cka_of_a_run_with_itself_is_one_everywhere_on_the_diagonal(demo_dir, tmp_path):
+    from probes.options import ProbeOptions
     from probes.similarity import compare_runs
 
     run = demo_dir / "random-seed0"
-    result = compare_runs(run, run, examples=40, batch_size=16, layers="all", pool="mean")
+    options = ProbeOptions(examples=40, batch_size=16)
+    result = compare_runs(run, run, layers="all", pool="mean", options=options)
     assert np.allclose(result.diagonal, 1.0)
     assert result.examples == 40
 
@@ -71,11 +73,12 @@ def test_probes_feed_a_block_shuffled_run_the_images_it_was_trained_on(tmp_path)
     from finetune import engine
     from finetune.data.block_shuffle import fixed_permutation, shuffle_blocks
     from finetune.runs import load_run
-    from probes.inputs import eval_prep, probe_runtime
+    from probes.inputs import eval_prep
+    from probes.options import ProbeOptions
 
     engine.train(fast_config(epochs=1, block_shuffle=4, shuffle_seed=3), tmp_path / "r",
                  command="test")
-    runtime = probe_runtime("cpu")
+    runtime = ProbeOptions(device="cpu").runtime()
     run = load_run(tmp_path / "r")
     images = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
     scale = torch.tensor(run.model.pretrained_cfg["std"]).view(1, 3, 1, 1) * 255

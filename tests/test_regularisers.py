@@ -1,10 +1,25 @@
 """Parameter penalties against closed forms: gradients equal autograd of the explicit
-penalty, and SGD under l2sp alpha plus l2 beta converges to alpha * w0 / (alpha + beta)."""
+penalty, and SGD under l2sp alpha plus l2 beta converges to alpha * w0 / (alpha + beta);
+the registry's declarations decide the --sp choices and what a bucket is given."""
+
+from dataclasses import fields
 
 import pytest
 import torch
 
-from finetune.regularisers.penalties import PENALTIES, Bucket, add_to_gradients, shrink_weights
+from finetune.config import RegConfig
+from finetune.policy import ParamPlan
+from finetune.regularisers import penalties
+from finetune.regularisers.penalties import (
+    PENALTIES,
+    Bucket,
+    Penalty,
+    add_to_gradients,
+    build_buckets,
+    needs_fisher,
+    register_penalty,
+    shrink_weights,
+)
 
 EPS = 1e-3
 
@@ -64,7 +79,7 @@ def test_coupled_application_adds_strength_times_the_gradient(kind):
         1.0,
         params,
         w0 if PENALTIES[kind].needs_w0 else [],
-        fisher if kind == "l2sp_fisher" else [],
+        fisher if PENALTIES[kind].needs_fisher else [],
     )
     add_to_gradients([bucket], EPS)
     leaves = [x.clone().requires_grad_(True) for x in w]
@@ -94,8 +109,42 @@ def test_sgd_under_l2sp_and_l2_converges_to_the_closed_form(mode):
     torch.testing.assert_close(params[0].detach(), alpha * w0[0] / (alpha + beta))
 
 
-def test_every_registered_sp_penalty_is_selectable_with_sp():
-    from finetune.config import SP_KINDS
+def test_sp_choices_are_the_registered_penalties_toward_w0():
+    sp = next(f for f in fields(RegConfig) if f.name == "sp")
+    # Li, Grandvalet, Davoine 2018: L2-SP and its variants L2-SP-Fisher, L1-SP, GL-SP.
+    assert set(sp.metadata["choices"]) == {"l2sp", "l2sp_fisher", "l1sp", "gl_sp"}
+    assert [name for name in sp.metadata["choices"] if needs_fisher(name)] == ["l2sp_fisher"]
+    assert not PENALTIES["l2"].needs_w0 and not PENALTIES["l2"].needs_fisher
 
-    assert set(SP_KINDS) == set(PENALTIES) - {"l2"}
-    assert all(PENALTIES[k].needs_w0 for k in SP_KINDS)
+
+def test_a_new_penalty_is_one_decorated_class_and_gets_what_it_declares(monkeypatch):
+    monkeypatch.setattr(penalties, "PENALTIES", dict(PENALTIES))
+
+    @register_penalty("fisher_l2", needs_w0=False, needs_fisher=True)
+    class FisherL2(Penalty):
+        """sum F * w^2 / 2: needs the Fisher, not w0."""
+
+        def value(self, w, w0, fisher, eps):
+            return 0.5 * sum((f * x * x).sum() for f, x in zip(fisher, w))
+
+        def gradient(self, w, w0, fisher, eps):
+            return [f * x for f, x in zip(fisher, w)]
+
+    model = torch.nn.Linear(3, 2)
+    names = [n for n, _ in model.named_parameters()]
+    plans = [ParamPlan(n, 0, True, False, 1.0, alpha=0.5, beta=0.0) for n in names]
+    w0 = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    fisher = {n: torch.full_like(p, 2.0) for n, p in model.named_parameters()}
+    (bucket,) = build_buckets(model, plans, w0, fisher, "fisher_l2")
+    assert needs_fisher("fisher_l2") and bucket.w0 == [] and len(bucket.fisher) == len(names)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    add_to_gradients([bucket], EPS)
+    for p in model.parameters():  # 0.5 * d/dw (2 w^2 / 2) = w
+        torch.testing.assert_close(p.grad, p.detach())
+
+
+def test_registering_a_name_twice_is_refused(monkeypatch):
+    monkeypatch.setattr(penalties, "PENALTIES", dict(PENALTIES))
+    with pytest.raises(ValueError, match="registered twice"):
+        register_penalty("l2sp", needs_w0=True)(type("Again", (penalties.L2SP,), {}))

@@ -1,5 +1,8 @@
-"""Every result kind written by the code matches its layout in results/README.md."""
+"""Every result kind the code writes has one entry in the registry of kinds, and its
+layout there, its section of results/README.md and the files the code writes agree."""
 
+import ast
+import importlib
 import json
 import re
 from pathlib import Path
@@ -11,15 +14,21 @@ from conftest import fast_config
 
 from finetune import engine
 
-README = Path(__file__).resolve().parents[1] / "results" / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "results" / "README.md"
 COMMON = {"kind", "schema_version", "created", "landscape_version", "command"}
+# The README's table of each section of a layout (landscape.plots.kinds.Layout.names).
+TABLES = {"attributes": "Root attributes", "datasets": "Datasets", "summary": "Summary attributes"}
+
+
+def section(kind: str) -> str:
+    """The text of one kind's section of the README."""
+    return README.read_text().split(f"## kind `{kind}`", 1)[1].split("\n## ", 1)[0]
 
 
 def documented(kind: str) -> dict[str, set[str]]:
     """The attribute, dataset and summary names of one kind's section of the README."""
-    text = README.read_text()
-    section = text.split(f"## kind `{kind}`", 1)[1].split("\n## ", 1)[0]
-    parts = re.split(r"\n(Root attributes|Datasets|Summary attributes)", section)
+    parts = re.split(r"\n(Root attributes|Datasets|Summary attributes)", section(kind))
     tables = dict(zip(parts[1::2], parts[2::2]))
     return {
         name: set(re.findall(r"^\| `([^`]+)` \|", tables.get(name, ""), flags=re.M))
@@ -50,8 +59,99 @@ def actual(path: Path) -> dict[str, set[str]]:
         }
 
 
+def registry_problems(path: Path) -> list[str]:
+    """What the file at ``path`` lacks of its kind's registered layout, and what it holds
+    that the layout does not list."""
+    from landscape.plots.kinds import KINDS
+
+    with h5py.File(path) as f:
+        layout = KINDS[str(f.attrs["kind"])].layout
+        return layout.missing(f) + layout.unlisted(f)
+
+
+def written_kinds() -> set[str]:
+    """The kind of every ``write_result`` call in the library's source: its second
+    argument, which must be a string literal for the registry to be checkable."""
+    kinds = set()
+    for package in ("finetune", "probes", "landscape"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                func = getattr(node, "func", None)
+                if getattr(func, "id", getattr(func, "attr", None)) != "write_result":
+                    continue
+                kind = node.args[1]
+                assert isinstance(kind, ast.Constant), f"{path}:{node.lineno}: kind not literal"
+                kinds.add(kind.value)
+    return kinds
+
+
+def named_functions(text: str) -> list[object]:
+    """The objects that the dotted paths in backticks of ``text`` name (paths that do not
+    import, such as ``config.json``, are left out)."""
+    found = []
+    for path in re.findall(r"`((?:\w+\.)+\w+)`", text):
+        module, _, name = path.rpartition(".")
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return found
+
+
 def test_common_attributes_are_documented():
+    from landscape.plots.kinds import COMMON_ATTRIBUTES
+
+    assert set(COMMON_ATTRIBUTES) == COMMON
     assert all(f"`{name}`" in README.read_text() for name in COMMON)
+
+
+def test_every_kind_the_code_writes_has_one_registry_entry():
+    from landscape.plots.kinds import KINDS
+
+    written = written_kinds()
+    assert {"run", "barrier", "repro", "bench_cka"} <= written
+    assert set(KINDS) == written
+    assert all(name == kind.name for name, kind in KINDS.items())
+
+
+def test_every_registered_layout_is_the_documented_one():
+    from landscape.plots.kinds import KINDS
+
+    registered = {
+        name: {TABLES[part]: names for part, names in kind.layout.names().items()}
+        for name, kind in KINDS.items()
+    }
+    assert registered == {name: documented(name) for name in KINDS}
+
+
+def test_the_readme_names_the_functions_that_write_each_kind():
+    from landscape.plots.kinds import KINDS
+
+    unnamed = {
+        name: [w.__name__ for w in kind.writers if w not in named_functions(section(name))]
+        for name, kind in KINDS.items()
+    }
+    assert unnamed == {name: [] for name in KINDS}
+
+
+def test_the_readme_lists_the_kinds_with_a_plot():
+    from landscape.plots.kinds import KINDS
+
+    listed = re.search(r"Kinds with a plot: ([^.]+)\.", README.read_text())
+    assert listed is not None
+    assert set(re.findall(r"`(\w+)`", listed.group(1))) == {
+        name for name, kind in KINDS.items() if kind.plot is not None
+    }
+
+
+def test_committed_results_match_their_registered_and_documented_layout():
+    files = sorted((ROOT / "results").rglob("*.h5"))
+    assert len(files) >= 6
+    for path in files:
+        with h5py.File(path) as f:
+            kind = str(f.attrs["kind"])
+        assert registry_problems(path) == [], path
+        assert actual(path) == documented(kind), path
 
 
 def test_run_h5_matches_its_documented_layout(tmp_path):
@@ -59,6 +159,7 @@ def test_run_h5_matches_its_documented_layout(tmp_path):
     with h5py.File(tmp_path / "run" / "run.h5") as f:
         assert set(f.attrs) >= COMMON and f.attrs["kind"] == "run"
     assert actual(tmp_path / "run" / "run.h5") == documented("run")
+    assert registry_problems(tmp_path / "run" / "run.h5") == []
 
 
 @pytest.mark.slow
@@ -70,6 +171,7 @@ def test_bench_train_matches_its_documented_layout(tmp_path):
     result = bench_train(options, steps=5, out=tmp_path / "b.h5")
     assert result.engine_images_per_s > 0 and result.plain_images_per_s > 0
     assert actual(tmp_path / "b.h5") == documented("bench_train")
+    assert registry_problems(tmp_path / "b.h5") == []
     assert set(described_device(tmp_path / "b.h5")) == documented_device()
 
 
@@ -84,6 +186,7 @@ def test_bench_cka_matches_its_documented_layout_and_agrees_with_torch_cka(tmp_p
     assert all(r.forward_seconds > 0 and r.cka_seconds > 0 for r in result.rows)
     assert result.torch_cka is not None and result.torch_cka.max_abs_difference < 1e-3
     assert actual(tmp_path / "c.h5") == documented("bench_cka")
+    assert registry_problems(tmp_path / "c.h5") == []
     assert set(described_device(tmp_path / "c.h5")) == documented_device()
 
 
@@ -106,6 +209,7 @@ def test_repro_matches_its_documented_layout(tmp_path, monkeypatch):
 
     result = run_claim("toy", ReproOptions(quick=True, runs=tmp_path), tmp_path)
     assert actual(tmp_path / "toy.h5") == documented("repro")
+    assert registry_problems(tmp_path / "toy.h5") == []
     with h5py.File(tmp_path / "toy.h5") as f:
         assert np.allclose(f["table/mean"][()], [[0.6], [0.1]])
         assert np.isclose(f["table/spread"][0, 0], np.std([0.5, 0.7], ddof=1))
@@ -117,10 +221,13 @@ def test_repro_matches_its_documented_layout(tmp_path, monkeypatch):
 def test_fit_matches_its_documented_layout(tmp_path):
     from finetune.config import DataConfig, ModelConfig
     from probes.fit import fit_measures
+    from probes.options import ProbeOptions
 
     data = DataConfig(spec="synthetic:near", image_size=16, train_per_class=2)
-    fit_measures(ModelConfig(name="test_resnet"), data, k=3, examples=30, out=tmp_path / "f.h5")
+    options = ProbeOptions(examples=30)
+    fit_measures(ModelConfig(name="test_resnet"), data, k=3, options=options, out=tmp_path / "f.h5")
     assert actual(tmp_path / "f.h5") == documented("fit")
+    assert registry_problems(tmp_path / "f.h5") == []
 
 
 def test_sweep_matches_its_documented_layout(tmp_path):
@@ -134,6 +241,7 @@ def test_sweep_matches_its_documented_layout(tmp_path):
     )
     report = run_sweep(space, trials=1, out=tmp_path / "sweep", heartbeat=1)
     assert actual(report.path) == documented("sweep")
+    assert registry_problems(report.path) == []
     with h5py.File(report.path) as f:
         assert f.attrs["kind"] == "sweep"
         assert list(f["params/names"].asstr()) == ["lr", *(f"l2.{g}" for g in range(6))]

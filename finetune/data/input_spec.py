@@ -10,12 +10,12 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import timm
 from timm.data import resolve_data_config
 from timm.models import get_pretrained_cfg
 
 from finetune.config import DataConfig, ModelConfig
 from finetune.errors import ConfigError, UnknownModelError
+from finetune.models import check_model_name
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,7 @@ def model_data_config(name: str) -> dict[str, Any]:
     """timm's data config (input_size, interpolation, mean, std, crop_pct, crop_mode) of the
     model ``name`` (an optional ``.tag`` picks the weights), from its registered pretrained
     config: no model is built, nothing is downloaded."""
-    if not timm.is_model(name):
-        raise UnknownModelError(f"unknown model {name!r}; see timm.list_models()")
+    check_model_name(name)
     try:
         cfg = get_pretrained_cfg(name)
     except RuntimeError as err:

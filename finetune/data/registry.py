@@ -9,10 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from finetune.config import DataConfig, flag_for
 from finetune.data.imageset import ImageSet, SubsetImageSet
 from finetune.errors import ConfigError, UnknownDatasetError
 
 SPLITS = ("train", "val", "test")
+# The flag a dataset spec is given with, unless the caller names another (--fisher-data).
+DATA_FLAG = flag_for(DataConfig, "spec")
 
 
 @dataclass(frozen=True)
@@ -74,18 +77,19 @@ def dataset_entries() -> dict[str, DatasetEntry]:
     return dict(_REGISTRY)
 
 
-def resolve_spec(spec: str) -> tuple[DatasetEntry, str]:
-    """The registry entry and argument of a spec such as ``synthetic:near``."""
+def resolve_spec(spec: str, *, flag: str = DATA_FLAG) -> tuple[DatasetEntry, str]:
+    """The registry entry and argument of a spec such as ``synthetic:near``; errors name
+    ``flag``, the option the spec was given with."""
     _load_builtin()
     name, _, argument = spec.partition(":")
     entry = _REGISTRY.get(name.strip().lower())
     if entry is None:
         known = ", ".join(sorted(_REGISTRY))
-        raise UnknownDatasetError(f"unknown dataset {spec!r}; known: {known}")
+        raise UnknownDatasetError(f"unknown dataset {spec!r} ({flag}); known: {known}")
     if entry.takes_argument and not argument:
-        raise UnknownDatasetError(f"dataset {name!r} needs an argument: {name}:...")
+        raise UnknownDatasetError(f"dataset {name!r} needs an argument: {flag} {name}:...")
     if not entry.takes_argument and argument:
-        raise UnknownDatasetError(f"dataset {name!r} takes no argument, got {spec!r}")
+        raise UnknownDatasetError(f"dataset {name!r} takes no argument, got {flag} {spec}")
     return entry, argument
 
 
@@ -112,13 +116,15 @@ def get_dataset(
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     if not 0.0 < val_fraction < 1.0:
-        raise ConfigError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+        flag = flag_for(DataConfig, "val_fraction")
+        raise ConfigError(f"{flag} must lie in (0, 1), got {val_fraction}")
     if train_per_class is not None and train_per_class < 1:
-        raise ConfigError(f"train_per_class must be at least 1, got {train_per_class}")
+        flag = flag_for(DataConfig, "train_per_class")
+        raise ConfigError(f"{flag} must be at least 1, got {train_per_class}")
     entry, argument = resolve_spec(spec)
     size = int(image_size or entry.default_image_size)
     if size < 8:
-        raise ConfigError(f"image_size must be at least 8, got {size}")
+        raise ConfigError(f"{flag_for(DataConfig, 'image_size')} must be at least 8, got {size}")
 
     def native(name: str) -> ImageSet:
         request = BuildRequest(argument, name, Path(data_root), download, size, interpolation)
@@ -166,8 +172,8 @@ def _per_class(
         members = indices[labels == label]
         if len(members) < per_class:
             raise ConfigError(
-                f"train_per_class={per_class} but class {dataset.classes[label]!r} of "
-                f"{spec} has only {len(members)} training images"
+                f"{flag_for(DataConfig, 'train_per_class')} {per_class} but class "
+                f"{dataset.classes[label]!r} of {spec} has only {len(members)} training images"
             )
         kept.append(rng.permutation(members)[:per_class])
     return np.sort(np.concatenate(kept))

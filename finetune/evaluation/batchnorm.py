@@ -2,7 +2,7 @@
 
 Weights interpolated between two networks (or moved along a plane) no longer fit either
 network's running statistics, so a BatchNorm network must have them re-estimated at every
-point (Garipov et al. 2018; RESEARCH.md). ``reestimate_batchnorm`` runs a fixed list of
+point (Garipov et al. 2018). ``reestimate_batchnorm`` runs a fixed list of
 training batches (prepared without augmentation, in the same order at every point) through
 the model with its BatchNorm layers in train mode under ``no_grad``, and sets each layer's
 ``running_mean`` and ``running_var`` to the mean and the unbiased variance of *all* the

@@ -20,6 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from finetune.config import RegConfig, flag_for
+from finetune.errors import ConfigError
+
 
 def feature_modules(model: nn.Module) -> list[str]:
     """Names of the modules whose outputs timm exposes as features, without the stem."""
@@ -27,7 +30,10 @@ def feature_modules(model: nn.Module) -> list[str]:
     modules = dict(model.named_modules())
     kept = [n for n in names if n in modules and not n.startswith(("act", "stem"))]
     if not kept:
-        raise ValueError(f"{type(model).__name__} lists no feature modules in feature_info")
+        raise ConfigError(
+            f"{flag_for(RegConfig, 'delta')} needs feature maps, and {type(model).__name__} "
+            "lists no feature modules in timm's feature_info"
+        )
     return kept
 
 

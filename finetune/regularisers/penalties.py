@@ -5,39 +5,81 @@ Each penalty is defined by its value (for logging and for tests) and its gradien
 over whole lists of tensors with fused ``torch._foreach_*`` kernels. The engine applies the
 gradient either *coupled* (added to the parameters' gradients: exactly the gradient of the
 penalty added to the loss) or *decoupled* (the weights move directly, AdamW-style). Values
-are per unit strength; the strength (alpha or beta) multiplies them.
+are per unit strength; the strength (alpha or beta) multiplies them. Each registry entry
+declares what its penalty needs (w0, a Fisher estimate): the config's ``--sp`` choices and
+the engine's decision to estimate a Fisher are asked of the registry, never of a name.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from finetune.policy import ParamPlan
+if TYPE_CHECKING:  # type only: config imports this module for the --sp choices
+    from finetune.policy import ParamPlan
 
 Tensors = list[torch.Tensor]
 
+# The penalty toward zero that every parameter's beta strength selects.
+PLAIN_L2 = "l2"
 
-@dataclass(frozen=True)
-class Penalty:
-    """``value(w, w0, fisher, eps)`` -> scalar tensor; ``gradient(...)`` -> list like ``w``."""
+
+class Penalty(ABC):
+    """One penalty over lists of tensors ``w`` (with ``w0`` and ``fisher`` alike). Its
+    registry entry declares what it needs: ``needs_w0`` (the initial weights; such a
+    penalty is one of the SP choices of ``--sp``) and ``needs_fisher`` (a diagonal Fisher
+    information estimate at w0). Neither needed, the lists it is given are empty."""
 
     name: str
     needs_w0: bool
-    value: Callable[[Tensors, Tensors, Tensors, float], torch.Tensor]
-    gradient: Callable[[Tensors, Tensors, Tensors, float], Tensors]
+    needs_fisher: bool
+
+    @abstractmethod
+    def value(self, w: Tensors, w0: Tensors, fisher: Tensors, eps: float) -> torch.Tensor:
+        """The penalty at unit strength, a float64 scalar."""
+
+    @abstractmethod
+    def gradient(self, w: Tensors, w0: Tensors, fisher: Tensors, eps: float) -> Tensors:
+        """d(value)/dw, one tensor per tensor of ``w``."""
+
+    def add_gradient(
+        self, grads: Tensors, w: Tensors, w0: Tensors, fisher: Tensors, eps: float, strength: float
+    ) -> None:
+        """``grads += strength * gradient``, in place."""
+        torch._foreach_add_(grads, self.gradient(w, w0, fisher, eps), alpha=strength)
 
 
 PENALTIES: dict[str, Penalty] = {}
 
 
-def register_penalty(name: str, *, needs_w0: bool, value: Callable, gradient: Callable) -> None:
-    """Add a penalty to the registry: adding one is this call, not an edit of the loop."""
-    if name in PENALTIES:
-        raise ValueError(f"penalty {name!r} is registered twice")
-    PENALTIES[name] = Penalty(name, needs_w0, value, gradient)
+def register_penalty(
+    name: str, *, needs_w0: bool, needs_fisher: bool = False
+) -> Callable[[type[Penalty]], type[Penalty]]:
+    """Register a Penalty subclass under ``name`` with what it needs: adding a penalty is
+    this decorator on one class, not an edit of the loop or of a list of choices."""
+
+    def decorate(cls: type[Penalty]) -> type[Penalty]:
+        if name in PENALTIES:
+            raise ValueError(f"penalty {name!r} is registered twice")
+        cls.name, cls.needs_w0, cls.needs_fisher = name, needs_w0, needs_fisher
+        PENALTIES[name] = cls()
+        return cls
+
+    return decorate
+
+
+def sp_penalties() -> tuple[str, ...]:
+    """The registered penalties toward w0, in registration order: the choices of ``--sp``."""
+    return tuple(name for name, penalty in PENALTIES.items() if penalty.needs_w0)
+
+
+def needs_fisher(sp: str) -> bool:
+    """Whether the SP penalty ``sp`` needs a Fisher information estimate."""
+    return PENALTIES[sp].needs_fisher
 
 
 def _sum(values: Tensors) -> torch.Tensor:
@@ -54,42 +96,6 @@ def _diff(w: Tensors, w0: Tensors) -> Tensors:
     return torch._foreach_sub(w, w0)
 
 
-def _l2_value(w, w0, fisher, eps):
-    return 0.5 * _sum(_sq_norms(w))
-
-
-def _l2_gradient(w, w0, fisher, eps):
-    return list(w)
-
-
-def _l2sp_value(w, w0, fisher, eps):
-    return 0.5 * _sum(_sq_norms(_diff(w, w0)))
-
-
-def _l2sp_gradient(w, w0, fisher, eps):
-    return _diff(w, w0)
-
-
-def _fisher_value(w, w0, fisher, eps):
-    d = _diff(w, w0)
-    return 0.5 * _sum([(f * x * x).sum() for f, x in zip(fisher, d)])
-
-
-def _fisher_gradient(w, w0, fisher, eps):
-    return torch._foreach_mul(_diff(w, w0), fisher)
-
-
-def _l1sp_value(w, w0, fisher, eps):
-    d = _diff(w, w0)
-    return _sum([(torch.sqrt(x * x + eps * eps) - eps).sum() for x in d])
-
-
-def _l1sp_gradient(w, w0, fisher, eps):
-    d = _diff(w, w0)
-    root = torch._foreach_sqrt(torch._foreach_add(torch._foreach_mul(d, d), eps * eps))
-    return torch._foreach_div(d, root)
-
-
 def _unit_norms(d: Tensors, eps: float) -> Tensors:
     """Per output unit (dim 0), sqrt(||d_c||^2 + eps^2), shaped to broadcast against d."""
     return [
@@ -102,20 +108,72 @@ def _unit_norms(d: Tensors, eps: float) -> Tensors:
     ]
 
 
-def _gl_value(w, w0, fisher, eps):
-    return _sum([(n - eps).sum() for n in _unit_norms(_diff(w, w0), eps)])
+@register_penalty(PLAIN_L2, needs_w0=False)
+class L2(Penalty):
+    """Plain L2 toward zero, ||w||^2 / 2."""
+
+    def value(self, w, w0, fisher, eps):
+        return 0.5 * _sum(_sq_norms(w))
+
+    def gradient(self, w, w0, fisher, eps):
+        return list(w)
+
+    def add_gradient(self, grads, w, w0, fisher, eps, strength):
+        torch._foreach_add_(grads, w, alpha=strength)
 
 
-def _gl_gradient(w, w0, fisher, eps):
-    d = _diff(w, w0)
-    return torch._foreach_div(d, _unit_norms(d, eps))
+@register_penalty("l2sp", needs_w0=True)
+class L2SP(Penalty):
+    """L2-SP, ||w - w0||^2 / 2."""
+
+    def value(self, w, w0, fisher, eps):
+        return 0.5 * _sum(_sq_norms(_diff(w, w0)))
+
+    def gradient(self, w, w0, fisher, eps):
+        return _diff(w, w0)
+
+    def add_gradient(self, grads, w, w0, fisher, eps, strength):
+        # Two fused updates, no temporary for w - w0.
+        torch._foreach_add_(grads, w, alpha=strength)
+        torch._foreach_add_(grads, w0, alpha=-strength)
 
 
-register_penalty("l2", needs_w0=False, value=_l2_value, gradient=_l2_gradient)
-register_penalty("l2sp", needs_w0=True, value=_l2sp_value, gradient=_l2sp_gradient)
-register_penalty("l2sp_fisher", needs_w0=True, value=_fisher_value, gradient=_fisher_gradient)
-register_penalty("l1sp", needs_w0=True, value=_l1sp_value, gradient=_l1sp_gradient)
-register_penalty("gl_sp", needs_w0=True, value=_gl_value, gradient=_gl_gradient)
+@register_penalty("l2sp_fisher", needs_w0=True, needs_fisher=True)
+class L2SPFisher(Penalty):
+    """L2-SP-Fisher, sum F * (w - w0)^2 / 2 with the diagonal Fisher F at w0."""
+
+    def value(self, w, w0, fisher, eps):
+        d = _diff(w, w0)
+        return 0.5 * _sum([(f * x * x).sum() for f, x in zip(fisher, d)])
+
+    def gradient(self, w, w0, fisher, eps):
+        return torch._foreach_mul(_diff(w, w0), fisher)
+
+
+@register_penalty("l1sp", needs_w0=True)
+class L1SP(Penalty):
+    """L1-SP, sum |w - w0| with |d| smoothed as sqrt(d^2 + eps^2) - eps."""
+
+    def value(self, w, w0, fisher, eps):
+        d = _diff(w, w0)
+        return _sum([(torch.sqrt(x * x + eps * eps) - eps).sum() for x in d])
+
+    def gradient(self, w, w0, fisher, eps):
+        d = _diff(w, w0)
+        root = torch._foreach_sqrt(torch._foreach_add(torch._foreach_mul(d, d), eps * eps))
+        return torch._foreach_div(d, root)
+
+
+@register_penalty("gl_sp", needs_w0=True)
+class GroupLassoSP(Penalty):
+    """Group-Lasso-SP, the sum over output units of ||w_c - w0_c||, smoothed as L1-SP."""
+
+    def value(self, w, w0, fisher, eps):
+        return _sum([(n - eps).sum() for n in _unit_norms(_diff(w, w0), eps)])
+
+    def gradient(self, w, w0, fisher, eps):
+        d = _diff(w, w0)
+        return torch._foreach_div(d, _unit_norms(d, eps))
 
 
 @dataclass
@@ -147,13 +205,7 @@ def add_to_gradients(buckets: list[Bucket], eps: float) -> None:
     The quadratic penalties need no temporary beyond their two fused updates."""
     for b in buckets:
         grads = [p.grad for p in b.params]
-        if b.penalty == "l2":
-            torch._foreach_add_(grads, b.data, alpha=b.strength)
-        elif b.penalty == "l2sp":
-            torch._foreach_add_(grads, b.data, alpha=b.strength)
-            torch._foreach_add_(grads, b.w0, alpha=-b.strength)
-        else:
-            torch._foreach_add_(grads, b.gradient(eps), alpha=b.strength)
+        PENALTIES[b.penalty].add_gradient(grads, b.data, b.w0, b.fisher, eps, b.strength)
 
 
 @torch.no_grad()
@@ -187,7 +239,7 @@ def build_buckets(
         if p.alpha > 0:
             keyed.setdefault((sp, p.alpha, p.group, p.lr_scale), []).append(p.name)
         if p.beta > 0:
-            keyed.setdefault(("l2", p.beta, p.group, p.lr_scale), []).append(p.name)
+            keyed.setdefault((PLAIN_L2, p.beta, p.group, p.lr_scale), []).append(p.name)
     return [
         Bucket(
             penalty=penalty,
@@ -196,7 +248,7 @@ def build_buckets(
             lr_scale=scale,
             params=[params[n] for n in names],
             w0=[w0[n] for n in names] if PENALTIES[penalty].needs_w0 else [],
-            fisher=[fisher[n] for n in names] if penalty == "l2sp_fisher" else [],
+            fisher=[fisher[n] for n in names] if PENALTIES[penalty].needs_fisher else [],
         )
         for (penalty, strength, group, scale), names in keyed.items()
     ]

@@ -9,6 +9,7 @@ evaluates again (the re-estimated curve): about ``2 + bn images / eval images`` 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +20,14 @@ import torch
 from finetune.data import get_dataset
 from finetune.data.loader import Batches, epoch_order
 from finetune.errors import ConfigError
+from finetune.evaluation.measure import measure
 from finetune.result_files import write_result
 from finetune.runtime import Runtime
 from landscape.bench.options import BenchOptions, device_description
-from landscape.geometry.barrier import interpolation_curves, make_measure
+from landscape.bench.twins import model_prep, random_twins
+from landscape.geometry.barrier import interpolation_curves
 from landscape.geometry.paths import Line
-from probes.inputs import ProbeData, model_prep, random_twins
+from probes.inputs import ProbeData, RunInputs
 
 BENCH_DATA = "synthetic:source"
 BARRIER_BATCH = 256
@@ -123,14 +126,16 @@ def bench_barrier(
     prep = model_prep(a, runtime)
     evaluation = _probe_data("test", image_size, examples, runtime)
     training = _probe_data("train", image_size, bn_batches * batch_size, runtime)
-    plain = make_measure(a, runtime, prep, evaluation, batch_size)
-    with_bn = make_measure(a, runtime, prep, evaluation, batch_size, training)
+    data = evaluation.fixed(batch_size, runtime.processes, ascending=True)
+    plain = RunInputs(a, prep, runtime, BENCH_DATA, batch_size, data, None)
+    bn_data = training.fixed(batch_size, runtime.processes, minimum=2)
+    with_bn = dataclasses.replace(plain, bn_data=bn_data)
     line = Line(a, a.state_dict(), b.state_dict())
     alphas = np.linspace(0.0, 1.0, points)
 
     def passes() -> None:
         for _ in range(points):
-            plain.sums().cpu()  # one host synchronisation per pass, as engine.evaluate
+            measure(a, data, prep, runtime).cpu()  # one host synchronisation per pass
 
     plain_seconds, barrier_seconds, bn_seconds = _best_of_interleaved(
         runtime,

@@ -25,8 +25,8 @@ from finetune.models import create_model
 from finetune.result_files import write_result
 from finetune.runtime import Runtime
 from landscape.bench.options import BenchOptions, device_description
+from landscape.bench.twins import model_prep, random_twins
 from probes.activations import group_layers, named_layers
-from probes.inputs import model_prep, random_twins
 from probes.similarity import cka_matrix
 
 BENCH_DATA = "synthetic:source"

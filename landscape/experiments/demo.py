@@ -9,38 +9,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from finetune import engine
 from finetune.config import build_config
 from finetune.runs import ensure_run, run_summary
+from landscape.experiments.recipes import (
+    CKA_EXAMPLES,
+    MODEL,
+    SOURCE_RECIPE,
+    TARGET,
+    TARGET_RECIPE,
+)
 from landscape.geometry.barrier import barrier_between
 from landscape.plots import plot_file
 from probes.distance import distance_between_runs
+from probes.options import ProbeOptions
 from probes.similarity import compare_runs
 
-MODEL = "test_resnet"
-SOURCE_RECIPE: dict[str, Any] = dict(
-    model=MODEL,
-    data="synthetic:source",
-    epochs=6,
-    batch_size=128,
-    lr=0.05,
-    l2=5e-4,
-    seed=0,
-)
-TARGET = "synthetic:near"
-TARGET_RECIPE: dict[str, Any] = dict(
-    model=MODEL,
-    data=TARGET,
-    train_per_class=10,
-    epochs=30,
-    batch_size=32,
-    lr=0.01,
-    l2=5e-4,
-)
 SEEDS = (0, 1)
-CKA_EXAMPLES = 500
 BARRIER_POINTS = 25
 
 
@@ -146,10 +132,16 @@ def run_demo(
 def _compare(out: Path, init: str, log: Callable[[str], None]) -> PairRow:
     first, second = (out / f"{init}-seed{seed}" for seed in SEEDS[:2])
     log(f"comparing {first.name} with {second.name}: CKA, parameter distance, barrier")
-    cka = compare_runs(first, second, examples=CKA_EXAMPLES, out=out / f"cka-{init}.h5")
+    cka = compare_runs(
+        first, second, options=ProbeOptions(examples=CKA_EXAMPLES), out=out / f"cka-{init}.h5"
+    )
     distance = distance_between_runs(first, second, out=out / f"distance-{init}.h5")
     line = barrier_between(
-        first, second, points=BARRIER_POINTS, split="train", out=out / f"barrier-{init}.h5"
+        first,
+        second,
+        points=BARRIER_POINTS,
+        options=ProbeOptions(split="train"),
+        out=out / f"barrier-{init}.h5",
     )
     for kind in ("cka", "distance", "barrier"):
         plot_file(out / f"{kind}-{init}.h5")

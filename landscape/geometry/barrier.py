@@ -10,7 +10,7 @@ the device until the whole curve is done (one host synchronisation per curve).
 Two curves when the model has BatchNorm and ``bn_batches > 0``:
 
 - ``raw``: the running statistics are interpolated like the weights. Its end points are the
-  runs themselves, so they equal the runs' own evaluation (``finetune.engine.evaluate``).
+  runs themselves, so they equal the runs' own evaluation (``finetune.evaluation.measure``).
 - ``bn``: the statistics are re-estimated at every point, the two ends included
   (``finetune.evaluation.batchnorm``), so the whole curve is measured one way and has no jump at the
   ends; its end points differ from the runs' own evaluation by what re-estimation changes.
@@ -27,7 +27,6 @@ The headline barriers come from ``bn`` when it exists, else from ``raw``. For a 
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,27 +34,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from finetune.data.augment import BatchPrep
 from finetune.errors import ConfigError
-from finetune.evaluation.batchnorm import has_batchnorm, reestimate_batchnorm
+from finetune.evaluation.measure import measure
 from finetune.result_files import write_result
-from finetune.runs import LoadedRun, load_run, pair_attrs
-from finetune.runtime import Runtime
+from finetune.runs import load_run, pair_attrs
 from landscape.geometry.paths import Line
-from probes.inputs import (
-    ProbeData,
-    batch_sizes,
-    eval_prep,
-    iterate_sized,
-    probe_data,
-    probe_runtime,
-    process_batches,
-)
-
-DEFAULT_BN_BATCHES = 50
+from probes.inputs import RunInputs, run_inputs
+from probes.options import ProbeOptions
 
 
 @dataclass(frozen=True)
@@ -89,136 +75,24 @@ def barrier(alphas: np.ndarray, values: np.ndarray) -> Barrier:
     )
 
 
-@dataclass
-class Measure:
-    """Measures the model as it currently stands: summed cross-entropy and correct count on
-    ``data`` (in eval mode, as ``finetune.engine.evaluate`` does), and BatchNorm
-    re-estimation on ``bn_data`` when given. Both datasets are kept on the device (when
-    they fit) and read in the same order at every call. Under DDP ``data`` and ``bn_data``
-    hold this process's batches only; ``examples`` and ``bn_batches`` count all of them,
-    and every result is combined over the processes."""
-
-    model: nn.Module
-    runtime: Runtime
-    prep: BatchPrep
-    data: ProbeData
-    sizes: list[int]
-    examples: int
-    bn_data: ProbeData | None = None
-    bn_sizes: list[int] = dataclasses.field(default_factory=list)
-    bn_batches: int = 0
-    bn_examples: int = 0
-
-    @property
-    def reestimates(self) -> bool:
-        return self.bn_data is not None
-
-    @torch.no_grad()
-    def sums(self) -> torch.Tensor:
-        """(2,) float64 on the device: summed loss and number of correct predictions."""
-        self.model.eval()
-        total = torch.zeros(2, dtype=torch.float64, device=self.runtime.device)
-        for images, labels in iterate_sized(self.data, self.sizes):
-            with self.runtime.autocast():
-                logits = self.model(self.prep(images))
-            total[0] += F.cross_entropy(logits.float(), labels, reduction="sum").double()
-            total[1] += (logits.argmax(1) == labels).sum()
-        return self.runtime.processes.sum_(total)
-
-    def reestimate(self) -> int:
-        """Re-estimate the BatchNorm statistics on the fixed training batches."""
-        if self.bn_data is None:
-            return 0
-        inputs = (self.prep(images) for images, _ in iterate_sized(self.bn_data, self.bn_sizes))
-        processes = self.runtime.processes
-        gather = processes.gather if processes.parallel else None
-        reestimate_batchnorm(self.model, inputs, runtime=self.runtime, gather=gather)
-        return self.bn_batches
-
-
-def make_measure(
-    model: nn.Module,
-    runtime: Runtime,
-    prep: BatchPrep,
-    data: ProbeData,
-    batch_size: int,
-    bn_data: ProbeData | None = None,
-) -> Measure:
-    """A ``Measure`` over ``data`` in ascending example order (the order
-    ``finetune.engine.evaluate`` uses, so whole splits give the same batches), with
-    BatchNorm re-estimation on ``bn_data`` (in its own seeded order) when the model has
-    BatchNorm. Batches of ``batch_size``; a last training batch of one example joins the
-    one before (BatchNorm cannot normalise a single example)."""
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be positive, got {batch_size}")
-    processes = runtime.processes
-    data = _order_on_device(dataclasses.replace(data, order=data.order.sort().values))
-    sizes = batch_sizes(len(data), batch_size)
-    examples = len(data)
-    data, sizes = process_batches(data, sizes, processes)
-    if bn_data is not None and not has_batchnorm(model):
-        bn_data = None
-    bn_sizes: list[int] = []
-    if bn_data is not None:
-        bn_sizes = batch_sizes(len(bn_data), batch_size, minimum=2)
-    bn_batches, bn_examples = len(bn_sizes), sum(bn_sizes)
-    if bn_data is not None:
-        bn_data, bn_sizes = process_batches(_order_on_device(bn_data), bn_sizes, processes)
-    return Measure(
-        model, runtime, prep, data, sizes, examples, bn_data, bn_sizes, bn_batches, bn_examples
-    )
-
-
-def _order_on_device(data: ProbeData) -> ProbeData:
-    """``data`` with its example order on the device when its images are there, so that
-    reading the batches copies nothing from the host (a copy from pageable host memory
-    would wait for the device)."""
-    if data.batches.images is None:
-        return data
-    return dataclasses.replace(data, order=data.order.to(data.batches.device))
-
-
-def run_measure(
-    run: LoadedRun,
-    runtime: Runtime,
-    *,
-    data: str | None,
-    split: str,
-    examples: int | None,
-    bn_batches: int,
-    batch_size: int,
-    seed: int,
-) -> Measure:
-    """The ``Measure`` of a run's model: ``examples`` of ``split`` of ``data`` (default the
-    run's dataset), and ``bn_batches`` batches of its training split for re-estimation."""
-    if bn_batches < 0:
-        raise ConfigError(f"--bn-batches must be >= 0, got {bn_batches}")
-    evaluation = probe_data(run, runtime, spec=data, split=split, examples=examples, seed=seed)
-    training = None
-    if bn_batches > 0 and has_batchnorm(run.model):
-        training = probe_data(
-            run, runtime, spec=data, split="train", examples=bn_batches * batch_size, seed=seed
-        )
-    return make_measure(
-        run.model, runtime, eval_prep(run, runtime), evaluation, batch_size, training
-    )
-
-
 @torch.no_grad()
-def interpolation_curves(line: Line, alphas: np.ndarray, measure: Measure) -> dict[str, np.ndarray]:
+def interpolation_curves(
+    line: Line, alphas: np.ndarray, inputs: RunInputs
+) -> dict[str, np.ndarray]:
     """Loss and error at every point of ``line``: ``raw/loss``, ``raw/error`` and, when
-    ``measure`` re-estimates BatchNorm, ``bn/loss``, ``bn/error`` (arrays over ``alphas``).
-    The sums stay on the device until the end: one host synchronisation."""
-    device = measure.runtime.device
+    ``inputs`` has batches to re-estimate BatchNorm on, ``bn/loss``, ``bn/error`` (arrays
+    over ``alphas``). The sums stay on the device until the end: one host synchronisation."""
+    device = inputs.runtime.device
     raw = torch.zeros(len(alphas), 2, dtype=torch.float64, device=device)
-    bn = torch.zeros_like(raw) if measure.reestimates else None
+    bn = torch.zeros_like(raw) if inputs.bn_data is not None else None
     for i, alpha in enumerate(alphas):
         line.set(float(alpha))
-        raw[i] = measure.sums()
+        raw[i] = measure(inputs.model, inputs.data, inputs.prep, inputs.runtime)
         if bn is not None:
-            measure.reestimate()
-            bn[i] = measure.sums()
-    n = measure.examples
+            bn[i] = measure(
+                inputs.model, inputs.data, inputs.prep, inputs.runtime, bn_data=inputs.bn_data
+            )
+    n = inputs.data.examples
     curves = {}
     for name, sums in (("raw", raw), ("bn", bn)):
         if sums is not None:
@@ -308,55 +182,30 @@ def barrier_between(
     run_b: str | Path,
     *,
     points: int = 25,
-    data: str | None = None,
-    split: str = "test",
-    examples: int | None = None,
-    bn_batches: int = DEFAULT_BN_BATCHES,
-    batch_size: int | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    precision: str = "auto",
+    options: ProbeOptions = ProbeOptions(),
     out: str | Path | None = None,
     command: str | None = None,
 ) -> BarrierResult:
     """Loss and error at ``points`` evenly spaced points of the straight line from
     ``run_a`` to ``run_b`` (a run, a weights file of one, or ``init``: ``run_a``'s initial
-    weights) on ``examples`` examples (default all) of ``split`` of ``data`` (default
-    ``run_a``'s dataset), with BatchNorm statistics re-estimated at every point on
-    ``bn_batches`` training batches (0: off; ignored without BatchNorm). Batches of
-    ``batch_size`` (default ``run_a``'s evaluation batch size). Written to ``out`` (kind
+    weights), measured where ``options`` says (default: every test example of ``run_a``'s
+    dataset, BatchNorm statistics re-estimated at every point). Written to ``out`` (kind
     ``barrier``) when given."""
     if points < 2:
         raise ConfigError(f"--points must be at least 2, got {points}")
-    runtime = probe_runtime(device, precision)
+    runtime = options.runtime()
     a = load_run(run_a, device=runtime.device)
     b = load_run(run_b, base=run_a)
     if runtime.channels_last:
         a.model.to(memory_format=torch.channels_last)
     line = Line(a.model, a.model.state_dict(), b.model.state_dict(), labels=(a.label, b.label))
-    batch_size = batch_size or a.config.train.eval_batch_size
-    measure = run_measure(
-        a,
-        runtime,
-        data=data,
-        split=split,
-        examples=examples,
-        bn_batches=bn_batches,
-        batch_size=batch_size,
-        seed=seed,
-    )
+    inputs = run_inputs(a, runtime, options)
     alphas = np.linspace(0.0, 1.0, points)
     start = time.perf_counter()
-    curves = interpolation_curves(line, alphas, measure)
+    curves = interpolation_curves(line, alphas, inputs)
     seconds = time.perf_counter() - start
     result = BarrierResult(
-        a.label,
-        b.label,
-        alphas,
-        curves,
-        measure.examples,
-        measure.bn_batches,
-        seconds,
+        a.label, b.label, alphas, curves, inputs.data.examples, inputs.bn_batches, seconds
     )
     if out is not None:
         write_result(
@@ -366,13 +215,13 @@ def barrier_between(
             attrs={
                 **pair_attrs(a, b),
                 "model": a.config.model.name,
-                "data": measure.data.spec,
-                "split": split,
+                "data": inputs.spec,
+                "split": options.split,
                 "points": points,
                 "bn_batches": result.bn_batches,
-                "bn_examples": measure.bn_examples,
-                "batch_size": batch_size,
-                "seed": seed,
+                "bn_examples": inputs.bn_examples,
+                "batch_size": inputs.batch_size,
+                "seed": options.seed,
                 "device": runtime.describe(),
             },
             summary=result.summary(),

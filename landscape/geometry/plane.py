@@ -19,11 +19,13 @@ import numpy as np
 import torch
 
 from finetune.errors import ConfigError
+from finetune.evaluation.measure import measure
 from finetune.result_files import write_result
 from finetune.runs import LoadedRun, load_run
-from landscape.geometry.barrier import DEFAULT_BN_BATCHES, Measure, run_measure
+from finetune.runtime import Runtime
 from landscape.geometry.paths import Plane, plane_through_runs, random_plane
-from probes.inputs import probe_runtime
+from probes.inputs import RunInputs, run_inputs
+from probes.options import ProbeOptions
 
 THROUGH = "Gram-Schmidt on B - A and C - A over the parameters (Garipov et al. 2018)"
 AROUND = (
@@ -85,18 +87,21 @@ class PlaneResult:
 
 @torch.no_grad()
 def plane_grid(
-    plane: Plane, x: np.ndarray, y: np.ndarray, measure: Measure
+    plane: Plane, x: np.ndarray, y: np.ndarray, inputs: RunInputs
 ) -> tuple[np.ndarray, np.ndarray]:
     """(loss, error), each (len(y), len(x)), at every grid point of ``plane``, BatchNorm
-    re-estimated at each when ``measure`` does; one host synchronisation at the end."""
-    sums = torch.zeros(len(y), len(x), 2, dtype=torch.float64, device=measure.runtime.device)
+    re-estimated at each when ``inputs`` has batches for it; one host synchronisation at
+    the end."""
+    sums = torch.zeros(len(y), len(x), 2, dtype=torch.float64, device=inputs.runtime.device)
     for j, yv in enumerate(y):
         for i, xv in enumerate(x):
             plane.set(float(xv), float(yv))
-            measure.reestimate()
-            sums[j, i] = measure.sums()
+            sums[j, i] = measure(
+                inputs.model, inputs.data, inputs.prep, inputs.runtime, bn_data=inputs.bn_data
+            )
     host = sums.cpu().numpy()
-    return host[..., 0] / measure.examples, 1.0 - host[..., 1] / measure.examples
+    n = inputs.data.examples
+    return host[..., 0] / n, 1.0 - host[..., 1] / n
 
 
 def plane_through(
@@ -106,17 +111,19 @@ def plane_through(
     *,
     grid: int = 21,
     margin: float = 0.2,
-    **options: Any,
+    options: ProbeOptions = ProbeOptions(),
+    out: str | Path | None = None,
+    command: str | None = None,
 ) -> PlaneResult:
     """Loss and error over the plane through three runs (``run_b`` and ``run_c`` may be
     ``init``: ``run_a``'s initial weights), on a ``grid`` x ``grid`` grid over the runs'
-    bounding box widened by ``margin`` times its width (height) on each side. ``options``:
-    see ``_evaluate_plane``."""
+    bounding box widened by ``margin`` times its width (height) on each side, measured
+    where ``options`` says; written to ``out`` (kind ``plane``) when given."""
     if grid < 2:
         raise ConfigError(f"--grid must be at least 2, got {grid}")
     if margin < 0:
         raise ConfigError(f"--margin must be >= 0, got {margin}")
-    runtime = probe_runtime(options.get("device", "auto"), options.get("precision", "auto"))
+    runtime = options.runtime()
     a = load_run(run_a, device=runtime.device)
     others = [load_run(r, base=run_a) for r in (run_b, run_c)]
     runs = [a, *others]
@@ -131,7 +138,7 @@ def plane_through(
     x = np.linspace(lows[0] - pad[0], highs[0] + pad[0], grid)
     y = np.linspace(lows[1] - pad[1], highs[1] + pad[1], grid)
     attrs = {"mode": "through", "margin": margin, "span": float("nan"), "directions": THROUGH}
-    return _evaluate_plane(runs, plane, x, y, xy, runtime, attrs, grid=grid, **options)
+    return _evaluate_plane(runs, plane, (x, y), xy, runtime, attrs, options, out, command)
 
 
 def plane_around(
@@ -139,69 +146,48 @@ def plane_around(
     *,
     grid: int = 21,
     span: float = 1.0,
-    seed: int = 0,
-    **options: Any,
+    options: ProbeOptions = ProbeOptions(),
+    out: str | Path | None = None,
+    command: str | None = None,
 ) -> PlaneResult:
     """Loss and error around one run along two random filter-normalised directions (Li et
-    al. 2018) drawn with ``seed``, on a ``grid`` x ``grid`` grid over ``[-span, span]^2``
-    (the run at the origin). ``options``: see ``_evaluate_plane``."""
+    al. 2018) drawn with ``options.seed``, on a ``grid`` x ``grid`` grid over
+    ``[-span, span]^2`` (the run at the origin), measured where ``options`` says; written
+    to ``out`` (kind ``plane``) when given."""
     if grid < 2:
         raise ConfigError(f"--grid must be at least 2, got {grid}")
     if not span > 0:
         raise ConfigError(f"--span must be positive, got {span}")
-    runtime = probe_runtime(options.get("device", "auto"), options.get("precision", "auto"))
+    runtime = options.runtime()
     a = load_run(run, device=runtime.device)
     if runtime.channels_last:
         a.model.to(memory_format=torch.channels_last)
-    plane = random_plane(a.model, a.model.state_dict(), seed)
+    plane = random_plane(a.model, a.model.state_dict(), options.seed)
     x = np.linspace(-span, span, grid)
     attrs = {"mode": "around", "margin": float("nan"), "span": span, "directions": AROUND}
-    return _evaluate_plane(
-        [a], plane, x, x.copy(), np.zeros((1, 2)), runtime, attrs, grid=grid, seed=seed,
-        **options,
-    )  # fmt: skip
+    xy = np.zeros((1, 2))
+    return _evaluate_plane([a], plane, (x, x.copy()), xy, runtime, attrs, options, out, command)
 
 
 def _evaluate_plane(
     runs: list[LoadedRun],
     plane: Plane,
-    x: np.ndarray,
-    y: np.ndarray,
+    grid_xy: tuple[np.ndarray, np.ndarray],
     run_xy: np.ndarray,
-    runtime: Any,
+    runtime: Runtime,
     attrs: dict[str, Any],
-    *,
-    grid: int,
-    data: str | None = None,
-    split: str = "test",
-    examples: int | None = None,
-    bn_batches: int = DEFAULT_BN_BATCHES,
-    batch_size: int | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    precision: str = "auto",
-    out: str | Path | None = None,
-    command: str | None = None,
+    options: ProbeOptions,
+    out: str | Path | None,
+    command: str | None,
 ) -> PlaneResult:
-    """The grid of a plane on ``examples`` examples (default all) of ``split`` of ``data``
-    (default the first run's dataset), BatchNorm re-estimated at every point on
-    ``bn_batches`` training batches (0: off; ignored without BatchNorm), batches of
-    ``batch_size`` (default the first run's evaluation batch size); written to ``out``
-    (kind ``plane``) when given. ``device`` and ``precision`` were used for ``runtime``."""
+    """The grid ``grid_xy`` of a plane, measured where ``options`` says on the first run's
+    model (BatchNorm re-estimated at every point unless ``options.bn_batches`` is 0);
+    written to ``out`` (kind ``plane``) when given. ``runtime`` came from ``options``."""
     a = runs[0]
-    batch_size = batch_size or a.config.train.eval_batch_size
-    measure = run_measure(
-        a,
-        runtime,
-        data=data,
-        split=split,
-        examples=examples,
-        bn_batches=bn_batches,
-        batch_size=batch_size,
-        seed=seed,
-    )
+    x, y = grid_xy
+    inputs = run_inputs(a, runtime, options)
     start = time.perf_counter()
-    loss, error = plane_grid(plane, x, y, measure)
+    loss, error = plane_grid(plane, x, y, inputs)
     result = PlaneResult(
         attrs["mode"],
         [r.label for r in runs],
@@ -210,8 +196,8 @@ def _evaluate_plane(
         loss,
         error,
         run_xy,
-        measure.examples,
-        measure.bn_batches,
+        inputs.data.examples,
+        inputs.bn_batches,
         time.perf_counter() - start,
     )
     if out is not None:
@@ -235,13 +221,13 @@ def _evaluate_plane(
                 "weights": [str(r.weights) for r in runs],
                 "config_hashes": [r.record["config_hash"] for r in runs],
                 "model": a.config.model.name,
-                "data": measure.data.spec,
-                "split": split,
-                "grid": grid,
-                "seed": seed,
+                "data": inputs.spec,
+                "split": options.split,
+                "grid": len(x),
+                "seed": options.seed,
                 "bn_batches": result.bn_batches,
-                "bn_examples": measure.bn_examples,
-                "batch_size": batch_size,
+                "bn_examples": inputs.bn_examples,
+                "batch_size": inputs.batch_size,
                 "device": runtime.describe(),
             },
             summary=result.summary(),

@@ -35,6 +35,7 @@ import numpy as np
 from finetune.config import RunConfig, flat_options
 from finetune.rundir import atomic_write
 from probes.fit import FitResult, fit_measures
+from probes.options import ProbeOptions
 
 ALL = "all"  # the value of transfer_groups that is the default: nothing re-initialised
 
@@ -200,26 +201,19 @@ def advise_run(
     config: RunConfig,
     *,
     k: int = 10,
-    examples: int | None = None,
-    seed: int = 0,
+    options: ProbeOptions | None = None,
     rules: Rules = Rules(),
     out: str | Path | None = None,
     fit_out: str | Path | None = None,
 ) -> Advice:
-    """Measure the fit of ``config``'s model and initial weights on its data, advise (the
-    other options as ``config`` has them), and write the advice to ``out`` (TOML) and the
-    measures to ``fit_out`` (kind ``fit``)."""
+    """Measure the fit of ``config``'s model and initial weights on its data (``options``
+    default: all examples, on ``config``'s device and precision), advise (the other options
+    as ``config`` has them), and write the advice to ``out`` (TOML) and the measures to
+    ``fit_out`` (kind ``fit``)."""
     start = time.perf_counter()
-    fit = fit_measures(
-        config.model,
-        config.data,
-        k=k,
-        examples=examples,
-        seed=seed,
-        device=config.train.device,
-        precision=config.train.precision,
-        out=fit_out,
-    )
+    if options is None:
+        options = ProbeOptions(device=config.train.device, precision=config.train.precision)
+    fit = fit_measures(config.model, config.data, k=k, options=options, out=fit_out)
     base = flat_options(config)
     advice = advise(fit, base, train_per_class=config.data.train_per_class, rules=rules)
     advice.seconds = time.perf_counter() - start

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from finetune.config import build_config
 from finetune.runs import ensure_run, run_summary
-from landscape.experiments.demo import SOURCE_RECIPE, TARGET_RECIPE
+from landscape.experiments.recipes import SOURCE_RECIPE, TARGET_RECIPE
 from landscape.tune.advisor import advise_run, toml_value
 from landscape.tune.sweep import best_config, run_sweep, study_name
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from finetune import engine
 from finetune.config import build_config
-from landscape.experiments.demo import SOURCE_RECIPE, TARGET_RECIPE
+from landscape.experiments.recipes import SOURCE_RECIPE, TARGET_RECIPE
 
 SETTINGS = {
     "l2 5e-4 (binary default)": {"l2": 5e-4},

@@ -59,7 +59,7 @@ class ReproOptions:
         """A pre-trained source run: the given one, or the demo's recipe trained once."""
         if self.source is not None:
             return self.source
-        from landscape.experiments.demo import SOURCE_RECIPE
+        from landscape.experiments.recipes import SOURCE_RECIPE
 
         config = build_config("pretrain", {}, {**SOURCE_RECIPE, "model": self.model})
         self.log(f"pre-training the source model -> {self.runs / 'source'}")

@@ -21,7 +21,7 @@ from finetune.config import build_config
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import ensure_run, run_summary
-from landscape.experiments.demo import SOURCE_RECIPE, TARGET_RECIPE
+from landscape.experiments.recipes import SOURCE_RECIPE, TARGET_RECIPE
 from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
 
 # Quick: 16px sources on 100 images per class (cheap to pre-train); full: the demo's source

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from finetune.config import build_config
-from landscape.experiments.demo import TARGET_RECIPE
+from landscape.experiments.recipes import TARGET_RECIPE
 from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
 from landscape.experiments.shuffle import run_shuffle
 

@@ -17,7 +17,7 @@ import numpy as np
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
-from landscape.experiments.demo import TARGET_RECIPE
+from landscape.experiments.recipes import TARGET_RECIPE
 from landscape.experiments.repro import ClaimResult, ReproOptions, mean_and_spread, register_claim
 
 NAME = "depth"

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.stats import t as student_t
 
 from finetune.runs import run_summary
-from landscape.experiments.demo import TARGET_RECIPE
+from landscape.experiments.recipes import TARGET_RECIPE
 from landscape.experiments.repro import ClaimResult, ReproOptions, mean_and_spread, register_claim
 from probes.distance import distance_between_runs
 

@@ -9,7 +9,7 @@ import numpy as np
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
-from landscape.experiments.demo import TARGET_RECIPE
+from landscape.experiments.recipes import TARGET_RECIPE
 from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
 
 PURE = ("l2", "l2sp")

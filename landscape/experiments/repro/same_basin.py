@@ -8,10 +8,11 @@ from itertools import combinations
 
 import numpy as np
 
-from landscape.experiments.demo import CKA_EXAMPLES, TARGET_RECIPE
+from landscape.experiments.recipes import CKA_EXAMPLES, TARGET_RECIPE
 from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
 from landscape.geometry.barrier import barrier_between
 from probes.distance import distance_between_runs
+from probes.options import ProbeOptions
 from probes.similarity import compare_runs
 
 INITS = ("pre-trained", "random")
@@ -47,9 +48,11 @@ def same_basin(options: ReproOptions) -> ClaimResult:
             )
         for k, (s, t) in enumerate(pairs):
             options.log(f"{init} init: comparing seeds {s} and {t}")
-            cka = compare_runs(runs[s], runs[t], examples=CKA_EXAMPLES)
+            cka = compare_runs(runs[s], runs[t], options=ProbeOptions(examples=CKA_EXAMPLES))
             distance = distance_between_runs(runs[s], runs[t])
-            line = barrier_between(runs[s], runs[t], points=points, split="train")
+            line = barrier_between(
+                runs[s], runs[t], points=points, options=ProbeOptions(split="train")
+            )
             values[i, :, k] = [
                 cka.mean_diagonal,
                 distance.total["distance"],

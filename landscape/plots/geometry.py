@@ -1,0 +1,79 @@
+"""Plots of weight-space geometry between runs: the loss and error along the straight line
+between two runs (kind ``barrier``) and over a plane of weight space (``plane``)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+from matplotlib.figure import Figure
+
+from landscape.plots.common import strings
+
+
+def plot_barrier(f: h5py.File) -> Figure:
+    """Loss and error from A to B against the straight line between the ends, for the raw
+    curve and, when measured, the one with BatchNorm statistics re-estimated."""
+    alpha = f["alpha"][()]
+    curves = [("raw", "raw statistics", "tab:gray")]
+    if "bn/loss" in f:
+        curves.append(("bn", "BatchNorm re-estimated", "tab:blue"))
+    figure = Figure(figsize=(9.0, 3.4), layout="constrained")
+    axes = figure.subplots(1, 2)
+    for ax, metric in zip(axes, ("loss", "error")):
+        for curve, label, color in curves:
+            values = f[f"{curve}/{metric}"][()]
+            ax.plot(alpha, values, "-o", color=color, markersize=3, label=label, zorder=3)
+            ax.plot(
+                [0.0, 1.0], [values[0], values[-1]], "--", color=color, linewidth=1,
+                label=f"{label}: line between the ends", zorder=2,
+            )  # fmt: skip
+            ax.scatter(
+                [0.0, 1.0], [values[0], values[-1]], s=60, color=color, edgecolor="black",
+                zorder=4,
+            )  # fmt: skip
+        ax.set_xticks([0.0, 0.25, 0.5, 0.75, 1.0], ["A\n0", "0.25", "0.5", "0.75", "B\n1"])
+        ax.set_xlabel("a in (1 − a) θ_A + a θ_B")
+        what = " (1 − accuracy)" if metric == "error" else " (cross-entropy)"
+        ax.set_ylabel(f"{f.attrs['split']} {metric}{what}")
+        s = f["summary"].attrs
+        ax.set_title(
+            f"{metric} barrier {float(s[f'{metric}_barrier']):.3f} ({s['curve']} curve)",
+            fontsize=9,
+        )
+    axes[0].legend(fontsize=7)
+    figure.suptitle(f"A = {f.attrs['label_a']},  B = {f.attrs['label_b']}", fontsize=9)
+    return figure
+
+
+def plot_plane(f: h5py.File) -> Figure:
+    """Contours of loss and error over the plane, the runs marked and named."""
+    x, y = f["xcoordinates"][()], f["ycoordinates"][()]
+    labels = strings(f["runs/labels"])
+    run_x, run_y = f["runs/x"][()], f["runs/y"][()]
+    figure = Figure(figsize=(10.0, 4.2), layout="constrained")
+    axes = figure.subplots(1, 2)
+    for ax, name, title in zip(axes, ("loss", "error"), ("loss (cross-entropy)", "error")):
+        z = f[name][()]  # z[j, i] at (x[i], y[j])
+        levels = np.unique(np.quantile(z, np.linspace(0.0, 1.0, 16)))
+        if len(levels) < 2:
+            levels = np.array([z.min(), z.min() + 1e-9])
+        filled = ax.contourf(x, y, z, levels=levels, cmap="viridis")
+        ax.contour(x, y, z, levels=levels, colors="white", linewidths=0.4)
+        figure.colorbar(filled, ax=ax, label=f"{f.attrs['split']} {title}", format="%.3g")
+        ax.scatter(run_x, run_y, marker="*", s=140, color="tab:red", edgecolor="white", zorder=3)
+        for label, rx, ry in zip(labels, run_x, run_y):
+            box = dict(boxstyle="round,pad=0.2", fc="white", alpha=0.7, lw=0)
+            ax.annotate(
+                label, (rx, ry), textcoords="offset points", xytext=(5, 5), fontsize=7, bbox=box
+            )
+        extent = (x[-1] - x[0]) / (y[-1] - y[0])
+        # True distances where the plane's shape allows; a sliver would be unreadable.
+        ax.set_aspect("equal" if 1 / 3 <= extent <= 3 else "auto")
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+    mode = str(f.attrs["mode"])
+    what = "plane through the runs" if mode == "through" else "random filter-normalised plane"
+    figure.suptitle(
+        f"{what} ({f.attrs['model']}, {f.attrs['data']} {f.attrs['split']})", fontsize=9
+    )
+    return figure
