@@ -1,15 +1,21 @@
 """Shared fixtures: every test seeded and deterministic; one tiny source model pre-trained
-once per session for the tests that need pre-trained weights."""
+once per session (per xdist worker) for the tests that need pre-trained weights."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from filelock import FileLock
 
 from finetune.config import build_config
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers share the machine's two cores: one intra-op thread each.
+    torch.set_num_threads(1)
 
 FAST = dict(
     data="synthetic:near",
@@ -38,13 +44,23 @@ def fast_config(kind: str = "finetune", **overrides):
 
 
 @pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's five runs (about a minute of CPU): test_resnet pre-trained on
-    synthetic:source, then fine-tuned on synthetic:near from it and from scratch."""
+def demo_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The demo's five runs (about two minutes of CPU): test_resnet pre-trained on
+    synthetic:source, then fine-tuned on synthetic:near from it and from scratch. Built once
+    for all xdist workers: the first to ask builds it under a file lock, the others wait
+    and read it (every file in it is written atomically)."""
     from landscape.experiments.demo import run_demo
 
-    out = tmp_path_factory.mktemp("demo")
-    run_demo(out)
+    if worker_id == "master":
+        out = tmp_path_factory.mktemp("demo")
+        run_demo(out)
+        return out
+    out = tmp_path_factory.getbasetemp().parent / "demo"
+    done = out / "built"
+    with FileLock(f"{out}.lock"):
+        if not done.exists():
+            run_demo(out)
+            done.touch()
     return out
 
 

@@ -4,7 +4,8 @@ with 10 images per class, beats the same fine-tuning from random init by 10+ poi
 
 import pytest
 
-from landscape.experiments.recipes import SEEDS, TARGET_RECIPE, run_demo
+from landscape.experiments.demo import SEEDS, run_demo
+from landscape.experiments.recipes import TARGET_RECIPE
 
 pytestmark = pytest.mark.slow
 

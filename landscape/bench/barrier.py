@@ -154,7 +154,7 @@ def bench_barrier(
         precision=str(described["precision"]),
         image_size=image_size,
         batch_size=batch_size,
-        examples=plain.examples,
+        examples=plain.data.examples,
         points=points,
         bn_batches=with_bn.bn_batches,
         bn_examples=len(training),
