@@ -28,6 +28,12 @@ FAST = dict(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that need the demo's runs last, so that while one xdist worker builds them
+    the other runs everything else (the order is otherwise kept)."""
+    items.sort(key=lambda item: "demo_dir" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture(autouse=True)
 def _seeded_and_deterministic():
     torch.manual_seed(0)
