@@ -1,5 +1,5 @@
 """Shared fixtures: every test seeded and deterministic; one tiny source model pre-trained
-once per session (per xdist worker) for the tests that need pre-trained weights."""
+once per session (shared by the xdist workers) for the tests that need pre-trained weights."""
 
 from __future__ import annotations
 
