@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from finetune.errors import ConfigError, LandscapeError
+from probes.options import ProbeOptions
 
 
 @contextlib.contextmanager
@@ -59,6 +60,22 @@ RUN_B = keyword(
     ),
     str,
 )
+
+
+def run_probe(probe: Callable[..., Any], values: dict[str, Any]) -> None:
+    """Run ``probe`` (a library function taking ``options`` and ``out``) with the probe
+    options among the parsed ``values`` and the rest as its keywords, plot its result file
+    beside it, and print its table."""
+    from cli.options import options_from
+    from landscape.plots import plot_file
+
+    out = values.pop("out")
+    with user_errors():
+        options = options_from(ProbeOptions, values)
+        result = probe(**values, options=options, out=out)
+        png = plot_file(out)
+    typer.echo(result.table())
+    typer.echo(f"wrote {out} and {png}")
 
 
 def out_parameter(default: str) -> inspect.Parameter:

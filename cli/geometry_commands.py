@@ -4,13 +4,14 @@ any result file by its kind."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from cli.common import RUN_A, RUN_B, keyword, out_parameter, user_errors
-from cli.options import options_from, options_parameters, with_parameters
+from cli.common import RUN_A, RUN_B, keyword, out_parameter, run_probe, user_errors
+from cli.options import options_parameters, with_parameters
 from finetune.errors import ConfigError
 from probes.options import ProbeOptions
 
@@ -19,15 +20,8 @@ def barrier_command(**values: Any) -> None:
     """Loss and error on the straight line between two runs' weights, and the loss barrier
     (Neyshabur et al. 2020); writes F.h5 and a plot F.png."""
     from landscape.geometry.barrier import barrier_between
-    from landscape.plots import plot_file
 
-    out = values.pop("out")
-    with user_errors():
-        options = options_from(ProbeOptions, values)
-        result = barrier_between(**values, options=options, out=out)
-        png = plot_file(out)
-    typer.echo(result.table())
-    typer.echo(f"wrote {out} and {png}")
+    run_probe(barrier_between, values)
 
 
 with_parameters(
@@ -51,24 +45,18 @@ def plane_command(**values: Any) -> None:
     et al. 2018) or around one along random filter-normalised directions (Li et al. 2018);
     writes F.h5 and contours F.png."""
     from landscape.geometry.plane import plane_around, plane_through
-    from landscape.plots import plot_file
 
-    runs, grid, out = values.pop("runs"), values.pop("grid"), values.pop("out")
-    margin, span = values.pop("margin"), values.pop("span")
-    with user_errors():
-        options = options_from(ProbeOptions, values)
-        if len(runs) == 1:
-            result = plane_around(runs[0], grid=grid, span=span, options=options, out=out)
-        elif len(runs) == 3:
-            result = plane_through(*runs, grid=grid, margin=margin, options=options, out=out)
-        else:
+    runs, margin, span = values.pop("runs"), values.pop("margin"), values.pop("span")
+    if len(runs) == 1:
+        run_probe(functools.partial(plane_around, runs[0], span=span), values)
+    elif len(runs) == 3:
+        run_probe(functools.partial(plane_through, *runs, margin=margin), values)
+    else:
+        with user_errors():
             raise ConfigError(
                 f"plane takes one run (random directions around it) or three (the plane "
                 f"through them), got {len(runs)}"
             )
-        png = plot_file(out)
-    typer.echo(result.table())
-    typer.echo(f"wrote {out} and {png}")
 
 
 with_parameters(

@@ -7,24 +7,17 @@ from typing import Any
 
 import typer
 
-from cli.common import RUN_A, RUN_B, keyword, out_parameter, user_errors
-from cli.options import options_from, options_parameters, with_parameters
+from cli.common import RUN_A, RUN_B, keyword, out_parameter, run_probe, user_errors
+from cli.options import options_parameters, with_parameters
 from probes.options import ProbeOptions
 
 
 def cka_command(**values: Any) -> None:
     """Layers-by-layers CKA between the features of two runs on the same examples
     (minibatch CKA); writes F.h5 and a heatmap F.png."""
-    from landscape.plots import plot_file
     from probes.similarity import compare_runs
 
-    out = values.pop("out")
-    with user_errors():
-        options = options_from(ProbeOptions, values)
-        result = compare_runs(**values, options=options, out=out)
-        png = plot_file(out)
-    typer.echo(result.table())
-    typer.echo(f"wrote {out} and {png}")
+    run_probe(compare_runs, values)
 
 
 with_parameters(
