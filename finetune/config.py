@@ -305,14 +305,7 @@ class RunConfig:
                 f"pretrain starts from random init; use finetune for {flag_for(self.model, given)}"
             )
         for section in (self.model, self.data, self.optim, self.reg, self.policy, self.train):
-            for f in fields(section):
-                choices = f.metadata.get("choices")
-                value = getattr(section, f.name)
-                if choices and value not in choices:
-                    raise ConfigError(
-                        f"{flag_for(section, f.name)} must be one of "
-                        f"{', '.join(choices)}, got {value!r}"
-                    )
+            check_choices(section)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -351,6 +344,18 @@ LATER_FIELDS: dict[str, tuple[str, ...]] = {
 def flag_name(f: dataclasses.Field) -> str:
     """The command-line name of a config field, without dashes: ``train_per_class``."""
     return f.metadata.get("flag") or f.name
+
+
+def check_choices(options: object) -> None:
+    """Fail with one line naming the flag when a field of the options dataclass instance
+    ``options`` holds a value outside its declared choices."""
+    for f in fields(options):
+        choices = f.metadata.get("choices")
+        value = getattr(options, f.name)
+        if choices and value not in choices:
+            raise ConfigError(
+                f"{flag_for(options, f.name)} must be one of {', '.join(choices)}, got {value!r}"
+            )
 
 
 def flag_for(section: object, name: str) -> str:

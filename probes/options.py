@@ -5,9 +5,9 @@ command gets the same flags with the same help, generated from these fields."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from finetune.config import TrainConfig, option
+from finetune.config import TrainConfig, check_choices, option
 from finetune.errors import ConfigError
 from finetune.runtime import Runtime, resolve_runtime
 
@@ -38,13 +38,7 @@ class ProbeOptions:
     )
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                raise ConfigError(
-                    f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}, "
-                    f"got {getattr(self, f.name)!r}"
-                )
+        check_choices(self)
         for name in ("examples", "batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
