@@ -210,13 +210,20 @@ def groups(
 
 @app.command("datasets")
 def datasets() -> None:
-    """List the dataset specs this installation knows."""
+    """List the dataset specs this installation knows, and the class-subset syntax."""
     from finetune.data import dataset_entries
 
     for name, entry in sorted(dataset_entries().items()):
         spec = f"{name}:ARG" if entry.takes_argument else name
         splits = "by folder" if callable(entry.splits) else "/".join(entry.splits)
         typer.echo(f"{spec:<18s} {splits:<15s} {entry.description}")
+    typer.echo(
+        "\nAny spec takes a class subset as a suffix, SPEC[CLASSES]: indices, inclusive "
+        "ranges a-b and class names, comma-separated, e.g. fashion_mnist[0-4], "
+        "synthetic:source[0,2,5-9], fashion_mnist[Sandal,Sneaker]. The kept classes are "
+        "renumbered 0..k-1 in their original order and keep their names; the run's config "
+        "records the suffix, so every command reading the run's data uses the same classes."
+    )
 
 
 @app.command("demo")

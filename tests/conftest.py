@@ -3,6 +3,7 @@ once per session (shared by the xdist workers) for the tests that need pre-train
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch
 from filelock import FileLock
 
 from finetune.config import build_config
+from finetune.errors import DatasetMissingError
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two workers share the machine's two cores: one intra-op thread each.
@@ -49,6 +51,39 @@ def fast_config(kind: str = "finetune", **overrides):
     return build_config(kind, {}, {**FAST, **overrides})
 
 
+def need_real_data(available: bool, install: str) -> None:
+    """Skip in one line naming what to install, unless ``.ci/run`` requires the real
+    datasets (LANDSCAPE_REQUIRE_REAL_DATA), where a missing one fails the test."""
+    if available:
+        return
+    if os.environ.get("LANDSCAPE_REQUIRE_REAL_DATA"):
+        pytest.fail(f"real data required in CI and missing: {install}")
+    pytest.skip(f"needs {install}")
+
+
+def _fashion_mnist() -> Path:
+    from finetune.data.fashion_mnist import APT_PACKAGE, idx_directory
+
+    try:
+        return idx_directory(Path("data"), download=False)
+    except DatasetMissingError:
+        need_real_data(False, f"apt-get install {APT_PACKAGE}")
+
+
+@pytest.fixture
+def fashion_mnist() -> Path:
+    """The directory of Fashion-MNIST's IDX files (skips when absent)."""
+    return _fashion_mnist()
+
+
+@pytest.fixture
+def digits() -> None:
+    """Skips unless scikit-learn, which holds the digits, is installed."""
+    need_real_data(
+        importlib.util.find_spec("sklearn") is not None, 'pip install "landscape[digits]"'
+    )
+
+
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """The demo's five runs (about two minutes of CPU): test_resnet pre-trained on
@@ -68,6 +103,23 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
             run_demo(out)
             done.touch()
     return out
+
+
+@pytest.fixture(scope="session")
+def real_source(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """test_resnet pre-trained with the real pair's source recipe on 100 images per class
+    of Fashion-MNIST classes 0-4 (seconds): the source of the real-data quick claims."""
+    from landscape.experiments.recipes import MODEL, PAIRS
+
+    _fashion_mnist()
+    recipe = {**PAIRS["real"].source_recipe(MODEL), "train_per_class": 100, "epochs": 4}
+    out = tmp_path_factory.getbasetemp().parent / "real-source"
+    if worker_id == "master":
+        out = tmp_path_factory.mktemp("real") / "source"
+    from finetune.runs import ensure_run
+
+    with FileLock(f"{out}.lock"):
+        return ensure_run(build_config("pretrain", {}, recipe), out)
 
 
 @pytest.fixture(scope="session")

@@ -35,14 +35,15 @@ class ImageSet(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.image(index), int(self.targets[index])
 
+    def images_at(self, indices: np.ndarray) -> torch.Tensor:
+        """The images at ``indices`` stacked as one uint8 tensor (len, 3, H, W)."""
+        if not len(indices):
+            return torch.empty(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
+        return torch.stack([self.image(int(i)) for i in indices])
+
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All images stacked as one uint8 tensor (N, 3, H, W) and the labels (N,)."""
-        images = (
-            torch.stack([self.image(i) for i in range(len(self))])
-            if len(self)
-            else (torch.empty(0, 3, self.image_size, self.image_size, dtype=torch.uint8))
-        )
-        return images, torch.from_numpy(self.targets.copy())
+        return self.images_at(np.arange(len(self))), torch.from_numpy(self.targets.copy())
 
 
 class TensorImageSet(ImageSet):
@@ -59,25 +60,38 @@ class TensorImageSet(ImageSet):
     def image(self, index: int) -> torch.Tensor:
         return self.images[index]
 
+    def images_at(self, indices: np.ndarray) -> torch.Tensor:
+        return self.images[torch.from_numpy(np.asarray(indices, dtype=np.int64))]
+
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.images, torch.from_numpy(self.targets.copy())
 
 
 class SubsetImageSet(ImageSet):
-    """A view of another ImageSet through a list of indices."""
+    """A view of another ImageSet through a list of indices. With ``kept_classes`` (original
+    labels, in order) only those classes remain and labels are re-indexed to their positions
+    in it, names kept. A view of a view indexes the innermost set directly."""
 
-    def __init__(self, base: ImageSet, indices: np.ndarray) -> None:
+    def __init__(
+        self, base: ImageSet, indices: np.ndarray, *, kept_classes: Sequence[int] | None = None
+    ) -> None:
         indices = np.asarray(indices, dtype=np.int64)
-        super().__init__(base.classes, base.targets[indices], base.image_size)
+        targets, classes = base.targets[indices], base.classes
+        if kept_classes is not None:
+            kept = np.asarray(kept_classes, dtype=np.int64)
+            relabel = np.full(base.num_classes, -1, dtype=np.int64)
+            relabel[kept] = np.arange(len(kept))
+            targets, classes = relabel[targets], [base.classes[c] for c in kept]
+            if np.any(targets < 0):
+                raise ValueError("indices include images of classes not kept")
+        if isinstance(base, SubsetImageSet):
+            indices, base = base.indices[indices], base.base
+        super().__init__(classes, targets, base.image_size)
         self.base = base
         self.indices = indices
 
     def image(self, index: int) -> torch.Tensor:
         return self.base.image(int(self.indices[index]))
 
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(self.base, TensorImageSet):
-            return self.base.images[torch.from_numpy(self.indices)], torch.from_numpy(
-                self.targets.copy()
-            )
-        return super().tensors()
+    def images_at(self, indices: np.ndarray) -> torch.Tensor:
+        return self.base.images_at(self.indices[np.asarray(indices, dtype=np.int64)])

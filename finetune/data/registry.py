@@ -1,5 +1,7 @@
 """One registry of datasets addressed by a short spec string (``cifar10``,
-``synthetic:near``, ``folder:/path``), and the splitting and subsampling shared by all."""
+``synthetic:near``, ``folder:/path``, each optionally restricted to some classes with a
+``[CLASSES]`` suffix, see :mod:`finetune.data.class_subset`), and the splitting and
+subsampling shared by all."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune.config import DataConfig, flag_for
+from finetune.data.class_subset import class_subset, split_class_subset
 from finetune.data.imageset import ImageSet, SubsetImageSet
 from finetune.errors import ConfigError, UnknownDatasetError
 
@@ -78,10 +81,12 @@ def dataset_entries() -> dict[str, DatasetEntry]:
 
 
 def resolve_spec(spec: str, *, flag: str = DATA_FLAG) -> tuple[DatasetEntry, str]:
-    """The registry entry and argument of a spec such as ``synthetic:near``; errors name
-    ``flag``, the option the spec was given with."""
+    """The registry entry and argument of a spec such as ``synthetic:near`` (a class suffix
+    ``[...]`` is checked for syntax and left aside); errors name ``flag``, the option the
+    spec was given with."""
     _load_builtin()
-    name, _, argument = spec.partition(":")
+    base, _ = split_class_subset(spec, flag)
+    name, _, argument = base.partition(":")
     entry = _REGISTRY.get(name.strip().lower())
     if entry is None:
         known = ", ".join(sorted(_REGISTRY))
@@ -104,6 +109,7 @@ def get_dataset(
     val_fraction: float = 0.1,
     split_seed: int = 0,
     interpolation: str = "bilinear",
+    flag: str = DATA_FLAG,
 ) -> ImageSet:
     """The ``split`` ('train', 'val' or 'test') of the dataset named by ``spec``.
 
@@ -112,6 +118,8 @@ def get_dataset(
     keeps the first N of a seeded per-class permutation of what is left, so that smaller
     subsets are nested in larger ones. A dataset without a native test split evaluates on
     its validation split. Images decoded from files are resized with ``interpolation``.
+    A ``[CLASSES]`` suffix keeps those classes, relabelled, before any carving, so the
+    validation and per-class choices are made among them. Errors name ``flag``.
     """
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
@@ -121,14 +129,16 @@ def get_dataset(
     if train_per_class is not None and train_per_class < 1:
         flag = flag_for(DataConfig, "train_per_class")
         raise ConfigError(f"{flag} must be at least 1, got {train_per_class}")
-    entry, argument = resolve_spec(spec)
+    entry, argument = resolve_spec(spec, flag=flag)
+    _, selection = split_class_subset(spec, flag)
     size = int(image_size or entry.default_image_size)
     if size < 8:
         raise ConfigError(f"{flag_for(DataConfig, 'image_size')} must be at least 8, got {size}")
 
     def native(name: str) -> ImageSet:
         request = BuildRequest(argument, name, Path(data_root), download, size, interpolation)
-        return entry.build(request)
+        dataset = entry.build(request)
+        return dataset if selection is None else class_subset(dataset, selection, spec, flag)
 
     splits = entry.splits(argument) if callable(entry.splits) else entry.splits
     if split == "test":
@@ -181,4 +191,10 @@ def _per_class(
 
 def _load_builtin() -> None:
     """Import the modules whose decorators fill the registry."""
-    from finetune.data import folder, synthetic, torchvision_sets  # noqa: F401
+    from finetune.data import (  # noqa: F401
+        digits,
+        fashion_mnist,
+        folder,
+        synthetic,
+        torchvision_sets,
+    )

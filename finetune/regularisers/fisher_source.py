@@ -71,6 +71,7 @@ def _fisher_dataset(config: RunConfig, target: ImageSet, input_spec: InputSpec) 
         image_size=input_spec.stored_size,
         interpolation=input_spec.interpolation,
         split_seed=data.split_seed,
+        flag="--fisher-data" if config.reg.fisher_data else "--init",
     )
 
 
