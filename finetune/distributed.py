@@ -93,9 +93,13 @@ def stop() -> None:
 
 
 def local_device(device: torch.device) -> torch.device:
-    """Under torchrun, a plain ``cuda`` device means this process's own GPU (LOCAL_RANK)."""
-    if device.type == "cuda" and device.index is None and env_world_size() > 1:
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    """A plain ``cuda`` device with its index: under torchrun this process's own GPU
+    (LOCAL_RANK), else the current one (``torch.cuda.set_device`` refuses a device without
+    an index in recent torch versions)."""
+    if device.type == "cuda" and device.index is None:
+        if env_world_size() > 1:
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cuda", torch.cuda.current_device())
     return device
 
 
