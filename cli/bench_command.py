@@ -33,6 +33,19 @@ def bench_command(
         help="torch.compile settings of the training benchmark, one run each: off, on or off,on",
     ),
     train_steps: int = typer.Option(60, "--train-steps", help="timed steps of each loop"),
+    data: str = typer.Option(
+        "synthetic:source",
+        "--data",
+        help="dataset spec of the training benchmark, its training split at --image-size "
+        "(landscape datasets lists them; e.g. fashion_mnist[0-4]); the others always use "
+        "synthetic:source",
+    ),
+    data_root: str = typer.Option(
+        "data", "--data-root", help="folder holding downloaded datasets (as for finetune)"
+    ),
+    download: bool = typer.Option(
+        False, "--download", help="download the --data dataset if it is missing"
+    ),
     reg_steps: int = typer.Option(50, "--reg-steps", help="timed steps per variant, 3 rounds"),
     cka_examples: str = typer.Option(
         "256,1024,4096", "--cka-examples", help="comma-separated example counts of the CKA matrix"
@@ -51,8 +64,8 @@ def bench_command(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ) -> None:
-    """Training images/s of the engine against a plain PyTorch loop, the step-time overhead
-    of l2sp, CKA matrix time against forward time, and barrier time against plain
+    """Training images/s of the engine against a plain PyTorch loop on --data, the step-time
+    overhead of l2sp, CKA matrix time against forward time, and barrier time against plain
     evaluations; one .h5 each in OUT_DIR and one table."""
     from landscape.bench.options import BenchOptions
     from landscape.bench.suite import BenchKnobs, run_benchmarks
@@ -75,6 +88,9 @@ def bench_command(
             barrier_points=barrier_points,
             bn_batches=bn_batches,
             repeats=repeats,
+            data=data,
+            data_root=data_root,
+            download=download,
         )
         report = run_benchmarks(
             options,

@@ -9,16 +9,37 @@ import typer
 from cli.common import int_list, stderr_log, user_errors
 
 
+def split_specs(text: str) -> tuple[str, ...]:
+    """Comma-separated dataset specs; commas inside a class subset ``[...]`` stay."""
+    specs, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            specs.append(current)
+            current = ""
+        else:
+            current += char
+    return tuple(spec.strip() for spec in [*specs, current] if spec.strip())
+
+
 def repro_command(
     name: str = typer.Argument(..., help="the claim; 'list' lists them"),
     quick: bool = typer.Option(False, "--quick", help="the CI-sized version"),
-    out: Path = typer.Option(Path("results/repro"), "--out", help="folder of NAME.h5/.png"),
+    pair: str = typer.Option(
+        "synthetic",
+        "--pair",
+        help="source and targets: synthetic (synthetic:source -> near/far) or real "
+        "(fashion_mnist[0-4] -> fashion_mnist[5-9] / digits)",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="folder of NAME.h5/.png (default: results/repro, or results/repro/PAIR)"
+    ),
     runs: Path | None = typer.Option(
         None, "--runs", help="folder of the runs, reused when run again (default: OUT/runs)"
     ),
     model: str = typer.Option("test_resnet", "--model", help="timm architecture"),
     init: Path | None = typer.Option(
-        None, "--init", help="pre-trained source run (default: the demo's recipe, trained once)"
+        None, "--init", help="pre-trained source run (default: the pair's recipe, trained once)"
     ),
     seeds: str | None = typer.Option(None, "--seeds", help="comma-separated seeds"),
     data: str | None = typer.Option(
@@ -41,13 +62,16 @@ def repro_command(
                 typer.echo(f"{claim.name:<16s}{claim.title}")
             return
         progress = ProgressBar(quiet)
+        if out is None:
+            out = Path("results/repro") / ("" if pair == "synthetic" else pair)
         options = ReproOptions(
             quick=quick,
             runs=runs or out / "runs",
             source=init,
             model=model,
             seeds=tuple(int_list(seeds, "--seeds", minimum=0)) if seeds else None,
-            data=tuple(d.strip() for d in data.split(",") if d.strip()) if data else None,
+            data=split_specs(data) if data else None,
+            pair=pair,
             progress=progress,
             log=stderr_log(quiet),
         )

@@ -1,8 +1,10 @@
 """``landscape bench``: the runner writes one documented file per chosen benchmark, each with
 the device description, its table repeats the files' numbers, the training benchmark runs
-once per compile mode, and a bad option is one line."""
+once per compile mode, on the dataset --data names, and a bad option is one line."""
 
+import json
 import re
+from dataclasses import replace
 
 import h5py
 import pytest
@@ -55,10 +57,10 @@ def test_runner_writes_one_documented_file_per_chosen_benchmark(tmp_path):
 def test_training_runs_once_per_compile_mode_into_its_own_file(tmp_path, monkeypatch):
     calls = []
 
-    def fake(options, *, steps, out):
+    def fake(options, *, steps, data, data_root, download, out):
         calls.append((options.compile, steps, out))
-        return TrainBench("m", "cpu", "cpu", "fp32", False, options.compile, 16, 16, steps,
-                          90.0, 100.0)  # fmt: skip
+        return TrainBench("m", data, "cpu", "cpu", "fp32", False, options.compile, 16, 16,
+                          steps, 90.0, 100.0)  # fmt: skip
 
     monkeypatch.setattr(benchmarks, "bench_train", fake)
     report = run_benchmarks(
@@ -90,9 +92,35 @@ def test_bench_command_runs_the_chosen_benchmarks_and_prints_one_table(
     assert not re.search(r"^(reg|cka) ", out, flags=re.M)
 
 
+def test_training_runs_on_the_dataset_data_names_and_records_it(tmp_path):
+    spec = "synthetic:near[0-2]"
+    knobs = replace(TINY_KNOBS, data=spec)
+    report = run_benchmarks(TINY, only=["train"], knobs=knobs, out_dir=tmp_path)
+    path = tmp_path / "train_cpu.h5"
+    assert report.files == [path]
+    assert actual(path) == documented("bench_train")
+    summary = _summary(path)
+    assert summary["data"] == spec
+    assert summary["engine_images_per_s"] > 0 and summary["plain_images_per_s"] > 0
+    # Three classes of 16 images: an epoch of the 3 timed steps of batch 16.
+    assert summary["steps"] == 3
+    with h5py.File(path) as f:
+        data = json.loads(f.attrs["config"])["data"]
+    assert data["spec"] == spec and data["train_per_class"] == 16
+    assert data["image_size"] == TINY.image_size
+    (row,) = report.rows
+    assert spec in row.setting and row.ratio == pytest.approx(summary["ratio"])
+    assert spec in report.table()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
+        (["--data", "nope"], "--data"),
+        (["--data", "synthetic:nope"], "--data"),
+        (["--data", "synthetic:near[0-12]"], "--data synthetic:near[0-12]"),
+        (["--data", "synthetic:near[0]", "--batch-size", "512"], "--data synthetic:near[0]"),
+        (["--only", "cka", "--data", "synthetic:near"], "--data"),
         (["--only", "train,nope"], "unknown benchmark(s) nope"),
         (["--compile-modes", "off,maybe"], "--compile-modes"),
         (["--channels-last", "yes"], "--channels-last"),

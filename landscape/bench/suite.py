@@ -8,18 +8,27 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from finetune.data import resolve_spec
 from finetune.errors import ConfigError
 from landscape.bench.barrier import bench_barrier
 from landscape.bench.cka import bench_cka
 from landscape.bench.options import BenchOptions, device_description
-from landscape.bench.training import bench_regularisers, bench_train
+from landscape.bench.training import (
+    BENCH_DATA,
+    DATA_FLAG,
+    bench_regularisers,
+    bench_train,
+    train_per_class,
+)
 
 BENCHMARKS = ("train", "reg", "cka", "barrier")
 
 
 @dataclass(frozen=True)
 class BenchKnobs:
-    """Each benchmark's own sizes; what they share is in ``BenchOptions``."""
+    """Each benchmark's own sizes, and the dataset of the training benchmark (``data``, a
+    registry spec read from ``data_root``; the others always use synthetic:source); what
+    they share is in ``BenchOptions``."""
 
     train_steps: int = 60
     reg_steps: int = 50
@@ -29,6 +38,9 @@ class BenchKnobs:
     barrier_points: int = 25
     bn_batches: int = 4
     repeats: int = 3
+    data: str = BENCH_DATA
+    data_root: str = "data"
+    download: bool = False
 
     def __post_init__(self) -> None:
         """Checked before any benchmark runs, so a bad size never wastes the ones before it."""
@@ -46,6 +58,7 @@ class BenchKnobs:
             raise ConfigError(
                 f"--{', --'.join(bad)} too small (counts must be positive, points at least 2)"
             )
+        resolve_spec(self.data, flag=DATA_FLAG)
 
 
 @dataclass(frozen=True)
@@ -107,9 +120,15 @@ def run_benchmarks(
             f"unknown benchmark(s) {', '.join(unknown) or '(none given)'}; "
             f"choose from {', '.join(BENCHMARKS)}"
         )
+    if "train" not in only and knobs.data != BENCH_DATA:
+        raise ConfigError(
+            f"{DATA_FLAG} applies to the training benchmark only, which --only leaves out"
+        )
     modes = tuple(compile_modes) if compile_modes is not None else (options.compile,)
     if not modes:
         raise ConfigError("give at least one compile mode (off, on)")
+    if "train" in only:
+        train_per_class(options, knobs.train_steps, knobs.data, knobs.data_root, knobs.download)
     runtime = options.runtime(compiles=False)
     rows: list[BenchRow] = []
     files: list[Path] = []
@@ -124,8 +143,16 @@ def run_benchmarks(
 
 
 def _train(options: BenchOptions, knobs: BenchKnobs, out: Path) -> list[BenchRow]:
-    r = bench_train(options, steps=knobs.train_steps, out=out)
-    setting = f"{r.model} {r.image_size}px b{r.batch_size}{', compiled' if r.compile else ''}"
+    r = bench_train(
+        options,
+        steps=knobs.train_steps,
+        data=knobs.data,
+        data_root=knobs.data_root,
+        download=knobs.download,
+        out=out,
+    )
+    compiled = ", compiled" if r.compile else ""
+    setting = f"{r.model} {r.image_size}px b{r.batch_size} on {r.data}{compiled}"
     ratio_of = "engine / plain loop"
     return [
         BenchRow(

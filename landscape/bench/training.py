@@ -1,6 +1,8 @@
 """Training throughput of the engine against a plain PyTorch loop on the same model, data,
 batch and precision: the engine's overhead as a ratio. Augmentation is off in both, so the
-difference is what the engine adds per step (seeding, schedule, metrics, checkpoints)."""
+difference is what the engine adds per step (seeding, schedule, metrics, checkpoints). The
+data is synthetic:source unless another dataset spec of the registry is given (``--data``);
+both loops train on its training split at the bench's image size."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import h5py
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -18,7 +21,8 @@ from finetune import engine
 from finetune.config import RunConfig, build_config
 from finetune.data import get_dataset
 from finetune.data.augment import BatchPrep
-from finetune.errors import ConfigError
+from finetune.data.imageset import ImageSet
+from finetune.errors import ConfigError, UnknownDatasetError
 from finetune.models import classifier_keys, create_model
 from finetune.regularisers.penalties import Bucket, add_to_gradients
 from finetune.result_files import write_result
@@ -26,12 +30,14 @@ from finetune.runtime import Runtime, resolve_runtime
 from landscape.bench.options import BenchOptions, device_description
 
 BENCH_DATA = "synthetic:source"
+DATA_FLAG = "--data"  # as for ``landscape finetune``
 TRAIN_BATCH = 64
 
 
 @dataclass(frozen=True)
 class TrainBench:
     model: str
+    data: str
     device: str
     device_name: str
     precision: str
@@ -57,6 +63,7 @@ class TrainBench:
                 f"{self.precision}{', channels_last' if self.channels_last else ''}"
                 f"{', compiled' if self.compile else ''}",
             ),
+            ("data", f"{self.data}, training split"),
             ("plain loop", f"{self.plain_images_per_s:,.0f} images/s"),
             ("engine", f"{self.engine_images_per_s:,.0f} images/s"),
             ("engine / plain", f"{self.ratio:.3f}"),
@@ -65,16 +72,25 @@ class TrainBench:
 
 
 def bench_train(
-    options: BenchOptions = BenchOptions(), *, steps: int = 60, out: Path | None = None
+    options: BenchOptions = BenchOptions(),
+    *,
+    steps: int = 60,
+    data: str = BENCH_DATA,
+    data_root: str | Path = "data",
+    download: bool = False,
+    out: Path | None = None,
 ) -> TrainBench:
-    """Time ``steps`` training steps of each loop after one warm-up epoch of each."""
-    if steps < 1:
-        raise ConfigError(f"--train-steps must be positive, got {steps}")
+    """Time ``steps`` training steps of each loop after one warm-up epoch of each, on the
+    training split of the dataset spec ``data`` (read from ``data_root``, downloaded when
+    ``download``) at ``options.image_size``. An epoch holds ``steps`` batches when the
+    split has that many images, else the whole split."""
     batch_size = options.batch(TRAIN_BATCH)
-    per_class = max(2, -(-batch_size * steps // 20))
+    per_class = train_per_class(options, steps, data, data_root, download)
     overrides = dict(
         model=options.model,
-        data=BENCH_DATA,
+        data=data,
+        data_root=str(data_root),
+        download=download,
         image_size=options.image_size,
         train_per_class=per_class,
         batch_size=batch_size,
@@ -96,6 +112,7 @@ def bench_train(
     plain = plain_loop_throughput(config, steps)
     bench = TrainBench(
         model=options.model,
+        data=data,
         device=str(runtime.device),
         device_name=_device_name(runtime),
         precision="bf16" if runtime.bf16 else "fp32",
@@ -119,6 +136,57 @@ def bench_train(
     return bench
 
 
+def train_per_class(
+    options: BenchOptions,
+    steps: int,
+    data: str = BENCH_DATA,
+    data_root: str | Path = "data",
+    download: bool = False,
+) -> int:
+    """Training images per class of the benchmark's epochs: ``steps`` batches' worth (at
+    least 2, at most what the smallest class of the training split has); a ConfigError
+    naming the flag when ``steps`` is not positive, the spec is not one of the registry's
+    or its training split does not fill one batch. ``run_benchmarks`` calls it before any
+    benchmark runs."""
+    if steps < 1:
+        raise ConfigError(f"--train-steps must be positive, got {steps}")
+    batch_size = options.batch(TRAIN_BATCH)
+    train_set = _train_split(data, data_root, download, options.image_size)
+    return _per_class(train_set, data, batch_size * steps, batch_size)
+
+
+def _train_split(data: str, data_root: str | Path, download: bool, image_size: int) -> ImageSet:
+    """The whole training split of ``data`` at ``image_size`` (images are read lazily), to
+    size the benchmark by; errors name ``--data``."""
+    try:
+        return get_dataset(
+            data,
+            "train",
+            data_root=data_root,
+            download=download,
+            image_size=image_size,
+            flag=DATA_FLAG,
+        )
+    except UnknownDatasetError as err:
+        if DATA_FLAG in str(err):
+            raise
+        raise UnknownDatasetError(f"{DATA_FLAG} {data}: {err}") from None
+
+
+def _per_class(train_set: ImageSet, data: str, images: int, batch_size: int) -> int:
+    """Training images per class for an epoch of about ``images`` images (at least 2, at
+    most what the smallest class has), checked to fill one batch."""
+    smallest = int(np.bincount(train_set.targets, minlength=train_set.num_classes).min())
+    per_class = min(max(2, -(-images // train_set.num_classes)), smallest)
+    if per_class * train_set.num_classes < batch_size:
+        raise ConfigError(
+            f"{DATA_FLAG} {data} gives {per_class * train_set.num_classes} training images "
+            f"({per_class} in each of {train_set.num_classes} classes), fewer than one "
+            f"--batch-size {batch_size} batch"
+        )
+    return per_class
+
+
 def engine_throughput(run: Path) -> float:
     """Images/s of the last epoch of a run (the first one pays for warm-up and compilation)."""
     with h5py.File(run / "run.h5") as f:
@@ -131,8 +199,12 @@ def plain_loop_throughput(config: RunConfig, steps: int) -> float:
     data = get_dataset(
         config.data.spec,
         "train",
+        data_root=config.data.data_root,
+        download=config.data.download,
         image_size=config.data.image_size,
         train_per_class=config.data.train_per_class,
+        val_fraction=config.data.val_fraction,
+        split_seed=config.data.split_seed,
     )
     images, labels = (t.to(runtime.device) for t in data.tensors())
     torch.manual_seed(0)

@@ -258,8 +258,8 @@ KINDS: dict[str, ResultKind] = {
             (run_claim,),
             Layout(
                 attributes=(
-                    "claim", "title", "paper", "verdict", "notes", "quick", "model", "xlabel",
-                    "ylabel", "xlog",
+                    "claim", "title", "paper", "verdict", "notes", "quick", "model", "pair",
+                    "xlabel", "ylabel", "xlog",
                 ),
                 datasets=(
                     "table/rows", "table/columns", "table/values", "table/mean",
@@ -275,8 +275,8 @@ KINDS: dict[str, ResultKind] = {
             Layout(
                 attributes=("config", "device"),
                 summary=(
-                    "model", "device", "device_name", "precision", "channels_last", "compile",
-                    "image_size", "batch_size", "steps", "engine_images_per_s",
+                    "model", "data", "device", "device_name", "precision", "channels_last",
+                    "compile", "image_size", "batch_size", "steps", "engine_images_per_s",
                     "plain_images_per_s", "ratio",
                 ),
             ),

@@ -1,5 +1,6 @@
-"""Reproducibility experiments: each published claim (issue 7, results/README.md) is one
-registered function that runs its experiment on tiny models and synthetic data and returns
+"""Reproducibility experiments: each published claim (results/README.md) is one registered
+function that runs its experiment on tiny models and one pair of source and targets
+(``landscape.experiments.recipes.PAIRS``: synthetic images, or real ones) and returns
 a ``ClaimResult``: a table of per-seed numbers, the series to plot, the statistic the claim
 is judged on and whether it held. ``run_claim`` writes ``NAME.h5`` (kind ``repro``) and
 ``NAME.png``. ``quick`` is the CI-sized version; without it more seeds and more data."""
@@ -20,14 +21,16 @@ from finetune.config import build_config
 from finetune.errors import ConfigError
 from finetune.result_files import write_result
 from finetune.runs import ensure_run
+from landscape.experiments.recipes import PAIRS, Pair
 
 
 @dataclass(frozen=True)
 class ReproOptions:
     """Where and how big: ``quick`` for CI; ``runs`` holds every run directory (reused
-    when a claim is run again); ``source`` is a pre-trained source run (default: the demo's
-    recipe, trained into ``runs/source``); ``model``, ``seeds`` and ``data`` (the target
-    datasets, in the order the claim takes them) override the claim's."""
+    when a claim is run again); ``pair`` names the source and targets (a key of PAIRS);
+    ``source`` is a pre-trained source run (default: the pair's source recipe, trained into
+    ``runs/source``); ``model``, ``seeds`` and ``data`` (the target datasets, in the order
+    the claim takes them) override the claim's."""
 
     quick: bool
     runs: Path
@@ -35,8 +38,22 @@ class ReproOptions:
     model: str = "test_resnet"
     seeds: tuple[int, ...] | None = None
     data: tuple[str, ...] | None = None
+    pair: str = "synthetic"
     progress: engine.Progress | None = None
     log: Callable[[str], None] = lambda line: None
+
+    def __post_init__(self) -> None:
+        if self.pair not in PAIRS:
+            raise ConfigError(f"unknown --pair {self.pair!r}; known: {', '.join(PAIRS)}")
+
+    @property
+    def setting(self) -> Pair:
+        """The pair of source and targets the claims run on."""
+        return PAIRS[self.pair]
+
+    def target_recipe(self, data: str) -> dict:
+        """The demo's target recipe on ``data``, with the pair's settings and the model."""
+        return self.setting.target_recipe(self.model, data)
 
     def seeds_or(self, quick: tuple[int, ...], full: tuple[int, ...]) -> tuple[int, ...]:
         """The seeds given, else the claim's default for this size."""
@@ -56,22 +73,32 @@ class ReproOptions:
         return self.data
 
     def source_run(self) -> Path:
-        """A pre-trained source run: the given one, or the demo's recipe trained once."""
+        """A pre-trained source run: the given one, or the pair's source recipe trained
+        once."""
         if self.source is not None:
             return self.source
-        from landscape.experiments.recipes import SOURCE_RECIPE
+        return self.pretrain("source", self.setting.source_recipe(self.model))
 
-        config = build_config("pretrain", {}, {**SOURCE_RECIPE, "model": self.model})
-        self.log(f"pre-training the source model -> {self.runs / 'source'}")
-        return ensure_run(config, self.runs / "source", progress=self.progress)
+    def pretrain(self, name: str, values: dict) -> Path:
+        """A completed pre-training run of ``values`` in ``runs/name`` (reused if there)."""
+        config = build_config("pretrain", {}, {"model": self.model, **values})
+        self.log(f"pre-training on {config.data.spec} -> {self.runs / name}")
+        return ensure_run(config, self.runs / name, progress=self.progress)
 
     def finetune(self, name: str, values: dict) -> Path:
         """A completed fine-tuning run of ``values`` in ``runs/name`` (reused if there)."""
         config = build_config("finetune", {}, {"model": self.model, **values})
         if self.data is not None:
-            name = f"{name}-on-{'-'.join(config.data.spec.replace(':', '_').split('/'))}"
+            name = f"{name}-on-{spec_slug(config.data.spec)}"
         self.log(f"fine-tuning -> {self.runs / name}")
         return ensure_run(config, self.runs / name, progress=self.progress)
+
+
+def spec_slug(spec: str) -> str:
+    """A dataset spec as a piece of a directory name: ``fashion_mnist[5-9]`` ->
+    ``fashion_mnist_5-9``, ``folder:/a/b`` -> ``folder_-a-b``."""
+    slug = spec.replace(":", "_").replace("/", "-").replace("[", "_").replace("]", "")
+    return slug.replace(",", "+").replace(" ", "")
 
 
 @dataclass
@@ -171,6 +198,7 @@ def run_claim(
             "notes": result.notes,
             "quick": options.quick,
             "model": options.model,
+            "pair": options.pair,
             "xlabel": result.xlabel,
             "ylabel": result.ylabel,
             "xlog": result.xlog,

@@ -2,12 +2,12 @@
 of higher source accuracy give higher target accuracy, both when fine-tuned and as fixed
 feature extractors under a linear classifier (rank correlation across models).
 
-Here the source models differ in quality by pre-training the same architecture on
-``synthetic:source`` for different numbers of epochs; each is then fine-tuned on
-``synthetic:near`` (the demo's target recipe) and used as a frozen feature extractor under
-a linear probe (every layer group but the head frozen, BatchNorm statistics included).
-Judged on the smaller of the two Spearman rank correlations between source test accuracy
-and mean target test accuracy."""
+Here the source models differ in quality by pre-training the same architecture on the pair's
+source data (``synthetic:source`` by default) for different numbers of epochs; each is then
+fine-tuned on the pair's near target (the demo's target recipe) and used as a frozen feature
+extractor under a linear probe (every layer group but the head frozen, BatchNorm statistics
+included). Judged on the smaller of the two Spearman rank correlations between source test
+accuracy and mean target test accuracy."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from finetune.config import build_config
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import ensure_run, run_summary
-from landscape.experiments.recipes import SOURCE_RECIPE, TARGET_RECIPE
 from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
 
 # Quick: 16px sources on 100 images per class (cheap to pre-train); full: the demo's source
@@ -39,13 +38,13 @@ MODES = ("fine-tune", "linear probe")
     "models, both for fine-tuning and for a linear classifier on frozen features",
 )
 def better_source(options: ReproOptions) -> ClaimResult:
-    (target,) = options.targets((TARGET_RECIPE["data"],))
+    (target,) = options.targets((options.setting.near,))
     size = QUICK if options.quick else FULL
     image_size = size["image_size"]
     seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2))
     sources = _sources(options, size)
     n_groups = len(layer_groups(create_model(options.model, 10, image_size)))
-    recipe = {**TARGET_RECIPE, "data": target, "model": options.model, "image_size": image_size}
+    recipe = {**options.target_recipe(target), "image_size": image_size}
     n = recipe["train_per_class"]
 
     source_acc = np.array([float(run_summary(run)["test_acc"]) for _, run in sources])
@@ -82,7 +81,8 @@ def better_source(options: ReproOptions) -> ClaimResult:
         + f" -> {cells}"
     )
     notes = [
-        f"sources: {options.model} pre-trained on synthetic:source at {image_size}px"
+        f"sources: {options.model} pre-trained on "
+        f"{options.setting.source_recipe(options.model)['data']} at {image_size}px"
         + (
             f" on {size['source_per_class']} images per class, batch {size['batch_size']},"
             if size["source_per_class"]
@@ -120,8 +120,7 @@ def _sources(options: ReproOptions, size: dict) -> list[tuple[str, Path]]:
     per_class = size["source_per_class"]
     for epochs in size["epochs"]:
         recipe = {
-            **SOURCE_RECIPE,
-            "model": options.model,
+            **options.setting.source_recipe(options.model),
             "epochs": epochs,
             "image_size": size["image_size"],
             "train_per_class": per_class,

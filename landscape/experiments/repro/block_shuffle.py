@@ -3,11 +3,12 @@ benefit of pre-trained over random init shrinks as the target images are cut int
 shuffled blocks (feature reuse goes), yet does not vanish at the smallest blocks, where
 only low-level statistics are left to transfer.
 
-Fine-tunes the source on ``synthetic:near`` (the demo's target recipe) from pre-trained and
-from random init at several block sizes (one fixed permutation per block size, as the
-paper) via ``landscape.experiments.shuffle.run_shuffle``. Judged on the Spearman rank
-correlation between block size and the gap (pre-trained minus scratch test accuracy, mean
-over seeds); the gap at the smallest block, the claim's second half, is reported beside it."""
+Fine-tunes the source on the pair's near target (``synthetic:near`` by default) (the demo's
+target recipe) from pre-trained and from random init at several block sizes (one fixed
+permutation per block size, as the paper) via ``landscape.experiments.shuffle.run_shuffle``.
+Judged on the Spearman rank correlation between block size and the gap (pre-trained minus
+scratch test accuracy, mean over seeds); the gap at the smallest block, the claim's second
+half, is reported beside it."""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from finetune.config import build_config
-from landscape.experiments.recipes import TARGET_RECIPE
-from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
+from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim, spec_slug
 from landscape.experiments.shuffle import run_shuffle
 
 # (image size, block sizes; the image size, intact, is always added)
@@ -35,12 +35,12 @@ def block_shuffle(options: ReproOptions) -> ClaimResult:
     size = QUICK if options.quick else FULL
     image_size = size["image_size"]
     seeds = options.seeds_or(quick=(0, 1, 2), full=(0, 1, 2))
-    (target,) = options.targets((TARGET_RECIPE["data"],))
+    (target,) = options.targets((options.setting.near,))
     source = options.source_run()
-    recipe = {**TARGET_RECIPE, "data": target, "model": options.model, "image_size": image_size}
+    recipe = {**options.target_recipe(target), "image_size": image_size}
     base = build_config("finetune", {}, {**recipe, "init": str(source)})
     n = recipe["train_per_class"]
-    task = target.replace(":", "_").replace("/", "-").removeprefix("synthetic_")
+    task = spec_slug(target).removeprefix("synthetic_")
     name = f"block-shuffle-{task}-{image_size}px-n{n}-e{recipe['epochs']}"
     report = run_shuffle(
         base,

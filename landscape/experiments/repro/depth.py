@@ -2,13 +2,13 @@
 become more task-specific with depth, so transferring (and freezing) more layers costs more
 the further the target is from the source.
 
-Experiment: the demo's pre-trained test_resnet source, fine-tuned on ``synthetic:near``
-and ``synthetic:far`` with the demo's target recipe while the first K layer groups stay
-frozen at the pre-trained weights (``--freeze-groups K``, BatchNorm statistics frozen too),
-for K = 0 (plain fine-tuning) up to every group but the head (a linear probe on the
-pre-trained features). Statistic: the drop in mean test accuracy from K = 0 to the deepest
-K on far minus the same drop on near; the claim holds when it is > 0.
-"""
+Experiment: the demo's pre-trained test_resnet source, fine-tuned on the pair's near and far
+targets (``synthetic:near`` and ``synthetic:far`` by default) with the demo's target recipe
+while the first K layer groups stay frozen at the pre-trained weights (``--freeze-groups
+K``, BatchNorm statistics frozen too), for K = 0 (plain fine-tuning) up to every group but
+the head (a linear probe on the pre-trained features). Statistic: the drop in mean test
+accuracy from K = 0 to the deepest K on far minus the same drop on near; the claim holds
+when it is > 0."""
 
 from __future__ import annotations
 
@@ -17,11 +17,10 @@ import numpy as np
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
-from landscape.experiments.recipes import TARGET_RECIPE
 from landscape.experiments.repro import ClaimResult, ReproOptions, mean_and_spread, register_claim
 
 NAME = "depth"
-TASKS = ("synthetic:near", "synthetic:far")  # the near and the distant target, in this order
+ROLES = ("near", "far")  # the near and the distant target, in this order
 QUICK_EPOCHS = 15
 
 
@@ -44,10 +43,11 @@ def freeze_depths(groups: int, quick: bool) -> list[int]:
     "dissimilar the target is from the source (features grow task-specific with depth).",
 )
 def depth(options: ReproOptions) -> ClaimResult:
-    tasks = options.targets(TASKS)
+    tasks = options.targets((options.setting.near, options.setting.far))
+    recipe = options.target_recipe(tasks[0])
     source = options.source_run()
     seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2))
-    epochs = QUICK_EPOCHS if options.quick else TARGET_RECIPE["epochs"]
+    epochs = QUICK_EPOCHS if options.quick else recipe["epochs"]
     groups = group_count(options.model)
     depths = freeze_depths(groups, options.quick)
     values = np.full((len(tasks), len(depths), len(seeds)), np.nan)
@@ -55,11 +55,9 @@ def depth(options: ReproOptions) -> ClaimResult:
         for j, k in enumerate(depths):
             for s, seed in enumerate(seeds):
                 run = options.finetune(
-                    f"depth-{task.removeprefix('synthetic:')}-freeze{k}-e{epochs}-seed{seed}",
+                    f"depth-{ROLES[i]}-freeze{k}-e{epochs}-seed{seed}",
                     {
-                        **TARGET_RECIPE,
-                        "model": options.model,
-                        "data": task,
+                        **options.target_recipe(task),
                         "init": str(source),
                         "epochs": epochs,
                         "freeze_groups": k,
@@ -85,8 +83,8 @@ def depth(options: ReproOptions) -> ClaimResult:
     notes = [
         f"{options.model}, {groups} groups; K = frozen groups from the input "
         f"(K = {deepest}: only the head trains); demo target recipe "
-        f"(train_per_class {TARGET_RECIPE['train_per_class']}, {epochs} epochs, "
-        f"lr {TARGET_RECIPE['lr']}, l2 {TARGET_RECIPE['l2']}), BN statistics frozen too.",
+        f"(train_per_class {recipe['train_per_class']}, {epochs} epochs, "
+        f"lr {recipe['lr']}, l2 {recipe['l2']}), BN statistics frozen too.",
         "Freezing, not Yosinski's transfer-then-retrain-the-rest (AnB): the copied groups "
         "stay at the pre-trained weights and the rest fine-tune from them too.",
         f"per-seed statistic: {', '.join(f'{v:+.3f}' for v in per_seed)}",
@@ -102,7 +100,7 @@ def depth(options: ReproOptions) -> ClaimResult:
     if drop[0] < 0:
         notes.append(
             f"on near freezing helps ({-drop[0]:.3f} higher at K={deepest}): with "
-            f"{TARGET_RECIPE['train_per_class']} images per class the pre-trained features "
+            f"{recipe['train_per_class']} images per class the pre-trained features "
             "fit and fine-tuning them only overfits."
         )
     return ClaimResult(

@@ -3,12 +3,13 @@ convolutional networks": L2-SP (pull the transferred weights toward the pre-trai
 beats plain L2 fine-tuning, most with scarce target data; the gain shrinks as the target
 training set grows.
 
-Experiment: the demo's pre-trained test_resnet source, fine-tuned on ``synthetic:near`` with
-the demo's target recipe under ``--preset l2sp`` (alpha 0.1 toward w0 on transferred weights,
-beta 0.01 on the new head, no L2 on transferred ones) and under plain L2 5e-4 (the binary
-default), at several training-set sizes. ``near`` is the judged target because Li et al.'s
-claim is about targets related to the source (their sources and targets share low-level
-statistics), which near is by construction; on ``far`` the README measured that L2-SP hurts.
+Experiment: the demo's pre-trained test_resnet source, fine-tuned on the pair's near target
+(``synthetic:near`` by default) with the demo's target recipe under ``--preset l2sp`` (alpha
+0.1 toward w0 on transferred weights, beta 0.01 on the new head, no L2 on transferred ones)
+and under plain L2 5e-4 (the binary default), at several training-set sizes. ``near`` is the
+judged target because Li et al.'s claim is about targets related to the source (their
+sources and targets share low-level statistics), which near is by construction; on ``far``
+the README measured that L2-SP hurts.
 
 Statistic: gain(n) = mean over seeds of acc(L2-SP) - acc(L2), paired by seed (seed s also
 draws the training subset, ``split_seed`` s, so the spread includes the data draw). The
@@ -28,7 +29,6 @@ from landscape.experiments.repro import ClaimResult, ReproOptions, mean_and_spre
 from probes.distance import distance_between_runs
 
 NAME = "l2sp"
-TASK = "synthetic:near"
 REGULARISERS = {
     "l2": {"l2": 5e-4},  # the binary default of the demo's recipe
     "l2sp": {"preset": "l2sp"},  # alpha 0.1 on transferred, beta 0.01 on new
@@ -53,7 +53,7 @@ def epochs_for(n: int, quick: bool) -> int:
     "few target examples and shrinks as target data grows.",
 )
 def l2sp(options: ReproOptions) -> ClaimResult:
-    (task,) = options.targets((TASK,))
+    (task,) = options.targets((options.setting.near,))
     source = options.source_run()
     seeds = options.seeds_or(quick=(0, 1, 2), full=(0, 1, 2, 3, 4))
     sizes = QUICK_SIZES if options.quick else FULL_SIZES
@@ -66,9 +66,7 @@ def l2sp(options: ReproOptions) -> ClaimResult:
                 run = options.finetune(
                     f"l2sp-near-{reg}-n{n}-e{epochs}-seed{seed}-split{seed}",
                     {
-                        **TARGET_RECIPE,
-                        "model": options.model,
-                        "data": task,
+                        **options.target_recipe(task),
                         "init": str(source),
                         "train_per_class": n,
                         "epochs": epochs,

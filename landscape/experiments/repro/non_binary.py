@@ -9,7 +9,6 @@ import numpy as np
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
-from landscape.experiments.recipes import TARGET_RECIPE
 from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
 
 PURE = ("l2", "l2sp")
@@ -48,9 +47,8 @@ def non_binary(options: ReproOptions) -> ClaimResult:
     mean accuracy is above the best binary one's by more than two standard errors of the
     difference (seed spread / sqrt(seeds)), so that seed noise alone does not make it hold."""
     seeds = options.seeds_or(quick=(0, 1, 2), full=(0, 1, 2, 3, 4))
-    targets = options.targets(
-        ("synthetic:far",) if options.quick else ("synthetic:far", "synthetic:near")
-    )
+    roles = ("far",) if options.quick else ("far", "near")
+    targets = options.targets(tuple(getattr(options.setting, role) for role in roles))
     source = options.source_run()
     groups = len(layer_groups(create_model(options.model, 10, 32)))
     chosen = settings(groups)
@@ -61,11 +59,10 @@ def non_binary(options: ReproOptions) -> ClaimResult:
             for k, seed in enumerate(seeds):
                 slug = name.replace(" ", "-").replace("+", "")
                 run = options.finetune(
-                    f"non-binary-{target.split(':')[1]}-{slug}-seed{seed}",
+                    f"non-binary-{roles[j]}-{slug}-seed{seed}",
                     {
-                        **TARGET_RECIPE,
+                        **options.target_recipe(target),
                         **chosen[name],
-                        "data": target,
                         "init": str(source),
                         "seed": seed,
                     },

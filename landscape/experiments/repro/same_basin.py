@@ -8,7 +8,7 @@ from itertools import combinations
 
 import numpy as np
 
-from landscape.experiments.recipes import CKA_EXAMPLES, TARGET_RECIPE
+from landscape.experiments.recipes import CKA_EXAMPLES
 from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
 from landscape.geometry.barrier import barrier_between
 from probes.distance import distance_between_runs
@@ -32,7 +32,7 @@ def same_basin(options: ReproOptions) -> ClaimResult:
     beyond on this scarce target."""
     seeds = options.seeds_or(quick=(0, 1, 2), full=(0, 1, 2, 3, 4))
     points = 13 if options.quick else 25
-    (target,) = options.targets((TARGET_RECIPE["data"],))
+    (target,) = options.targets((options.setting.near,))
     source = options.source_run()
     pairs = list(combinations(seeds, 2))
     values = np.full((len(INITS), len(COLUMNS), len(pairs)), np.nan)
@@ -44,7 +44,7 @@ def same_basin(options: ReproOptions) -> ClaimResult:
             extra = {"init": str(source)} if init == "pre-trained" else {}
             name = f"same-basin-{'pt' if extra else 'rt'}-seed{seed}"
             runs[seed] = options.finetune(
-                name, {**TARGET_RECIPE, **extra, "data": target, "seed": seed}
+                name, {**options.target_recipe(target), **extra, "seed": seed}
             )
         for k, (s, t) in enumerate(pairs):
             options.log(f"{init} init: comparing seeds {s} and {t}")
