@@ -126,16 +126,33 @@ def test_groups_of_an_unknown_model(monkeypatch, capsys):
 
 def test_datasets_lists_the_registry(monkeypatch, capsys):
     code, stdout, _ = run_cli(monkeypatch, capsys, "datasets")
-    names = {line.split()[0] for line in stdout.splitlines()}
+    names = {line.split()[0] for line in stdout.splitlines() if line.strip()}
     assert {"synthetic:ARG", "folder:ARG", "cifar10", "flowers102", "caltech101"} <= names
+    assert {"fashion_mnist", "digits"} <= names
+    assert "SPEC[CLASSES]" in stdout and "fashion_mnist[0-4]" in stdout
 
 
-def test_repro_lists_the_six_claims(monkeypatch, capsys):
+def test_repro_lists_the_claims(monkeypatch, capsys):
     code, stdout, _ = run_cli(monkeypatch, capsys, "repro", "list")
     names = {line.split()[0] for line in stdout.splitlines()}
     assert code == 0
     assert names == {"same_basin", "block_shuffle", "l2sp", "non_binary", "depth",
-                     "better_source"}
+                     "better_source", "transfer", "yosinski"}
+
+
+def test_repro_pair_must_be_known(monkeypatch, capsys, tmp_path):
+    code, _, stderr = run_cli(monkeypatch, capsys, "repro", "l2sp", "--pair", "nope",
+                              "--out", str(tmp_path))
+    assert code == 1 and "unknown --pair 'nope'" in stderr and stderr.count("\n") == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_repro_data_keeps_commas_inside_a_class_subset():
+    from cli.repro_command import split_specs
+
+    assert split_specs("fashion_mnist[0,2,4-6], digits,synthetic:far") == (
+        "fashion_mnist[0,2,4-6]", "digits", "synthetic:far"
+    )
 
 
 def test_an_unknown_claim_is_one_line(monkeypatch, capsys, tmp_path):

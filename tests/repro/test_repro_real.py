@@ -13,7 +13,7 @@ import pytest
 
 from landscape.experiments.repro import ReproOptions, run_claim
 
-pytestmark = pytest.mark.real_study
+pytestmark = pytest.mark.extended
 
 # The claims with a dedicated real-data test elsewhere (transfer, yosinski) are left out.
 CLAIMS = ("same_basin", "block_shuffle", "l2sp", "non_binary", "depth", "better_source")

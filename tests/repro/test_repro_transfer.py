@@ -11,7 +11,8 @@ import pytest
 
 from landscape.experiments.repro import ReproOptions, run_claim
 
-pytestmark = pytest.mark.slow
+# A newer claim: its quick versions run in the second step of .ci/run.
+pytestmark = pytest.mark.extended
 
 
 def _check(result, out):
@@ -30,7 +31,6 @@ def test_pretrained_beats_random_init_on_synthetic(source_run, tmp_path):
     _check(run_claim("transfer", options, tmp_path), tmp_path)
 
 
-@pytest.mark.real_study
 def test_pretrained_beats_random_init_on_real_images(real_source, digits, tmp_path):
     options = ReproOptions(quick=True, runs=tmp_path / "runs", source=real_source, pair="real")
     _check(run_claim("transfer", options, tmp_path), tmp_path)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import t as student_t
 
+from finetune import rundir
 from finetune.runs import run_summary
 from landscape.experiments.recipes import TARGET_RECIPE
 from landscape.experiments.repro import ClaimResult, ReproOptions, mean_and_spread, register_claim
@@ -78,6 +79,9 @@ def l2sp(options: ReproOptions) -> ClaimResult:
                 values[i, j, s] = run_summary(run)["test_acc"]
                 if s == 0:
                     first_seed_runs[i].append(run)
+    test_images = rundir.read_config(first_seed_runs[0][0])["data"]["test_examples"]
+    accuracy = float(np.nanmean(values))
+    binomial_sd = np.sqrt(accuracy * (1 - accuracy) / test_images)
     moved = [
         [distance_between_runs(run).total["relative_distance"] for run in row]
         for row in first_seed_runs
@@ -112,8 +116,8 @@ def l2sp(options: ReproOptions) -> ClaimResult:
         ),
         "seed s draws its own training subset (split_seed s, nested across sizes) and its "
         "own head init, data order and augmentation; L2 and L2-SP of one seed share all of "
-        "them, so the gains are paired. One accuracy on near's 1,000 test images has a "
-        "binomial sd of about 1 point.",
+        f"them, so the gains are paired. One accuracy on the target's {test_images:,} test "
+        f"images has a binomial sd of about {100 * binomial_sd:.1f} points.",
     ]
     if len(seeds) > 1:
         root = np.sqrt(len(seeds))

@@ -8,6 +8,7 @@ from itertools import combinations
 
 import numpy as np
 
+from finetune.runs import run_summary
 from landscape.experiments.recipes import CKA_EXAMPLES
 from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
 from landscape.geometry.barrier import barrier_between
@@ -38,6 +39,7 @@ def same_basin(options: ReproOptions) -> ClaimResult:
     values = np.full((len(INITS), len(COLUMNS), len(pairs)), np.nan)
     alphas = np.linspace(0.0, 1.0, points)
     curves = np.zeros((len(INITS), len(pairs), points))
+    accuracy: dict[str, list[float]] = {init: [] for init in INITS}
     for i, init in enumerate(INITS):
         runs = {}
         for seed in seeds:
@@ -46,6 +48,7 @@ def same_basin(options: ReproOptions) -> ClaimResult:
             runs[seed] = options.finetune(
                 name, {**options.target_recipe(target), **extra, "seed": seed}
             )
+            accuracy[init].append(float(run_summary(runs[seed])["test_acc"]))
         for k, (s, t) in enumerate(pairs):
             options.log(f"{init} init: comparing seeds {s} and {t}")
             cka = compare_runs(runs[s], runs[t], options=ProbeOptions(examples=CKA_EXAMPLES))
@@ -89,7 +92,13 @@ def same_basin(options: ReproOptions) -> ClaimResult:
         held=held_count == 3,
         verdict=verdict,
         notes=[
-            "barriers on the training images: on this scarce target the random-init runs stay "
-            "at chance on the test split, where no barrier shows between two chance models"
+            "barriers on the training images, which every run fits, so that the barrier "
+            "compares two solutions of one problem (on the test split a pair of poor "
+            "random-init runs shows little barrier between two equally poor models)",
+            f"{target}, the pair's target recipe; test accuracy over seeds: "
+            + ", ".join(
+                f"{init} {np.mean(accs):.3f} ± {np.std(accs, ddof=1):.3f}"
+                for init, accs in accuracy.items()
+            ),
         ],
     )
