@@ -89,7 +89,7 @@ def better_source(options: ReproOptions) -> ClaimResult:
             else ""
         )
         + f" for {', '.join(map(str, size['epochs']))} epochs"
-        + (" plus the shared source (demo recipe, 6 epochs)" if size["shared"] else "")
+        + (f" plus the pair's own source, {sources[-1][0]}" if size["shared"] else "")
         + "; source accuracy = its test accuracy (one run per source, no seed spread)",
         f"target: {target}, {n} images per class, {recipe['epochs']} epochs, "
         f"{len(seeds)} seeds; linear probe = the first {n_groups - 1} of {n_groups} layer "
