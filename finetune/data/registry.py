@@ -124,11 +124,11 @@ def get_dataset(
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     if not 0.0 < val_fraction < 1.0:
-        flag = flag_for(DataConfig, "val_fraction")
-        raise ConfigError(f"{flag} must lie in (0, 1), got {val_fraction}")
+        fraction_flag = flag_for(DataConfig, "val_fraction")
+        raise ConfigError(f"{fraction_flag} must lie in (0, 1), got {val_fraction}")
     if train_per_class is not None and train_per_class < 1:
-        flag = flag_for(DataConfig, "train_per_class")
-        raise ConfigError(f"{flag} must be at least 1, got {train_per_class}")
+        per_class_flag = flag_for(DataConfig, "train_per_class")
+        raise ConfigError(f"{per_class_flag} must be at least 1, got {train_per_class}")
     entry, argument = resolve_spec(spec, flag=flag)
     _, selection = split_class_subset(spec, flag)
     size = int(image_size or entry.default_image_size)
