@@ -15,6 +15,8 @@ half, the gap shrinking with more data, is reported per target beside it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from finetune.runs import run_summary
@@ -28,16 +30,32 @@ QUICK_EPOCHS = 15
 INITS = ("pre-trained", "random")
 
 
-def settings(options: ReproOptions) -> list[tuple[str, str, int | None]]:
-    """(label, dataset spec, images per class) of every target setting; quick keeps the
-    scarce ones."""
+@dataclass(frozen=True)
+class Setting:
+    """One target setting: the target's ``role`` (near, far), its dataset ``spec`` and the
+    training images per class ``n`` (None: all of them)."""
+
+    role: str
+    spec: str
+    n: int | None
+
+    @property
+    def size(self) -> str:
+        return f"{self.n or 'all'}/class"
+
+    @property
+    def label(self) -> str:
+        return f"{self.role} {self.size}"
+
+
+def settings(options: ReproOptions) -> list[Setting]:
+    """Every target setting; quick keeps the scarce ones."""
     near, far = options.targets((options.setting.near, options.setting.far))
-    chosen = []
-    for role, spec in (("near", near), ("far", far)):
-        sizes = (SMALL,) if options.quick else (SMALL, LARGER[role])
-        for n in sizes:
-            chosen.append((f"{role} {n if n else 'all'}/class", spec, n))
-    return chosen
+    return [
+        Setting(role, spec, n)
+        for role, spec in (("near", near), ("far", far))
+        for n in ((SMALL,) if options.quick else (SMALL, LARGER[role]))
+    ]
 
 
 @register_claim(
@@ -52,19 +70,19 @@ def transfer(options: ReproOptions) -> ClaimResult:
     chosen = settings(options)
     values = np.full((len(INITS) + 1, len(chosen), len(seeds)), np.nan)
     moved = np.full((len(INITS), len(chosen)), np.nan)
-    for j, (label, spec, n) in enumerate(chosen):
-        recipe = options.target_recipe(spec)
+    for j, setting in enumerate(chosen):
+        recipe = options.target_recipe(setting.spec)
         epochs = QUICK_EPOCHS if options.quick else recipe["epochs"]
         for i, init in enumerate(INITS):
             extra = {"init": str(source)} if init == "pre-trained" else {}
             for s, seed in enumerate(seeds):
-                role = label.split()[0]
                 run = options.finetune(
-                    f"transfer-{role}-n{n or 'all'}-{'pt' if extra else 'rt'}-e{epochs}-seed{seed}",
+                    f"transfer-{setting.role}-n{setting.n or 'all'}-{'pt' if extra else 'rt'}"
+                    f"-e{epochs}-seed{seed}",
                     {
                         **recipe,
                         **extra,
-                        "train_per_class": n,
+                        "train_per_class": setting.n,
                         "epochs": epochs,
                         "seed": seed,
                         "split_seed": seed,
@@ -81,7 +99,7 @@ def transfer(options: ReproOptions) -> ClaimResult:
     statistic = float(np.nanmin(ratios)) if len(seeds) > 1 else float(gap.min())
     threshold = 1.0 if len(seeds) > 1 else 0.0
     held = statistic > threshold
-    labels = [label for label, _, _ in chosen]
+    labels = [setting.label for setting in chosen]
     verdict = (
         "pre-trained minus random-init test accuracy: "
         + ", ".join(
@@ -94,7 +112,7 @@ def transfer(options: ReproOptions) -> ClaimResult:
     notes = [
         f"source {options.setting.source_recipe(options.model)['data']} "
         f"(test accuracy {run_summary(source)['test_acc']:.3f}); targets "
-        + ", ".join(f"{label} = {spec}" for label, spec, _ in chosen)
+        + ", ".join(f"{setting.label} = {setting.spec}" for setting in chosen)
         + f"; the demo's target recipe, {epochs} epochs",
         "relative distance of the final weights from their initial ones (seed "
         f"{seeds[0]}), pre-trained vs random init: "
@@ -102,11 +120,11 @@ def transfer(options: ReproOptions) -> ClaimResult:
     ]
     if not options.quick:
         for role in ("near", "far"):
-            j_small, j_large = (j for j, label in enumerate(labels) if label.startswith(role))
+            j_small, j_large = (j for j, setting in enumerate(chosen) if setting.role == role)
             per_seed = values[2, j_small] - values[2, j_large]
             notes.append(
-                f"{role}: the gap at {labels[j_small].split()[1]} minus the gap at "
-                f"{labels[j_large].split()[1]} = {100 * per_seed.mean():+.1f} ± "
+                f"{role}: the gap at {chosen[j_small].size} minus the gap at "
+                f"{chosen[j_large].size} = {100 * per_seed.mean():+.1f} ± "
                 f"{100 * per_seed.std(ddof=1):.1f} points (> 0: narrows with more data, "
                 "as the paper)"
             )
