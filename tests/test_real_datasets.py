@@ -88,18 +88,20 @@ def test_the_reader_reads_every_idx_type_plain_or_gzipped(tmp_path, code, big_en
     assert np.array_equal(read, values)
 
 
+CORRUPT_IDX_FILES = [
+    ("empty", b"", "bad magic number"),
+    ("magic", b"\x01\x00\x08\x01\x00\x00\x00\x01\x07", "bad magic number"),
+    ("code", b"\x00\x00\x0a\x01\x00\x00\x00\x01\x07", "bad magic number"),
+    ("header", b"\x00\x00\x08\x03\x00\x00", "truncated IDX header"),
+    ("short", b"\x00\x00\x08\x02\x00\x00\x00\x02\x00\x00\x00\x02\x01\x02\x03", "shape (2, 2)"),
+    ("long", b"\x00\x00\x08\x01\x00\x00\x00\x01\x07\x07", "shape (1,)"),
+    ("cut.gz", gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x01\x07", mtime=0)[:-9], "unreadable"),
+    ("bad.gz", b"not gzip at all", "unreadable"),
+]
+
+
 @pytest.mark.parametrize(
-    "name, data, message",
-    [
-        ("empty", b"", "bad magic number"),
-        ("magic", b"\x01\x00\x08\x01\x00\x00\x00\x01\x07", "bad magic number"),
-        ("code", b"\x00\x00\x0a\x01\x00\x00\x00\x01\x07", "bad magic number"),
-        ("header", b"\x00\x00\x08\x03\x00\x00", "truncated IDX header"),
-        ("short", b"\x00\x00\x08\x02\x00\x00\x00\x02\x00\x00\x00\x02\x01\x02\x03", "shape (2, 2)"),
-        ("long", b"\x00\x00\x08\x01\x00\x00\x00\x01\x07\x07", "shape (1,)"),
-        ("cut.gz", gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x01\x07")[:-9], "unreadable"),
-        ("bad.gz", b"not gzip at all", "unreadable"),
-    ],
+    "name, data, message", CORRUPT_IDX_FILES, ids=[case[0] for case in CORRUPT_IDX_FILES]
 )
 def test_corrupt_idx_files_are_one_line_errors_naming_the_file(tmp_path, name, data, message):
     from finetune.data.idx import read_idx
