@@ -258,7 +258,14 @@ class TrainConfig:
     fused: str = option("auto", "fused optimiser kernels (auto: on a GPU)", choices=TRI_STATE)
     compile: bool = option(False, "torch.compile the model")
     log_every: int = option(20, "steps between reading metrics back to the host")
-    checkpoint_every: int = option(0, "steps between checkpoints (0: at the end of each epoch)")
+    checkpoint_every: int = option(
+        0, "steps between checkpoints (0: at each evaluation, see --eval-every)"
+    )
+    eval_every: int = option(
+        1,
+        "epochs between evaluations, each followed by a checkpoint; the last epoch is always "
+        "evaluated. Training is the same whatever its value",
+    )
     sync_bn: bool = option(
         False,
         "under torchrun, BatchNorm normalises with the statistics of the whole global batch "
@@ -266,7 +273,7 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        _check_positive(self, "epochs", "batch_size", "eval_batch_size", "log_every")
+        _check_positive(self, "epochs", "batch_size", "eval_batch_size", "log_every", "eval_every")
         _check_non_negative(self, "checkpoint_every")
         if self.device != "auto" and not (
             self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
@@ -336,7 +343,7 @@ SECTIONS: dict[str, type] = {
 # Fields added to a section after the first runs were written: left out of the hash while
 # at their default (see RunConfig.hash). Append a new field here when adding one.
 LATER_FIELDS: dict[str, tuple[str, ...]] = {
-    "train": ("sync_bn",),
+    "train": ("sync_bn", "eval_every"),
     "data": ("block_shuffle", "shuffle_scheme", "shuffle_seed", "preprocess", "aug"),
 }
 

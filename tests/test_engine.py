@@ -94,6 +94,49 @@ def test_seed_streams_vary_one_thing_at_a_time(tmp_path, source_run):
     assert torch.equal(init_a["layer3.0.conv2.weight"], source["layer3.0.conv2.weight"])
 
 
+def test_evaluating_every_few_epochs_trains_the_same_weights(tmp_path):
+    every = engine.train(fast_config(epochs=5), tmp_path / "every", command="t")
+    sparse = engine.train(fast_config(epochs=5, eval_every=2), tmp_path / "sparse", command="t")
+    assert _identical(_weights(every.run), _weights(sparse.run))
+    assert sparse.summary["test_acc"] == every.summary["test_acc"]
+    assert sparse.summary["epochs"] == 5
+    with h5py.File(every.run / "run.h5") as a, h5py.File(sparse.run / "run.h5") as b:
+        assert list(b["epochs/epoch"][:]) == [2, 4, 5]  # every second epoch and the last
+        rows = [1, 3, 4]
+        for name in ("train_loss", "train_acc", "eval_loss", "eval_acc", "lr"):
+            assert (a[f"epochs/{name}"][rows] == b[f"epochs/{name}"][:]).all(), name
+        assert (a["groups/distance_to_init"][rows] == b["groups/distance_to_init"][:]).all()
+        assert (a["steps/loss"][:] == b["steps/loss"][:]).all()
+        seconds = b["epochs/seconds"][:]
+        assert seconds.sum() == pytest.approx(b["summary"].attrs["train_seconds"])
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_a_run_cut_between_evaluations_resumes_to_the_same_weights(tmp_path):
+    options = dict(epochs=5, eval_every=2, checkpoint_every=3)  # 5 steps per epoch
+    whole = engine.train(fast_config(**options), tmp_path / "whole", command="t")
+
+    def interrupt(event):
+        if event["event"] == "step" and event["step"] >= 8:  # after the checkpoint at step 6
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        engine.train(fast_config(**options), tmp_path / "cut", progress=interrupt, command="t")
+    resumed = engine.resume(tmp_path / "cut")
+    assert _identical(_weights(whole.run), _weights(resumed.run))
+    with h5py.File(whole.run / "run.h5") as a, h5py.File(resumed.run / "run.h5") as b:
+        assert list(b["epochs/epoch"][:]) == [2, 4, 5]
+        assert (a["epochs/eval_acc"][:] == b["epochs/eval_acc"][:]).all()
+
+
+def test_eval_every_must_be_positive():
+    with pytest.raises(ConfigError, match="--eval-every must be positive"):
+        fast_config(eval_every=0)
+
+
 def test_existing_output_or_completed_run_is_refused(tmp_path):
     run = tmp_path / "run"
     engine.train(fast_config(epochs=1), run, command="test")
@@ -172,7 +215,7 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
         "--data",
         "synthetic:near",
         "--train-per-class",
-        "50",
+        "20",
         "--epochs",
         "3",
         "--batch-size",

@@ -33,6 +33,7 @@ class History:
     penalty_names: list[str] = field(default_factory=list)
     penalties: list[list[list[float]]] = field(default_factory=list)
     partial_epoch: dict[str, float] = field(default_factory=dict)
+    interval_seconds: float = 0.0  # training time of the epochs since the last row
 
     def state(self) -> dict[str, Any]:
         return {
@@ -44,6 +45,7 @@ class History:
             "penalty_names": list(self.penalty_names),
             "penalties": [[list(row) for row in e] for e in self.penalties],
             "partial_epoch": dict(self.partial_epoch),
+            "interval_seconds": self.interval_seconds,
         }
 
     @classmethod
@@ -51,12 +53,14 @@ class History:
         return cls(
             step_loss=list(state["step_loss"]),
             step_lr=list(state["step_lr"]),
-            epochs=[dict(e) for e in state["epochs"]],
+            # Checkpoints from before --eval-every evaluated every epoch and kept no number.
+            epochs=[{"epoch": i + 1, **e} for i, e in enumerate(state["epochs"])],
             group_distance=[list(d) for d in state["group_distance"]],
             group_relative_distance=[list(d) for d in state["group_relative_distance"]],
             penalty_names=list(state["penalty_names"]),
             penalties=[[list(row) for row in e] for e in state["penalties"]],
             partial_epoch=dict(state["partial_epoch"]),
+            interval_seconds=float(state.get("interval_seconds", 0.0)),
         )
 
     def write(
@@ -72,7 +76,7 @@ class History:
         datasets: dict[str, Any] = {
             "steps/loss": np.asarray(self.step_loss, dtype=np.float32),
             "steps/lr": np.asarray(self.step_lr, dtype=np.float64),
-            "epochs/epoch": np.arange(1, len(self.epochs) + 1, dtype=np.int64),
+            "epochs/epoch": np.asarray([e["epoch"] for e in self.epochs], dtype=np.int64),
             "groups/names": group_names,
             "groups/distance_to_init": np.asarray(self.group_distance, dtype=np.float64).reshape(
                 -1, n_groups

@@ -1,7 +1,7 @@
 """Training a run: ``train`` starts one in a new folder and ``resume`` continues one from
 its last checkpoint. Both run the epoch loop: an epoch's steps with their logging and
-checkpoints, the evaluation at its end, and at the end of the run the final weights,
-summary and status of the run directory (docs/design.md)."""
+checkpoints, the evaluation at the end of every --eval-every-th epoch, and at the end of
+the run the final weights, summary and status of the run directory (docs/design.md)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from finetune import rundir
-from finetune.config import RunConfig, build_config
+from finetune.config import RunConfig, TrainConfig, build_config
 from finetune.data.loader import epoch_order
 from finetune.distributed import Processes, share
 from finetune.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -152,7 +152,10 @@ def _run(
             epoch, first = divmod(step, s.steps_per_epoch)
             meter = EpochMeter(s, epoch, first, history.partial_epoch if first else {})
             step, lr = _train_epoch(loop, meter, epoch, first, step)
-            _end_epoch(loop, meter, epoch, step, lr)
+            if _evaluates(s.config.train, epoch):
+                _end_epoch(loop, meter, epoch, step, lr)
+            else:
+                history.interval_seconds += meter.elapsed()
     except Diverged as err:
         return _fail(loop, str(err))
     return _finish(loop, step)
@@ -220,11 +223,19 @@ def _log_steps(loop: _Loop, meter: EpochMeter, epoch: int, step: int, i: int, lr
     )
 
 
+def _evaluates(train: TrainConfig, epoch: int) -> bool:
+    """Whether epoch ``epoch`` (from 0) ends with an evaluation: every --eval-every-th
+    epoch and the last. Evaluating only reads the model, so training is the same."""
+    return (epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs
+
+
 def _end_epoch(loop: _Loop, meter: EpochMeter, epoch: int, step: int, lr: float) -> None:
     """Evaluate, log the epoch's losses, accuracies, group distances and penalties, report
-    an epoch event and checkpoint."""
+    an epoch event and checkpoint. The row's seconds are the training time since the last
+    row, so that they sum to the run's."""
     s, history = loop.s, loop.history
-    seconds = meter.elapsed()
+    seconds = history.interval_seconds + meter.elapsed()
+    history.interval_seconds = 0.0
     eval_loss, eval_acc = evaluate(
         s.model, s.eval_batches, s.eval_prep, s.runtime, forward=s.eval_forward
     )
@@ -237,23 +248,17 @@ def _end_epoch(loop: _Loop, meter: EpochMeter, epoch: int, step: int, lr: float)
     )
     history.epochs.append(
         {
+            "epoch": epoch + 1,
             "train_loss": float(np.mean(history.step_loss[-s.steps_per_epoch :])),
             "train_acc": meter.accuracy(),
             "eval_loss": eval_loss,
             "eval_acc": eval_acc,
             "seconds": seconds,
-            "images_per_s": meter.seen / seconds,
+            "images_per_s": meter.seen / meter.elapsed(),
             "lr": lr,
         }
     )
-    loop.emit(
-        {
-            "event": "epoch",
-            "epoch": epoch + 1,
-            "epochs": s.config.train.epochs,
-            **history.epochs[-1],
-        }
-    )
+    loop.emit({"event": "epoch", "epochs": s.config.train.epochs, **history.epochs[-1]})
     loop.checkpoint(step)
 
 
@@ -276,7 +281,7 @@ def _finish(loop: _Loop, step: int) -> RunResult:
     last = history.epochs[-1]
     summary = {
         "status": "completed",
-        "epochs": len(history.epochs),
+        "epochs": s.config.train.epochs,
         "steps": step,
         "final_train_loss": last["train_loss"],
         "final_eval_loss": last["eval_loss"],

@@ -122,7 +122,8 @@ def _step_x(f: h5py.File, steps: int) -> np.ndarray:
 def _headline(f: h5py.File) -> str:
     """Which run, and how far it got: completed (with its test accuracy), failed, or still
     running or interrupted (a checkpoint's file, before the summary is written)."""
-    done = len(f["epochs/epoch"])
+    evaluated = f["epochs/epoch"][()]
+    done = int(evaluated[-1]) if len(evaluated) else 0
     planned = int(json.loads(f.attrs["config"])["train"]["epochs"])
     summary = f["summary"].attrs
     status = str(summary.get("status", ""))
