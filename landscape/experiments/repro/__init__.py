@@ -11,13 +11,13 @@ import importlib
 import pkgutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from finetune import engine
-from finetune.config import build_config
+from finetune.config import RunConfig, build_config
 from finetune.errors import ConfigError
 from finetune.result_files import write_result
 from finetune.runs import ensure_run
@@ -81,17 +81,26 @@ class ReproOptions:
 
     def pretrain(self, name: str, values: dict) -> Path:
         """A completed pre-training run of ``values`` in ``runs/name`` (reused if there)."""
-        config = build_config("pretrain", {}, {"model": self.model, **values})
+        config = self.run_config("pretrain", values)
         self.log(f"pre-training on {config.data.spec} -> {self.runs / name}")
         return ensure_run(config, self.runs / name, progress=self.progress)
 
     def finetune(self, name: str, values: dict) -> Path:
         """A completed fine-tuning run of ``values`` in ``runs/name`` (reused if there)."""
-        config = build_config("finetune", {}, {"model": self.model, **values})
+        config = self.run_config("finetune", values)
         if self.data is not None:
             name = f"{name}-on-{spec_slug(config.data.spec)}"
         self.log(f"fine-tuning -> {self.runs / name}")
         return ensure_run(config, self.runs / name, progress=self.progress)
+
+
+    def run_config(self, kind: str, values: dict) -> RunConfig:
+        """The run's configuration; a quick run evaluates only after its last epoch, which
+        leaves its training and its test accuracy as they are (--eval-every)."""
+        config = build_config(kind, {}, {"model": self.model, **values})
+        if not self.quick:
+            return config
+        return replace(config, train=replace(config.train, eval_every=config.train.epochs))
 
 
 def spec_slug(spec: str) -> str:

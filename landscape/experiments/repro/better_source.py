@@ -20,7 +20,7 @@ from scipy.stats import spearmanr
 from finetune.config import build_config
 from finetune.groups import layer_groups
 from finetune.models import create_model
-from finetune.runs import ensure_run, run_summary
+from finetune.runs import run_summary
 from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
 
 # Quick: 16px sources on 100 images per class (cheap to pre-train); full: the demo's source
@@ -126,13 +126,10 @@ def _sources(options: ReproOptions, size: dict) -> list[tuple[str, Path]]:
             "train_per_class": per_class,
             **({"batch_size": size["batch_size"]} if size["batch_size"] else {}),
         }
-        config = build_config("pretrain", {}, recipe)
         name = f"source-{size['image_size']}px" + (f"-n{per_class}" if per_class else "")
         name += f"-bs{recipe['batch_size']}"
         name += f"-e{epochs}"
-        options.log(f"pre-training a source for {epochs} epochs -> {options.runs / name}")
-        run = ensure_run(config, options.runs / name, progress=options.progress)
-        sources.append((f"e{epochs}", run))
+        sources.append((f"e{epochs}", options.pretrain(name, recipe)))
     if size["shared"]:
         run = options.source_run()
         epochs = build_config("pretrain", _config(run)).train.epochs

@@ -16,7 +16,6 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from finetune import rundir
-from finetune.config import build_config
 from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim, spec_slug
 from landscape.experiments.shuffle import run_shuffle
 
@@ -39,7 +38,7 @@ def block_shuffle(options: ReproOptions) -> ClaimResult:
     (target,) = options.targets((options.setting.near,))
     source = options.source_run()
     recipe = {**options.target_recipe(target), "image_size": image_size}
-    base = build_config("finetune", {}, {**recipe, "init": str(source)})
+    base = options.run_config("finetune", {**recipe, "init": str(source)})
     n = recipe["train_per_class"]
     task = spec_slug(target).removeprefix("synthetic_")
     name = f"block-shuffle-{task}-{image_size}px-n{n}-e{recipe['epochs']}"
