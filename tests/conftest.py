@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +32,53 @@ FAST = dict(
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests that need the demo's runs last, so that while one xdist worker builds them
-    the other runs everything else (the order is otherwise kept)."""
-    items.sort(key=lambda item: "demo_dir" in getattr(item, "fixturenames", ()))
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests that need the demo's runs last, and within each part the slow ones first
+    (the order is otherwise kept): the workers, fed one test at a time, then end together.
+    Under xdist the first worker starts building the demo's runs at once in a process of
+    its own, so that no worker sits waiting for them while there is other work to do."""
+    items.sort(key=lambda item: (_needs_demo(item), item.get_closest_marker("slow") is None))
+    needed = any(_needs_demo(item) for item in items)
+    if needed and os.environ.get("PYTEST_XDIST_WORKER") == "gw0":
+        _start_demo_builder(config)
+
+
+def _needs_demo(item: pytest.Item) -> bool:
+    return "demo_dir" in getattr(item, "fixturenames", ())
+
+
+# The background build: the lock is taken before torch is imported, so that the workers'
+# fixtures find it held and wait; a build that fails leaves no marker and the first
+# fixture to get the lock builds the runs itself.
+BUILDER = """
+import sys
+from pathlib import Path
+from filelock import FileLock
+out = Path(sys.argv[1])
+with FileLock(f"{out}.lock"):
+    if not (out / "built").exists():
+        import torch
+        torch.set_num_threads(1)
+        torch.manual_seed(0)
+        torch.use_deterministic_algorithms(True)
+        from landscape.experiments.demo import run_demo
+        run_demo(out)
+        (out / "built").touch()
+"""
+
+
+def _shared_demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's folder that every xdist worker of one session shares."""
+    return tmp_path_factory.getbasetemp().parent / "demo"
+
+
+def _start_demo_builder(config: pytest.Config) -> None:
+    out = _shared_demo_dir(config._tmp_path_factory)
+    with open(out.parent / "demo-builder.log", "w") as log:
+        command = [sys.executable, "-c", BUILDER, str(out)]
+        builder = subprocess.Popen(command, stdout=log, stderr=log)
+    # The other worker may still need the runs when this one is done.
+    config.add_cleanup(builder.wait)
 
 
 @pytest.fixture(autouse=True)
@@ -88,15 +133,16 @@ def digits() -> None:
 def demo_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """The demo's five runs (about two minutes of CPU): test_resnet pre-trained on
     synthetic:source, then fine-tuned on synthetic:near from it and from scratch. Built once
-    for all xdist workers: the first to ask builds it under a file lock, the others wait
-    and read it (every file in it is written atomically)."""
+    for all xdist workers, under a file lock: by the process the first worker starts at
+    collection, else by the first fixture to get the lock; the others wait and read it
+    (every file in it is written atomically)."""
     from landscape.experiments.demo import run_demo
 
     if worker_id == "master":
         out = tmp_path_factory.mktemp("demo")
         run_demo(out)
         return out
-    out = tmp_path_factory.getbasetemp().parent / "demo"
+    out = _shared_demo_dir(tmp_path_factory)
     done = out / "built"
     with FileLock(f"{out}.lock"):
         if not done.exists():

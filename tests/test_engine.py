@@ -221,7 +221,7 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
         "--batch-size",
         "16",
         "--checkpoint-every",
-        "1",
+        "4",
         "--seed",
         "5",
     ]

@@ -9,8 +9,11 @@ probe 0.111 ± 0.009, 0.149 ± 0.008, 0.290 ± 0.003: both rank correlations are
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from landscape.experiments.repro import ReproOptions, run_claim
+
+pytestmark = pytest.mark.slow
 
 
 def test_better_sources_transfer_better(tmp_path, source_run):

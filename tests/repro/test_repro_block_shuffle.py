@@ -9,8 +9,11 @@ vanish entirely" half does not hold here, and this test does not assert it."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from landscape.experiments.repro import ReproOptions, run_claim
+
+pytestmark = pytest.mark.slow
 
 
 def test_gap_shrinks_with_the_block_size(tmp_path, source_run):

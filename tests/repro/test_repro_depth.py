@@ -7,8 +7,11 @@ difference of drops on every seed, and the ordering on far."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from landscape.experiments.repro import ReproOptions, run_claim
+
+pytestmark = pytest.mark.slow
 
 
 def test_freezing_deeper_hurts_far_more_than_near(tmp_path, source_run):

@@ -1,26 +1,40 @@
-"""L2-SP (Li, Grandvalet, Davoine 2018) on synthetic:near, quick size: 3 seeds (each its
-own training subset), 5 and 25 images per class. At this size the effect the full version
-measures (+0.4 ± 0.5 points at 5/class narrowing by +1.1 ± 0.6 points at 50/class, 5
-seeds) is below what 3 seeds resolve, and its sign follows the CPU's thread count (one
-thread: +0.8 points at 5/class and a narrowing on every seed; two threads: per-seed
-narrowings 0.0, -0.5 and +0.6 points). The test therefore documents what is robust: L2-SP
-and L2 stay within 2 points of each other at every size, both gain from more data, and
-the claim's statistic is the one its verdict states; it does not assert that it held."""
+"""L2-SP (Li, Grandvalet, Davoine 2018) on synthetic:near, quick size: 2 seeds (each its own
+training subset), 5 and 25 images per class, 120 SGD steps per run. The full version (600
+steps, 5 seeds) measures L2-SP +3.7 ± 1.8 points above L2 at 5 per class and -0.8 ± 0.8 at
+50; with 3 seeds the quick one measured +2.0 ± 1.4 at 5 per class and +0.4 ± 0.5 at 25,
+which so few seeds resolve only marginally and a new torch could shift. The test asserts
+what holds whatever the float sums: the regulariser acts (every L2-SP run ends closer to w0
+than its paired L2 run, which is what makes the comparison informative), L2-SP and L2 stay
+within 5 points, both gain from more data, and the claim's statistic is the one its
+verdict states."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from landscape.experiments.repro import ReproOptions, run_claim
+from probes.distance import distance_between_runs
+
+pytestmark = pytest.mark.slow
 
 
-def test_l2sp_and_l2_are_within_two_points_at_the_quick_size(tmp_path, source_run):
+def test_l2sp_pulls_toward_w0_and_stays_near_l2_at_the_quick_size(tmp_path, source_run):
     options = ReproOptions(quick=True, runs=tmp_path / "runs", source=source_run)
     result = run_claim("l2sp", options, tmp_path)
-    l2, l2sp, gains = result.values  # each (sizes, seeds); gains = L2-SP minus L2, paired
+    # each (sizes, seeds); the gains are L2-SP minus L2, paired by seed
+    l2, l2sp, pull, gains, pull_gains = result.values
     assert np.allclose(gains, l2sp - l2, equal_nan=True)
-    assert np.all(np.abs(gains.mean(axis=1)) < 0.02), gains
-    # More data helps both (measured: +5 to +12 points per seed, +9 on average).
+    assert np.allclose(pull_gains, pull - l2, equal_nan=True)
+    assert np.all(np.abs(gains.mean(axis=1)) < 0.05), gains
+    for tag in ("l2sp", "l2sp-head-l2"):
+        runs = sorted((tmp_path / "runs").glob(f"l2sp-near-{tag}-n*"))
+        assert len(runs) == l2.size, runs
+        for pulled in runs:
+            plain = pulled.with_name(pulled.name.replace(f"-{tag}-", "-l2-"))
+            moved = [distance_between_runs(r).total["relative_distance"] for r in (pulled, plain)]
+            assert moved[0] < moved[1], (pulled.name, moved)
+    # More data helps both (measured: +6 to +21 points per seed).
     assert (l2[-1] - l2[0]).mean() > 0.05 and (l2sp[-1] - l2sp[0]).mean() > 0.05, (l2, l2sp)
     assert np.all(l2[-1] > l2[0]) and np.all(l2sp[-1] > l2sp[0]), (l2, l2sp)
     narrowing = gains[0] - gains[-1]
