@@ -93,7 +93,6 @@ class ReproOptions:
         self.log(f"fine-tuning -> {self.runs / name}")
         return ensure_run(config, self.runs / name, progress=self.progress)
 
-
     def run_config(self, kind: str, values: dict) -> RunConfig:
         """The run's configuration; a quick run evaluates only after its last epoch, which
         leaves its training and its test accuracy as they are (--eval-every)."""
