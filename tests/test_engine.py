@@ -109,6 +109,9 @@ def test_evaluating_every_few_epochs_trains_the_same_weights(tmp_path):
         assert (a["steps/loss"][:] == b["steps/loss"][:]).all()
         seconds = b["epochs/seconds"][:]
         assert seconds.sum() == pytest.approx(b["summary"].attrs["train_seconds"])
+        # Throughput is of the training steps alone: one epoch's 40 images over its seconds.
+        rate = a["epochs/images_per_s"][:] * a["epochs/seconds"][:]
+        assert rate == pytest.approx([40.0] * 5, rel=1e-6)
 
 
 class _Interrupt(Exception):

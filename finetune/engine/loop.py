@@ -234,7 +234,8 @@ def _end_epoch(loop: _Loop, meter: EpochMeter, epoch: int, step: int, lr: float)
     an epoch event and checkpoint. The row's seconds are the training time since the last
     row, so that they sum to the run's."""
     s, history = loop.s, loop.history
-    seconds = history.interval_seconds + meter.elapsed()
+    epoch_seconds = meter.elapsed()  # the training steps only, before the evaluation
+    seconds = history.interval_seconds + epoch_seconds
     history.interval_seconds = 0.0
     eval_loss, eval_acc = evaluate(
         s.model, s.eval_batches, s.eval_prep, s.runtime, forward=s.eval_forward
@@ -254,7 +255,7 @@ def _end_epoch(loop: _Loop, meter: EpochMeter, epoch: int, step: int, lr: float)
             "eval_loss": eval_loss,
             "eval_acc": eval_acc,
             "seconds": seconds,
-            "images_per_s": meter.seen / meter.elapsed(),
+            "images_per_s": meter.seen / epoch_seconds,
             "lr": lr,
         }
     )
