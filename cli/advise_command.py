@@ -23,7 +23,10 @@ def advise_command(**values: Any) -> None:
     from landscape.tune.advisor import advise_run
 
     values = plain(values)
-    own = {name: values.pop(name) for name in ("k", "examples", "fit_seed", "out", "config")}
+    own = {
+        name: values.pop(name)
+        for name in ("k", "folds", "examples", "fit_seed", "out", "config", "explain")
+    }
     out: Path = own["out"]
     with user_errors():
         file_values = load_config_file(own["config"]) if own["config"] else {}
@@ -31,9 +34,14 @@ def advise_command(**values: Any) -> None:
         config = build_config("finetune", file_values, given)
         options = measure_options(config, examples=own["examples"], seed=own["fit_seed"])
         advice = advise_run(
-            config, k=own["k"], options=options, out=out, fit_out=out.with_suffix(".fit.h5")
+            config,
+            k=own["k"],
+            folds=own["folds"],
+            options=options,
+            out=out,
+            fit_out=out.with_suffix(".fit.h5"),
         )
-    typer.echo(advice.table())
+    typer.echo(advice.table(explain=own["explain"]))
     typer.echo(f"wrote {out} (run it: landscape finetune --config {out} --out RUN)")
 
 
@@ -42,6 +50,13 @@ _PARAMETERS = MEASURE_PARAMETERS + [
         "fit_seed",
         typer.Option(0, "--fit-seed", help="seed of the --examples subset of the measures"),
         int,
+    ),
+    keyword(
+        "explain",
+        typer.Option(
+            False, "--explain", help="show, per group, the fit against depth behind the advice"
+        ),
+        bool,
     ),
     config_file_parameter(),
     keyword(

@@ -13,6 +13,7 @@ import typer
 from cli.common import keyword, out_parameter, user_errors
 from cli.options import config_parameters, options_parameters, plain, with_parameters
 from finetune.config import SECTIONS, RunConfig, flag_name
+from probes.cross_validation import DEFAULT_FOLDS
 from probes.options import ProbeOptions
 
 # The fine-tuning flags that change what the fit measures see; the others are left out.
@@ -25,19 +26,22 @@ _CONFIG_FLAGS = {
 
 def fit_command(**values: Any) -> None:
     """Before fine-tuning: per layer group, kNN and linear-probe accuracy of the features
-    and the distance of the target's statistics from BatchNorm's; LogME of the penultimate
+    (cross-validated on the training split), LogME and the distance of the target's
+    statistics from BatchNorm's, each with its standard error; LogME of the penultimate
     features. Writes F.h5 and F.png."""
     from finetune.config import build_config
     from landscape.plots import plot_file
     from probes.fit import fit_measures
 
     values = plain(values)
-    k, out = values.pop("k"), values.pop("out")
+    k, folds, out = values.pop("k"), values.pop("folds"), values.pop("out")
     given = {name: values.pop(name) for name in FIT_OPTIONS}
     with user_errors():
         config = build_config("finetune", {}, values)
         options = measure_options(config, **given)
-        result = fit_measures(config.model, config.data, k=k, options=options, out=out)
+        result = fit_measures(
+            config.model, config.data, k=k, folds=folds, options=options, out=out
+        )
         png = plot_file(out)
     typer.echo(result.table())
     typer.echo(f"wrote {out} and {png}")
@@ -60,6 +64,16 @@ def probe_parameters(names: tuple[str, ...]) -> list[inspect.Parameter]:
 # The options of the measures themselves, shared with ``landscape advise``.
 MEASURE_PARAMETERS = [
     keyword("k", typer.Option(10, "--k", help="neighbours of the kNN vote"), int),
+    keyword(
+        "folds",
+        typer.Option(
+            DEFAULT_FOLDS,
+            "--folds",
+            help="folds of the cross-validation on the training split (at most the smallest "
+            "class's size)",
+        ),
+        int,
+    ),
     *probe_parameters(("examples",)),
 ]
 FIT_OPTIONS = ("examples", "batch_size", "seed")

@@ -34,8 +34,16 @@ def sweep_command(
     seed: int = typer.Option(
         0, "--seed", help="seed of the sampler (mixed with the worker and the trial count)"
     ),
+    splits: int = typer.Option(
+        1,
+        "--splits",
+        help="runs per trial, with split seeds S, S+1, ...; the objective is their mean "
+        "validation accuracy",
+    ),
     prune: bool = typer.Option(
-        True, "--prune/--no-prune", help="stop trials whose epochs fall below the median"
+        True,
+        "--prune/--no-prune",
+        help="stop trials whose epochs (of their first split) fall below the median",
     ),
     heartbeat: int = typer.Option(
         10,
@@ -46,7 +54,8 @@ def sweep_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ) -> None:
     """Search transferred groups, learning rates, L2-SP and L2 per group and freezing with
-    Optuna: each trial a run directory, the objective the final validation accuracy."""
+    Optuna: each trial a run directory per split seed, the objective their mean final
+    validation accuracy; among the trials it cannot separate, the lowest validation loss wins."""
     import optuna
 
     from cli.progress import ProgressBar
@@ -65,7 +74,7 @@ def sweep_command(
             progress = None if quiet or workers > 1 else ProgressBar()
             result = run_sweep(
                 space, trials=trials, out=out, storage=storage, study=name, workers=workers,
-                seed=seed, prune=prune, heartbeat=heartbeat, progress=progress,
+                seed=seed, splits=splits, prune=prune, heartbeat=heartbeat, progress=progress,
                 log=stderr_log(quiet),
             )  # fmt: skip
             if progress is not None:

@@ -50,20 +50,26 @@ def knn_accuracy(
     return float((predicted == query_labels.to(predicted.device)).float().mean())
 
 
-def fit_linear_probe(
+def fit_linear_probes(
     features: torch.Tensor,
     labels: torch.Tensor,
+    weights: torch.Tensor,
     num_classes: int,
     *,
     l2: float = 1e-3,
     max_iter: int = 100,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(weight (C, D), bias (C,)) of the multinomial logistic regression minimising the mean
-    cross-entropy + ``l2``/2 |weight|^2 on ``features`` as given (standardise them first),
-    by full-batch L-BFGS (strong Wolfe line search) from zero, in float32."""
+    """(weight (K, C, D), bias (K, C)) of K multinomial logistic regressions on ``features``
+    (K, N, D) as given (standardise them first), problem k minimising the cross-entropy
+    averaged with ``weights[k]`` (K, N; each row sums to 1, zero leaves an example out) +
+    ``l2``/2 |weight_k|^2. One full-batch L-BFGS (strong Wolfe line search) from zero, in
+    float32, minimises their sum: the problems share no variable, so its minimum is each
+    one's own, and K folds of a cross-validation cost one Python loop, not K."""
     x, y = features.float(), labels.long().to(features.device)
-    weight = torch.zeros(num_classes, x.shape[1], device=x.device, requires_grad=True)
-    bias = torch.zeros(num_classes, device=x.device, requires_grad=True)
+    k, n, d = x.shape
+    weight = torch.zeros(k, num_classes, d, device=x.device, requires_grad=True)
+    bias = torch.zeros(k, num_classes, device=x.device, requires_grad=True)
+    share = weights.float().to(x.device)
     optimizer = torch.optim.LBFGS(
         [weight, bias],
         lr=1.0,
@@ -76,14 +82,36 @@ def fit_linear_probe(
 
     def loss() -> torch.Tensor:
         optimizer.zero_grad()
-        value = torch.nn.functional.cross_entropy(x @ weight.T + bias, y)
-        value = value + l2 / 2 * (weight**2).sum()
+        logits = torch.einsum("knd,kcd->knc", x, weight) + bias[:, None]
+        ce = torch.nn.functional.cross_entropy(
+            logits.reshape(k * n, num_classes), y.repeat(k), reduction="none"
+        )
+        value = (ce.reshape(k, n) * share).sum() + l2 / 2 * (weight**2).sum()
         value.backward()
         return value
 
     with torch.enable_grad():
         optimizer.step(loss)
     return weight.detach(), bias.detach()
+
+
+def fit_linear_probe(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    *,
+    l2: float = 1e-3,
+    max_iter: int = 100,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight (C, D), bias (C,)) of the multinomial logistic regression minimising the mean
+    cross-entropy + ``l2``/2 |weight|^2 on ``features`` as given: ``fit_linear_probes``
+    with one problem."""
+    n = features.shape[0]
+    share = torch.full((1, n), 1.0 / n, device=features.device)
+    weight, bias = fit_linear_probes(
+        features[None], labels, share, num_classes, l2=l2, max_iter=max_iter
+    )
+    return weight[0], bias[0]
 
 
 def linear_probe_accuracy(
@@ -106,3 +134,29 @@ def linear_probe_accuracy(
     )
     logits = ((query.float() - mean) / std) @ weight.T + bias
     return float((logits.argmax(1) == query_labels.to(logits.device)).float().mean())
+
+
+def linear_probe_out_of_fold(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    fold: torch.Tensor,
+    num_classes: int,
+    *,
+    l2: float = 1e-3,
+    max_iter: int = 100,
+) -> torch.Tensor:
+    """The class of every row of ``features`` (N, D) predicted by the linear probe trained
+    on the other folds (``fold``: each row's fold, 0..K-1), as ``linear_probe_accuracy``
+    would train it on them (standardised with their mean and standard deviation); the K
+    probes are fitted together (``fit_linear_probes``)."""
+    x = features.float()
+    fold = fold.to(x.device)
+    train = torch.stack([fold != k for k in range(int(fold.max()) + 1)]).float()  # (K, N)
+    share = train / train.sum(1, keepdim=True)
+    mean = share @ x
+    std = (share @ x**2 - mean**2).clamp(min=0).sqrt()
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    z = (x[None] - mean[:, None]) / std[:, None]  # (K, N, D)
+    weight, bias = fit_linear_probes(z, labels, share, num_classes, l2=l2, max_iter=max_iter)
+    logits = torch.einsum("knd,kcd->knc", z, weight) + bias[:, None]
+    return logits[fold, torch.arange(len(fold), device=x.device)].argmax(1)

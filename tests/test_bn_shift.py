@@ -36,3 +36,25 @@ def test_one_batchnorm_layer_by_hand():
     # channel 0: N(2, 2) against N(0, 1): ((2 - 1)^2 + 2^2 (2 + 1)) / (2 * 2 * 1) = 13/4;
     # channel 1 matches its running statistics: 0. The mean over channels: 13/8.
     assert inputs.distances() == pytest.approx([13 / 8])
+
+
+def test_blocks_give_the_statistics_without_each_block():
+    bn = nn.BatchNorm2d(3)
+    bn.running_mean.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    bn.running_var.copy_(torch.tensor([1.0, 2.0, 0.5]))
+    model = nn.Sequential(nn.Identity(), bn).eval()
+    x = torch.randn(11, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    inputs = BatchNormInputs(model, blocks=3)
+    with inputs:
+        model(x[:4])  # examples 0-3 go to blocks 0, 1, 2, 0; then 4-10 continue the deal
+        model(x[4:])
+    for block in range(3):
+        kept = x[torch.arange(11) % 3 != block].double().transpose(0, 1).flatten(1)
+        mean, var = inputs.moments(0, without=block)
+        torch.testing.assert_close(mean, kept.mean(1))
+        torch.testing.assert_close(var, kept.var(1))
+    everything = x.double().transpose(0, 1).flatten(1)
+    mean, var = inputs.moments(0)
+    torch.testing.assert_close(mean, everything.mean(1))
+    torch.testing.assert_close(var, everything.var(1))
+    assert inputs.distances(without=1) != inputs.distances()

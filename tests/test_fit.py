@@ -1,7 +1,10 @@
 """``landscape fit`` and ``probes.fit.fit_measures`` end to end on tiny models at 16 px: the
-table and the file agree, models without BatchNorm get NaN distances, the measures are
-deterministic, LogME reads timm's pre-logits features, and a model whose running
-statistics were estimated on the target sits at BN distance zero."""
+table and the file agree, every measure with its standard error, the accuracies are those
+of the cross-validation's recorded predictions, models without BatchNorm get NaN
+distances, the measures are deterministic, LogME reads timm's pre-logits features, and a
+model whose running statistics were estimated on the target sits at BN distance zero."""
+
+import math
 
 import h5py
 import numpy as np
@@ -27,14 +30,24 @@ DATA = DataConfig(spec="synthetic:near", image_size=16, train_per_class=2)
 
 
 def _rows(stdout: str) -> dict[str, list[float]]:
+    """Per group: features, then each measure and its error (NaN, NaN for ``nan``)."""
     lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("group")) + 1
     rows = {}
     for line in lines[start:]:
         if line.startswith("LogME"):
             break
-        name, *values = line.split()
-        rows[name] = [float(v) for v in values]
+        name, features, *cells = line.split()
+        values = [float(features)]
+        while cells:
+            if cells[0] == "nan":
+                values += [math.nan, math.nan]
+                cells = cells[1:]
+            else:
+                assert cells[1] == "±"
+                values += [float(cells[0]), float(cells[2])]
+                cells = cells[3:]
+        rows[name] = values
     return rows
 
 
@@ -51,12 +64,26 @@ def test_fit_command_prints_every_group_and_writes_a_documented_file(tmp_path, m
     with h5py.File(out) as f:
         table = np.array(list(rows.values()))
         assert np.array_equal(table[:, 0], f["groups/features"][()])
-        for column, name in enumerate(("knn_acc", "linear_acc", "bn_distance"), start=1):
-            assert np.allclose(table[:, column], f[f"groups/{name}"][()], atol=5e-5)
-        assert np.all(f["groups/bn_distance"][()] > 0)
+        names = ("knn_acc", "knn_se", "linear_acc", "linear_se", "logme", "logme_se",
+                 "bn_distance", "bn_se")  # fmt: skip
+        for column, name in enumerate(names, start=1):
+            rtol = 0.05 if name == "bn_se" else 5e-3  # printed to 2 and 3 significant digits
+            assert np.allclose(table[:, column], f[f"groups/{name}"][()], rtol=rtol, atol=5e-4)
+        for name in ("knn", "linear"):
+            correct = f[f"examples/{name}_correct"][()]
+            assert correct.shape == (len(groups), 20)
+            assert np.allclose(f[f"groups/{name}_acc"][()], correct.mean(1))
+            se = correct.std(1, ddof=1) / np.sqrt(20)
+            assert np.allclose(f[f"groups/{name}_se"][()], se)
+        # 2 images per class: 2 stratified folds, each holding one image of every class
+        fold, label = f["examples/fold"][()], f["examples/label"][()]
+        assert f.attrs["folds"] == 2 and np.all(np.bincount(fold * 10 + label) == 1)
+        assert np.all(f["groups/bn_distance"][()] > 0) and np.all(f["groups/bn_se"][()] > 0)
         assert f["bn/layers"].shape[0] > 0 and np.all(f["bn/group"][()] < len(groups))
-        assert f"{f['summary'].attrs['logme']:.4f}" in stdout.splitlines()[-2]
+        summary = f["summary"].attrs
+        assert f"{summary['logme']:.3f} ± {summary['logme_se']:.3f}" in stdout.splitlines()[-2]
         assert f["summary"].attrs["train_examples"] == 20  # 2 of each of 10 classes
+        assert f["summary"].attrs["train_per_class"] == 2
 
 
 def test_a_model_without_batchnorm_has_nan_distances(tmp_path, monkeypatch, capsys):
@@ -75,7 +102,7 @@ def test_fit_measures_are_deterministic_and_logme_reads_the_pre_logits_features(
     options = ProbeOptions(seed=3, device="cpu")
     first = fit_measures(ModelConfig(name="test_resnet"), DATA, k=3, options=options)
     second = fit_measures(ModelConfig(name="test_resnet"), DATA, k=3, options=options)
-    for name in ("knn_acc", "linear_acc", "bn_distance", "bn_layer_distance"):
+    for name in ("knn_acc", "linear_acc", "group_logme", "bn_distance", "bn_se", "fold"):
         assert np.array_equal(getattr(first, name), getattr(second, name), equal_nan=True)
     assert first.logme.score == second.logme.score
     # the same model and images, features from timm's forward_head(pre_logits=True)

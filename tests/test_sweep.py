@@ -1,12 +1,15 @@
 """The sweep: every trial is a complete run directory whose configuration is the trial's
 point; a killed sweep resumes without repeating finished trials; two workers share one
 SQLite study; pruning stops a run after the epoch the pruner rejects; a bad space file
-stops with one line before any trial runs."""
+stops with one line before any trial runs; with --splits a trial's objective is the mean of
+its split seeds' runs; trials the validation data cannot separate are said to tie, and the
+best among them is the one of lowest validation loss."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import sqlite3
@@ -15,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import optuna
 import pytest
 from conftest import fast_config
@@ -25,7 +29,16 @@ from finetune.config import build_config
 from finetune.errors import ConfigError
 from finetune.runs import run_summary
 from landscape.tune.space import check_space, read_space
-from landscape.tune.sweep import best_config, default_storage, run_sweep, run_trial, sweep_report
+from landscape.tune.sweep import (
+    SweepReport,
+    SweepTrial,
+    best_config,
+    default_storage,
+    run_sweep,
+    run_trial,
+    sweep_report,
+    value_se,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = """
@@ -89,8 +102,11 @@ def test_every_trial_is_a_complete_run_of_its_point(tmp_path, source, monkeypatc
         assert trial.value == summary["final_eval_acc"]
         assert trial.test_acc == summary["test_acc"]
 
-    best = max(report.trials, key=lambda t: (t.value, -t.number))
-    assert report.best == best
+    # The best: of the trials tied with the highest value, the one of lowest validation loss.
+    best = report.best
+    assert report.tied[0].value == max(t.value for t in report.trials)
+    assert best == min(report.tied, key=lambda t: (t.eval_loss, t.number))
+    assert best.eval_loss == run_summary(best.run)["final_eval_loss"]
     values = best_config(out=out, study="space")
     assert (
         build_config("finetune", values).hash() == rundir.read_config(Path(best.run))["config_hash"]
@@ -107,7 +123,9 @@ def test_every_trial_is_a_complete_run_of_its_point(tmp_path, source, monkeypatc
     assert code == 0
     rows = [line.split() for line in stdout.splitlines()[1:] if line.split()[0].isdigit()]
     assert sorted(int(r[0]) for r in rows) == [0, 1, 2]
-    assert [float(r[2]) for r in rows] == sorted((float(r[2]) for r in rows), reverse=True)
+    # The best first, then by value.
+    assert int(rows[0][0]) == report.best.number
+    assert [float(r[2]) for r in rows[1:]] == sorted((float(r[2]) for r in rows[1:]), reverse=True)
 
     other = tmp_path / "other"
     other.mkdir()
@@ -293,3 +311,128 @@ def test_the_progress_bar_starts_over_for_the_run_after_a_pruned_one():
     bar(step(2, 12))
     assert (bar.bar.total, bar.bar.n) == (12, 2)
     bar.close()
+
+
+def trial_row(number: int, value: float, loss: float, examples: int = 5) -> SweepTrial:
+    """A complete trial of one split on ``examples`` validation images."""
+    return SweepTrial(
+        number=number, state="COMPLETE", value=value, test_acc=None, seconds=None,
+        params={}, eval_acc=[], run=f"runs/{number}", config=None, values={"lr": number / 100},
+        split_values=[value], runs=[f"runs/{number}"], value_se=value_se([value], examples),
+        eval_loss=loss, eval_examples=examples,
+    )  # fmt: skip
+
+
+def test_the_standard_error_keeps_a_floor_at_perfect_accuracy():
+    # 1.0 on 5 images counts as 5.5 of 6: SE sqrt(5.5/6 * 0.5/6 / 5).
+    assert value_se([1.0], 5) == pytest.approx(math.sqrt(5.5 / 6 * 0.5 / 6 / 5))
+    assert value_se([0.5], 100) == pytest.approx(0.05)
+    # Two splits: the binomial SE over 2n images, or the splits' spread when larger.
+    assert value_se([0.6, 0.6], 50) == pytest.approx(math.sqrt(0.6 * 0.4 / 100), rel=1e-2)
+    assert value_se([0.2, 1.0], 5) == pytest.approx(0.4)
+
+
+def test_trials_tied_on_validation_accuracy_are_broken_by_validation_loss(tmp_path):
+    # Three trials at 1.0 on 5 images (SE 0.12) tie; 0.8 is a step of 0.2 below, apart.
+    trials = [trial_row(0, 1.0, 0.5), trial_row(1, 0.8, 0.1), trial_row(2, 1.0, 0.3),
+              trial_row(3, 1.0, 0.4)]  # fmt: skip
+    report = SweepReport(tmp_path / "sweep.h5", "s", "sqlite://", [], trials)
+    assert [t.number for t in report.tied] == [0, 2, 3]
+    assert report.best.number == 2
+    lines = report.table().splitlines()
+    assert lines[1].split()[0] == "2" and "1 ± 0.12" in lines[1]
+    warning = [line for line in lines if line.startswith("warning:")]
+    assert len(warning) == 1
+    assert "2 other trial(s)" in warning[0] and "validation loss" in warning[0]
+    assert "--splits" in warning[0] and "5 validation images" in warning[0]
+
+    # Equal losses: the lower number. A clear best: no warning.
+    even = [trial_row(4, 1.0, 0.2), trial_row(3, 1.0, 0.2)]
+    assert SweepReport(tmp_path / "e.h5", "s", "sqlite://", [], even).best.number == 3
+    clear = SweepReport(tmp_path / "c.h5", "s", "sqlite://", [],
+                        [trial_row(0, 0.6, 0.1), trial_row(1, 1.0, 0.9)])  # fmt: skip
+    assert clear.best.number == 1 and clear.tied == [clear.best]
+    assert "warning" not in clear.table()
+
+
+def test_best_config_picks_the_reports_best_trial(tmp_path):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    study = optuna.create_study(study_name="s", storage=default_storage(out), direction="maximize")
+    for row in (trial_row(0, 1.0, 0.5), trial_row(1, 0.8, 0.1), trial_row(2, 1.0, 0.3)):
+        keys = ("values", "run", "runs", "split_values", "value_se", "eval_loss", "eval_examples")
+        attrs = {k: getattr(row, k) for k in keys}
+        study.add_trial(optuna.trial.create_trial(value=row.value, user_attrs=attrs))
+    assert study.best_trial.number == 0  # Optuna's own pick: the first of the tie
+
+    report = sweep_report(out=out, study="s")
+    assert report.best.number == 2
+    assert best_config(out=out, study="s") == {"lr": 0.02}
+    with h5py.File(report.path) as f:
+        summary = f["summary"].attrs
+        assert (summary["best_trial"], summary["tied"]) == (2, 2)
+        assert list(f["trials/eval_loss"][:]) == [0.5, 0.1, 0.3]
+        assert f["trials/split_values"].shape == (3, 1)
+
+
+def test_splits_run_each_trial_once_per_split_seed(tmp_path, source, monkeypatch, capsys):
+    space = write_space(tmp_path, source)
+    out = tmp_path / "sweep"
+    report = run_sweep(space, trials=1, out=out, splits=2, heartbeat=1)
+
+    (trial,) = report.trials
+    assert trial.state == "COMPLETE" and len(trial.runs) == 2 and trial.runs[0] == trial.run
+    runs = [Path(run) for run in trial.runs]
+    configs = [rundir.read_config(run)["config"] for run in runs]
+    assert [c["data"]["split_seed"] for c in configs] == [0, 1]
+    # The same options otherwise.
+    for c in configs:
+        c["data"].pop("split_seed")
+    assert configs[0] == configs[1]
+    summaries = [run_summary(run) for run in runs]
+    accs = [s["final_eval_acc"] for s in summaries]
+    assert trial.split_values == accs
+    assert trial.value == pytest.approx(sum(accs) / 2)
+    assert trial.eval_loss == pytest.approx(sum(s["final_eval_loss"] for s in summaries) / 2)
+    examples = rundir.read_config(runs[0])["data"]["eval_examples"]
+    assert trial.eval_examples == examples
+    assert trial.value_se == pytest.approx(value_se(accs, examples))
+    with h5py.File(report.path) as f:
+        assert f.attrs["splits"] == 2
+        assert list(f["trials/split_values"][0]) == accs
+        assert json.loads(f["trials/runs"].asstr()[0]) == trial.runs
+    assert "mean of 2 split seeds" in report.table()
+
+    with pytest.raises(ConfigError, match="made with --splits 2"):
+        run_sweep(space, trials=1, out=out, heartbeat=1)
+
+
+def test_splits_below_one_is_one_line_naming_the_flag(tmp_path, source, monkeypatch, capsys):
+    path = write_space(tmp_path, source)
+    out = tmp_path / "sweep"
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "sweep", "--space", str(path),
+                                   "--trials", "2", "--splits", "0", "--out", str(out))  # fmt: skip
+    assert code == 1 and stdout == ""
+    assert stderr.strip().splitlines() == [
+        "error: --splits must be >= 1 (split seeds per trial), got 0"
+    ]
+    assert not out.exists()
+
+
+def test_a_study_from_before_splits_reads_its_measures_from_the_run(tmp_path, source):
+    run = tmp_path / "runs" / "old"
+    engine.train(fast_config(init=str(source), epochs=1, train_per_class=2), run, command="test")
+    summary = run_summary(run)
+    out = tmp_path / "sweep"
+    out.mkdir()
+    study = optuna.create_study(study_name="old", storage=default_storage(out))
+    attrs = {"run": str(run), "values": {"lr": 0.01}, "test_acc": float(summary["test_acc"])}
+    study.add_trial(
+        optuna.trial.create_trial(value=float(summary["final_eval_acc"]), user_attrs=attrs)
+    )
+
+    (trial,) = sweep_report(out=out, study="old").trials
+    examples = rundir.read_config(run)["data"]["eval_examples"]
+    assert trial.split_values == [summary["final_eval_acc"]] and trial.runs == [str(run)]
+    assert trial.eval_loss == summary["final_eval_loss"] and trial.eval_examples == examples
+    assert trial.value_se == value_se([summary["final_eval_acc"]], examples)

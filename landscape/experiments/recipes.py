@@ -55,9 +55,12 @@ class Pair:
 PAIRS: dict[str, Pair] = {
     pair.name: pair
     for pair in (
+        # The demo's source recipe trained to convergence: 20 epochs instead of the demo's 6
+        # (validation accuracy flat at 0.99 over the last four epochs, test 0.977; see
+        # results/README.md).
         Pair(
             name="synthetic",
-            source={},
+            source={"epochs": 20},
             near="synthetic:near",
             far="synthetic:far",
             halves=("synthetic:source[0-9]", "synthetic:source[10-19]"),

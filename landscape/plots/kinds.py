@@ -169,16 +169,20 @@ KINDS: dict[str, ResultKind] = {
             Layout(
                 attributes=(
                     "model", "init", "data", "train_per_class", "val_fraction", "split_seed",
-                    "input", "k", "pool", "linear_l2", "bn_measure", "seed", "device",
+                    "input", "k", "pool", "linear_l2", "bn_measure", "protocol", "folds",
+                    "seed", "device",
                 ),
                 datasets=(
-                    "groups/names", "groups/features", "groups/knn_acc", "groups/linear_acc",
-                    "groups/bn_distance", "bn/layers", "bn/group", "bn/distance",
-                    "logme/evidence", "logme/alpha", "logme/beta",
+                    "groups/names", "groups/features", "groups/knn_acc", "groups/knn_se",
+                    "groups/linear_acc", "groups/linear_se", "groups/logme",
+                    "groups/logme_se", "groups/bn_distance", "groups/bn_se", "examples/label",
+                    "examples/fold", "examples/knn_correct", "examples/linear_correct",
+                    "bn/layers", "bn/group", "bn/distance", "logme/evidence", "logme/alpha",
+                    "logme/beta",
                 ),
                 summary=(
-                    "logme", "pre_logits_features", "classes", "train_examples",
-                    "val_examples", "seconds",
+                    "logme", "logme_se", "pre_logits_features", "classes", "train_examples",
+                    "train_per_class", "seconds",
                 ),
             ),
             plot_fit,
@@ -187,15 +191,19 @@ KINDS: dict[str, ResultKind] = {
             "sweep",
             (run_sweep, sweep_report),
             Layout(
-                attributes=("study", "storage", "space", "space_file", "objective", "direction"),
+                attributes=(
+                    "study", "storage", "space", "space_file", "objective", "direction", "splits",
+                ),
                 datasets=(
                     "trials/number", "trials/state", "trials/value", "trials/test_acc",
-                    "trials/seconds", "trials/eval_acc", "trials/run", "trials/params",
-                    "trials/config", "params/names", "params/values",
+                    "trials/seconds", "trials/eval_acc", "trials/split_values",
+                    "trials/value_se", "trials/eval_loss", "trials/eval_examples", "trials/run",
+                    "trials/runs", "trials/params", "trials/config", "params/names",
+                    "params/values",
                 ),
                 summary=(
-                    "best_trial", "best_value", "best_test_acc", "best_run", "best_params",
-                    "complete", "pruned", "fail", "running", "waiting",
+                    "best_trial", "best_value", "best_value_se", "tied", "best_test_acc",
+                    "best_run", "best_params", "complete", "pruned", "fail", "running", "waiting",
                 ),
             ),
         ),

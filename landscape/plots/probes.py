@@ -50,22 +50,30 @@ def plot_distance(f: h5py.File) -> Figure:
 
 
 def plot_fit(f: h5py.File) -> Figure:
-    """Per layer group: kNN and linear-probe accuracy against chance, and the BatchNorm
-    statistics' distance to the target's (log scale; groups without BatchNorm marked)."""
+    """Per layer group: cross-validated kNN and linear-probe accuracy against chance, and the
+    BatchNorm statistics' distance to the target's (log scale; groups without BatchNorm
+    marked); error bars are one standard error."""
     names = strings(f["groups/names"])
     x = np.arange(len(names))
     classes = int(f["summary"].attrs["classes"])
     figure = Figure(figsize=(3.0 + 0.9 * len(names), 3.4), layout="constrained")
     left, right = figure.subplots(1, 2)
-    left.plot(x, f["groups/knn_acc"][()], "-o", label=f"kNN (k={int(f.attrs['k'])})")
-    left.plot(x, f["groups/linear_acc"][()], "-s", label="linear probe")
+    for name, marker, label in (
+        ("knn", "-o", f"kNN (k={int(f.attrs['k'])})"),
+        ("linear", "-s", "linear probe"),
+    ):
+        left.errorbar(
+            x, f[f"groups/{name}_acc"][()], yerr=f[f"groups/{name}_se"][()], fmt=marker,
+            capsize=2, label=label,
+        )  # fmt: skip
     left.axhline(1.0 / classes, color="gray", linestyle=":", label="chance")
     left.set_ylim(0.0, 1.0)
-    left.set_ylabel("validation accuracy")
+    left.set_ylabel(f"accuracy, {int(f.attrs['folds'])}-fold cross-validation")
     left.legend(fontsize=7)
     distance = f["groups/bn_distance"][()]
     shown = np.isfinite(distance) & (distance > 0)
-    right.bar(x[shown], distance[shown], color="tab:purple")
+    error = f["groups/bn_se"][()]
+    right.bar(x[shown], distance[shown], yerr=error[shown], capsize=2, color="tab:purple")
     if shown.any():
         right.set_yscale("log")
     else:

@@ -1,9 +1,12 @@
 """A hyperparameter sweep over a search space (``landscape.tune.space``) with Optuna: TPE proposes
-each trial's options, the trial is an ordinary fine-tuning run directory, and its objective
-is the validation accuracy of its final weights (never the test split). The study lives in
-a database (SQLite in the output folder by default, or any URL Optuna accepts), so that many
-worker processes on one or many machines share it and a killed sweep resumes where it
-stopped. The result is a table of trials and one HDF5 file of kind ``sweep``."""
+each trial's options, the trial is one ordinary fine-tuning run directory per split seed, and
+its objective is the validation accuracy of their final weights, averaged over the splits
+(never the test split). The study lives in a database (SQLite in the output folder by
+default, or any URL Optuna accepts), so that many worker processes on one or many machines
+share it and a killed sweep resumes where it stopped. The result is a table of trials and
+one HDF5 file of kind ``sweep``. The best trial is chosen among the trials its validation
+data cannot tell apart (within one standard error) by the lower validation loss, since
+with a few validation images many trials reach the same accuracy."""
 
 from __future__ import annotations
 
@@ -14,11 +17,12 @@ import math
 import multiprocessing
 import os
 import socket
+import statistics
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +61,12 @@ class SweepTrial:
     run: str
     config: dict[str, Any] | None
     values: dict[str, Any] | None
+    # One entry per split seed (the first is ``run``); empty until the trial completes.
+    split_values: list[float] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)
+    value_se: float | None = None  # see value_se(); None when the run records no image count
+    eval_loss: float | None = None  # final validation loss, the mean over the splits
+    eval_examples: int | None = None  # validation images of one split
 
     def effective(self, column: str) -> Any:
         """The searched value of ``column``: 0 where its ``:off`` switch is on, None when
@@ -77,10 +87,16 @@ class SweepReport:
     trials: list[SweepTrial]
 
     @property
+    def tied(self) -> list[SweepTrial]:
+        """The complete trials the validation data cannot tell from the one of highest
+        objective: within one standard error (its ``value_se``) of it, highest first."""
+        return _tied(self.trials)
+
+    @property
     def best(self) -> SweepTrial | None:
-        """The complete trial of highest objective (the lowest number among equals)."""
-        complete = [t for t in self.trials if t.value is not None]
-        return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+        """Among the tied trials, the one of lowest mean final validation loss, then of
+        lowest number (``best_config`` picks the same)."""
+        return _pick(self.tied)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -88,23 +104,38 @@ class SweepReport:
         return {s.name: sum(t.state == s.name for t in self.trials) for s in TrialState}
 
     def table(self) -> str:
-        """One row per trial, best first (incomplete ones last, by number), then a summary."""
-        order = sorted(self.trials, key=lambda t: (t.value is None, -(t.value or 0), t.number))
+        """One row per trial, the best first, then by objective (incomplete ones last, by
+        number), then a summary and a warning when the best was picked from a tie."""
+        best, tied = self.best, self.tied
+        order = sorted(
+            self.trials, key=lambda t: (t is not best, t.value is None, -(t.value or 0), t.number)
+        )
         header = ["trial", "state", "value", "test acc", "seconds", *self.columns]
         rows = [
-            [str(t.number), t.state, _cell(t.value), _cell(t.test_acc), _cell(t.seconds)]
+            [str(t.number), t.state, _value_cell(t), _cell(t.test_acc), _cell(t.seconds)]
             + [_cell(t.effective(c)) for c in self.columns]
             for t in order
         ]
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
         counts = ", ".join(f"{n} {s.lower()}" for s, n in self.counts.items() if n)
-        best = self.best
+        splits = max((len(t.split_values) for t in self.trials), default=1) or 1
+        over = f", mean of {splits} split seeds" if splits > 1 else ""
         lines.append(
-            f"study {self.study}: {counts or 'no trials'}; value = {OBJECTIVE} (validation)"
+            f"study {self.study}: {counts or 'no trials'}; "
+            f"value = {OBJECTIVE} (validation{over}) ± standard error"
         )
         if best is not None:
             lines.append(f"best: trial {best.number}, {best.value:.4f} -> {best.run}")
+        if len(tied) > 1:
+            top = tied[0]
+            lines.append(
+                f"warning: {len(tied) - 1} other trial(s) lie within one standard error of "
+                f"the top value {top.value:.4f} (± {top.value_se or 0:.4f}, "
+                f"{top.eval_examples or '?'} validation images per split): the validation "
+                f"accuracy cannot separate them; the tie was broken by the lower validation "
+                f"loss; give --splits K (more split seeds per trial) to separate them"
+            )
         return "\n".join(lines)
 
 
@@ -127,20 +158,24 @@ def run_sweep(
     study: str | None = None,
     workers: int = 1,
     seed: int = 0,
+    splits: int = 1,
     prune: bool = True,
     heartbeat: int = 10,
     progress: engine.Progress | None = None,
     log: Callable[[str], None] = lambda line: None,
 ) -> SweepReport:
     """Bring the study to ``trials`` finished (complete or pruned) trials, running what is
-    missing with ``workers`` processes here, each trial a run directory in ``out/runs``;
-    then write ``out/sweep.h5`` and return the report.
+    missing with ``workers`` processes here, each trial ``splits`` run directories in
+    ``out/runs`` (one per split seed, see ``run_trial``); then write ``out/sweep.h5`` and
+    return the report.
 
     Run again after a crash, the same call runs only what is missing: a trial whose worker
     died is failed once its heartbeat (every ``heartbeat`` seconds) is ``2 * heartbeat``
     seconds old and retried with the same options, which resumes its run directory."""
     if trials < 1 or workers < 1 or heartbeat < 1:
         raise ConfigError("--trials, --workers and --heartbeat must be >= 1")
+    if splits < 1:
+        raise ConfigError(f"--splits must be >= 1 (split seeds per trial), got {splits}")
     space = load_space(space_path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -150,11 +185,11 @@ def run_sweep(
     found = optuna.create_study(
         study_name=name, storage=opened, direction="maximize", load_if_exists=True
     )
-    _claim(found, space)
+    _claim(found, space, splits)
     epochs = build_config("finetune", space.sample(FixedTrial(space.low_corner()))).train.epochs
     # Pruning starts after a quarter of the epochs (the first ones say little).
     warmup = max(1, epochs // 4) if prune else None
-    job = _Job(space, out, url, name, trials, seed, warmup, heartbeat)
+    job = _Job(space, out, url, name, trials, seed, splits, warmup, heartbeat)
     if workers == 1:
         _work(job, 0, progress, log)
     else:
@@ -184,12 +219,13 @@ def best_config(
     *, out: str | Path = DEFAULT_OUT, storage: str | None = None, study: str
 ) -> dict[str, Any]:
     """The flat flag values (the space's base and the searched options) of the study's
-    best complete trial, ready for ``build_config("finetune", values)``."""
+    best complete trial (``SweepReport.best``), ready for ``build_config("finetune",
+    values)``; with several splits, those of its first split seed."""
     found = _load_study(out, storage, study)
-    complete = found.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
+    best = _pick(_tied([_row(t) for t in found.get_trials(deepcopy=False)]))
+    if best is None:
         raise ConfigError(f"study {study} has no complete trial yet")
-    return dict(found.best_trial.user_attrs["values"])
+    return dict(best.values)
 
 
 def run_trial(
@@ -197,28 +233,49 @@ def run_trial(
     space: SearchSpace,
     runs: str | Path,
     progress: engine.Progress | None = None,
+    splits: int = 1,
 ) -> float:
-    """Fine-tune the options ``trial`` draws from ``space`` into ``runs/finetune-HASH``
-    (reused when complete, resumed when interrupted) and return its final validation
-    accuracy. Each epoch's validation accuracy is reported to the pruner; a pruned trial
+    """Fine-tune the options ``trial`` draws from ``space`` ``splits`` times, with split
+    seeds S, S+1, ... (S: the options' ``split_seed``; each seed carves another validation
+    split and training subsample), each into ``runs/finetune-HASH`` (reused when complete,
+    resumed when interrupted), and return the mean final validation accuracy. The first
+    split's validation accuracy after each epoch is reported to the pruner (every trial's
+    first split has the same seed, so the pruner compares like with like); a pruned trial
     (and a run that diverged) raises ``optuna.TrialPruned``, leaving its run directory
     incomplete."""
     values = space.sample(trial)
-    config = build_config("finetune", values)
-    run = Path(runs) / f"finetune-{config.hash()[:12]}"
+    seed = build_config("finetune", values).data.split_seed
+    configs = [build_config("finetune", values, {"split_seed": seed + i}) for i in range(splits)]
+    paths = [Path(runs) / f"finetune-{config.hash()[:12]}" for config in configs]
     trial.set_user_attr("values", values)
-    trial.set_user_attr("config", config.to_dict())
-    trial.set_user_attr("run", str(run))
-    with _exclusive(run):
-        ensure_run(config, run, progress=_reporting(trial, progress))
-    state, reason = rundir.read_status(run)
-    if state == "failed":
-        trial.set_user_attr("failed", reason)
-        raise optuna.TrialPruned(f"the run failed: {reason}")
-    summary = run_summary(run)
-    for key in ("test_acc", "best_eval_acc", "train_seconds"):
-        trial.set_user_attr(key, float(summary[key]))
-    return float(summary[OBJECTIVE])
+    trial.set_user_attr("config", configs[0].to_dict())
+    trial.set_user_attr("run", str(paths[0]))
+    trial.set_user_attr("runs", [str(run) for run in paths])
+    for i, (config, run) in enumerate(zip(configs, paths)):
+        with _exclusive(run):
+            ensure_run(config, run, progress=_reporting(trial, progress) if i == 0 else progress)
+        state, reason = rundir.read_status(run)
+        if state == "failed":
+            trial.set_user_attr("failed", reason)
+            raise optuna.TrialPruned(f"the run failed: {reason}")
+    measured = _measure(paths)
+    for key, value in measured.items():
+        trial.set_user_attr(key, value)
+    return _mean(measured["split_values"])
+
+
+def value_se(values: list[float], examples: int) -> float:
+    """The standard error of the mean of ``values``, validation accuracies of K splits of
+    ``examples`` images each: the binomial one over the K*n images, sqrt(p'(1-p')/(K*n)),
+    at the accuracy moved half an image towards 1/2, p' = (K*n*p + 1/2) / (K*n + 1), so
+    that an accuracy of 0 or 1 keeps an error (1.0 on 5 images: p' = 5.5/6, SE 0.12);
+    with K > 1, at least the spread of the splits' values, their sd / sqrt(K)."""
+    n = len(values) * examples
+    p = (n * _mean(values) + 0.5) / (n + 1)
+    binomial = math.sqrt(p * (1 - p) / n)
+    if len(values) == 1:
+        return binomial
+    return max(binomial, statistics.stdev(values) / math.sqrt(len(values)))
 
 
 @dataclass(frozen=True)
@@ -231,6 +288,7 @@ class _Job:
     study: str
     trials: int
     seed: int
+    splits: int
     warmup: int | None  # epochs before the median pruner acts; None: no pruning
     heartbeat: int
     threads: int | None = None
@@ -289,7 +347,7 @@ def _work(
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         with _heartbeat(storage, trial_id, job.heartbeat):
             try:
-                value = run_trial(trial, job.space, job.out / RUNS, progress)
+                value = run_trial(trial, job.space, job.out / RUNS, progress, job.splits)
                 state = TrialState.COMPLETE
             except optuna.TrialPruned:
                 value, state = None, TrialState.PRUNED
@@ -342,7 +400,7 @@ def _log_finished(study: optuna.Study, seen: set[int], log: Callable[[str], None
 
 
 def _line(trial: SweepTrial) -> str:
-    value = f"value {trial.value:.4f}" if trial.value is not None else trial.state.lower()
+    value = f"value {_value_cell(trial)}" if trial.value is not None else trial.state.lower()
     return f"trial {trial.number}: {value}  {trial.run}"
 
 
@@ -438,25 +496,38 @@ def _load_study(out: str | Path, storage: str | None, study: str) -> optuna.Stud
         ) from None
 
 
-def _claim(study: optuna.Study, space: SearchSpace) -> None:
-    """Record the space in the study, refusing a study made with another one."""
+def _claim(study: optuna.Study, space: SearchSpace, splits: int) -> None:
+    """Record the space and the splits per trial in the study, refusing a study made with
+    another space or another number of splits (a study from before splits had one)."""
     recorded = study.user_attrs.get("space")
     if recorded is not None and recorded != space.raw:
         raise ConfigError(
             f"study {study.study_name} was made with another space "
             f"({study.user_attrs.get('space_file')}); give another --study"
         )
+    made = study.user_attrs.get("splits", 1 if recorded is not None else splits)
+    if made != splits:
+        raise ConfigError(
+            f"study {study.study_name} was made with --splits {made}; give --splits {made} "
+            "or another --study"
+        )
     study.set_user_attr("space", space.raw)
+    study.set_user_attr("splits", splits)
     study.set_user_attr("space_file", str(space.path))
     study.set_user_attr("columns", space.columns)
 
 
 def _row(t: FrozenTrial) -> SweepTrial:
     attrs = t.user_attrs
+    complete = t.state == TrialState.COMPLETE
+    if complete and "split_values" not in attrs and attrs.get("run"):
+        # A trial recorded before splits: its measures from its run, while it is here.
+        with contextlib.suppress(LandscapeError):
+            attrs = {**attrs, **_measure([Path(attrs["run"])])}
     return SweepTrial(
         number=t.number,
         state=t.state.name,
-        value=t.value if t.state == TrialState.COMPLETE else None,
+        value=t.value if complete else None,
         test_acc=attrs.get("test_acc"),
         seconds=attrs.get("train_seconds"),
         params=dict(t.params),
@@ -464,15 +535,65 @@ def _row(t: FrozenTrial) -> SweepTrial:
         run=attrs.get("run", ""),
         config=attrs.get("config"),
         values=attrs.get("values"),
+        split_values=list(attrs.get("split_values", [])) if complete else [],
+        runs=list(attrs.get("runs", [attrs["run"]] if attrs.get("run") else [])),
+        value_se=attrs.get("value_se") if complete else None,
+        eval_loss=attrs.get("eval_loss") if complete else None,
+        eval_examples=attrs.get("eval_examples") if complete else None,
     )
+
+
+def _measure(runs: list[Path]) -> dict[str, Any]:
+    """A complete trial's user attributes from its split runs: each one's final validation
+    accuracy, their standard error (``value_se``), the means of the final validation loss,
+    test accuracy and best validation accuracy, the training seconds of all, and the
+    validation images of one split (every seed carves the same number per class)."""
+    summaries = [run_summary(run) for run in runs]
+    values = [float(s[OBJECTIVE]) for s in summaries]
+    examples = rundir.read_config(runs[0]).get("data", {}).get("eval_examples")
+    return {
+        "split_values": values,
+        "value_se": value_se(values, examples) if examples else None,
+        "eval_loss": _mean([float(s["final_eval_loss"]) for s in summaries]),
+        "eval_examples": examples,
+        "test_acc": _mean([float(s["test_acc"]) for s in summaries]),
+        "best_eval_acc": _mean([float(s["best_eval_acc"]) for s in summaries]),
+        "train_seconds": sum(float(s["train_seconds"]) for s in summaries),
+    }
+
+
+def _tied(trials: list[SweepTrial]) -> list[SweepTrial]:
+    """The complete trials within one standard error of the highest objective (equal ones
+    only when its error is unknown), highest first (then by number)."""
+    complete = sorted(
+        (t for t in trials if t.value is not None), key=lambda t: (-t.value, t.number)
+    )
+    if not complete:
+        return []
+    floor = complete[0].value - (complete[0].value_se or 0.0)
+    return [t for t in complete if t.value >= floor]
+
+
+def _pick(tied: list[SweepTrial]) -> SweepTrial | None:
+    """The tied trial of lowest validation loss (unknown losses last), then lowest number."""
+    if not tied:
+        return None
+    return min(tied, key=lambda t: (math.inf if t.eval_loss is None else t.eval_loss, t.number))
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def _write(report: SweepReport, attrs: dict[str, Any]) -> None:
     trials = report.trials
     epochs = max((len(t.eval_acc) for t in trials), default=0)
     eval_acc = np.full((len(trials), epochs), np.nan)
+    splits = attrs.get("splits", 1)
+    split_values = np.full((len(trials), splits), np.nan)
     for i, t in enumerate(trials):
         eval_acc[i, : len(t.eval_acc)] = t.eval_acc
+        split_values[i, : len(t.split_values)] = t.split_values
     best = report.best
     write_result(
         report.path,
@@ -484,7 +605,14 @@ def _write(report: SweepReport, attrs: dict[str, Any]) -> None:
             "trials/test_acc": _floats(t.test_acc for t in trials),
             "trials/seconds": _floats(t.seconds for t in trials),
             "trials/eval_acc": eval_acc,
+            "trials/split_values": split_values,
+            "trials/value_se": _floats(t.value_se for t in trials),
+            "trials/eval_loss": _floats(t.eval_loss for t in trials),
+            "trials/eval_examples": np.asarray(
+                [t.eval_examples or 0 for t in trials], dtype=np.int64
+            ),
             "trials/run": [t.run for t in trials],
+            "trials/runs": [json.dumps(t.runs) for t in trials],
             "trials/params": [json.dumps(t.params, sort_keys=True) for t in trials],
             "trials/config": [
                 json.dumps(t.config, sort_keys=True) if t.config else "" for t in trials
@@ -502,10 +630,13 @@ def _write(report: SweepReport, attrs: dict[str, Any]) -> None:
             "space_file": attrs.get("space_file", ""),
             "objective": OBJECTIVE,
             "direction": "maximize",
+            "splits": splits,
         },
         summary={
             "best_trial": best.number if best else -1,
             "best_value": best.value if best else math.nan,
+            "best_value_se": best.value_se if best and best.value_se is not None else math.nan,
+            "tied": len(report.tied),
             "best_test_acc": best.test_acc if best and best.test_acc is not None else math.nan,
             "best_run": best.run if best else "",
             "best_params": best.params if best else {},
@@ -521,6 +652,13 @@ def _floats(values: Iterator[float | None]) -> np.ndarray:
 def _number(value: Any) -> float:
     """A searched value as a number (NaN for a string choice or a value never drawn)."""
     return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def _value_cell(trial: SweepTrial) -> str:
+    """A complete trial's objective with its standard error, e.g. ``0.8 ± 0.19``."""
+    if trial.value is None or trial.value_se is None:
+        return _cell(trial.value)
+    return f"{trial.value:.4g} ± {trial.value_se:.2g}"
 
 
 def _cell(value: Any) -> str:
