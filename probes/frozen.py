@@ -1,7 +1,8 @@
 """Classifiers on frozen features, the cheap baselines of transferability (Kornblith et al.
-2019): the accuracy on held-out examples of a k-nearest-neighbour vote and of
-a multinomial logistic regression trained on the training examples' features. Both are
-deterministic: no random initialisation, no sampling, ties broken by a fixed rule."""
+2019): a k-nearest-neighbour vote and a multinomial logistic regression trained on the
+training examples' features, on held-out examples or out of fold (every fold's probe fitted
+at once). Both are deterministic: no random initialisation, no sampling, ties broken by a
+fixed rule."""
 
 from __future__ import annotations
 
@@ -35,19 +36,6 @@ def knn_predict(
         tied = votes == votes.max(dim=1, keepdim=True).values
         predictions.append(torch.where(tied, best, -torch.inf).argmax(dim=1))
     return torch.cat(predictions)
-
-
-def knn_accuracy(
-    train: torch.Tensor,
-    train_labels: torch.Tensor,
-    query: torch.Tensor,
-    query_labels: torch.Tensor,
-    k: int,
-    num_classes: int,
-) -> float:
-    """The fraction of ``query`` rows whose ``knn_predict`` class is their label."""
-    predicted = knn_predict(train, train_labels, query, k, num_classes)
-    return float((predicted == query_labels.to(predicted.device)).float().mean())
 
 
 def fit_linear_probes(

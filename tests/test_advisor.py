@@ -200,6 +200,7 @@ def test_the_advice_is_toml_that_reads_back_to_its_values():
     }
 
 
+@pytest.mark.extended
 def test_a_folder_of_ten_fashion_mnist_images_per_class_is_advised_as_scarce_data(
     real_source, fashion_mnist, tmp_path, monkeypatch, capsys
 ):

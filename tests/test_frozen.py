@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from finetune.errors import ConfigError
-from probes.frozen import fit_linear_probe, knn_accuracy, knn_predict, linear_probe_accuracy
+from probes.frozen import fit_linear_probe, knn_predict, linear_probe_accuracy
 
 TRAIN = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]])
 LABELS = torch.tensor([0, 1, 1, 2])
@@ -19,7 +19,6 @@ def test_knn_votes_over_the_k_most_cosine_similar_training_rows():
     assert knn_predict(TRAIN, LABELS, query, 3, 3).tolist() == [1, 1, 1]
     # k beyond the training set is every row: class 1 has two votes of four
     assert knn_predict(TRAIN, LABELS, query, 50, 3).tolist() == [1, 1, 1]
-    assert knn_accuracy(TRAIN, LABELS, query, torch.tensor([1, 0, 2]), 1, 3) == pytest.approx(2 / 3)
 
 
 def test_knn_ties_go_to_the_closest_class_then_the_lowest_index():
