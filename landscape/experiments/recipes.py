@@ -66,7 +66,7 @@ PAIRS: dict[str, Pair] = {
             halves=("synthetic:source[0-9]", "synthetic:source[10-19]"),
             description="procedural images: synthetic:source -> synthetic:near / synthetic:far",
         ),
-        # Real images: test_resnet pre-trained to convergence on all 27,000 training images
+        # Real images: test_resnet pre-trained to convergence on all 29,400 training images
         # of Fashion-MNIST's first five classes (the eval accuracy is flat over its last
         # epochs, see results/README.md), tested on its other five and on handwritten
         # digits. Everything at 32 px, as the synthetic pair. A 2% validation carve (600
