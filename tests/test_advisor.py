@@ -143,7 +143,7 @@ def test_a_shift_within_its_error_of_the_threshold_is_unclear_and_keeps_the_defa
     assert advice.status == [FITS, UNCLEAR, FITS, FITS, FITS]
     assert advice.values["freeze_groups"] == 1  # freezing stops at the unclear group
     assert advice.values["lr_mult"][1] == 1.0  # base rate, neither decayed nor x5
-    assert any("cannot tell whether g1" in note for note in advice.notes)
+    assert any("cannot tell whether these groups fit: g1 " in note for note in advice.notes)
     # With a tenth of the error it fits; 0.13 ± 0.02 is shifted.
     assert group_status(fit_of([0.09], shift_se=0.002), RULES) == [FITS]
     assert group_status(fit_of([0.13], shift_se=0.02), RULES) == [SHIFTED]

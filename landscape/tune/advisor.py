@@ -241,9 +241,9 @@ def advise(fit: FitResult, base: dict[str, Any], *, rules: Rules = Rules()) -> A
     if UNCLEAR in status:
         unclear = [fit.groups[g] for g, s in enumerate(status) if s == UNCLEAR]
         notes.append(
-            f"the data cannot tell whether {', '.join(unclear)} fit(s): the BN shift's error "
-            f"spans the threshold {rules.fit_shift}; treated as the binary default "
-            "(transferred, trainable, base rate)"
+            f"the data cannot tell whether these groups fit: {', '.join(unclear)} (the error "
+            "of the BN shift, or without BatchNorm of the probe's gap to the best group, spans "
+            "the threshold); treated as the binary default (transferred, trainable, base rate)"
         )
     if body > 1 and not any(_separable(fit, g) for g in range(1, body)):
         notes.append(
@@ -280,6 +280,8 @@ def _steps(fit: FitResult, groups: range) -> str:
 def _reinit_evidence(fit: FitResult, status: list[str]) -> str:
     """Why no trailing group is re-initialised, in the measures the rule read."""
     top = len(status) - 1
+    if top == 0:
+        return "the model has one body group, which is always kept"
     if status[top] != SHIFTED:
         return f"the top group is not shifted (BN shift {_shifts(fit, range(top, top + 1))})"
     return (

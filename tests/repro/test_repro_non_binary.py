@@ -15,7 +15,9 @@ from landscape.experiments.repro import ReproOptions, run_claim
 from landscape.experiments.repro.non_binary import QUICK_TRIALS, search
 from landscape.tune.sweep import value_se
 
-pytestmark = pytest.mark.slow
+# The newest claim's quick version: in the second step of .ci/run (the README's test
+# command keeps under 10 minutes on 2 cores).
+pytestmark = [pytest.mark.slow, pytest.mark.extended]
 
 
 def test_the_searches_pick_from_their_own_spaces_by_validation(source_run, tmp_path):
