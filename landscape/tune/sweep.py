@@ -21,10 +21,10 @@ import statistics
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import optuna
@@ -90,13 +90,13 @@ class SweepReport:
     def tied(self) -> list[SweepTrial]:
         """The complete trials the validation data cannot tell from the one of highest
         objective: within one standard error (its ``value_se``) of it, highest first."""
-        return _tied(self.trials)
+        return tied_trials(self.trials)
 
     @property
     def best(self) -> SweepTrial | None:
         """Among the tied trials, the one of lowest mean final validation loss, then of
         lowest number (``best_config`` picks the same)."""
-        return _pick(self.tied)
+        return pick_trial(self.tied)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -222,7 +222,7 @@ def best_config(
     best complete trial (``SweepReport.best``), ready for ``build_config("finetune",
     values)``; with several splits, those of its first split seed."""
     found = _load_study(out, storage, study)
-    best = _pick(_tied([_row(t) for t in found.get_trials(deepcopy=False)]))
+    best = pick_trial(tied_trials([_row(t) for t in found.get_trials(deepcopy=False)]))
     if best is None:
         raise ConfigError(f"study {study} has no complete trial yet")
     return dict(best.values)
@@ -261,7 +261,7 @@ def run_trial(
     measured = _measure(paths)
     for key, value in measured.items():
         trial.set_user_attr(key, value)
-    return _mean(measured["split_values"])
+    return statistics.fmean(measured["split_values"])
 
 
 def value_se(values: list[float], examples: int) -> float:
@@ -271,7 +271,7 @@ def value_se(values: list[float], examples: int) -> float:
     that an accuracy of 0 or 1 keeps an error (1.0 on 5 images: p' = 5.5/6, SE 0.12);
     with K > 1, at least the spread of the splits' values, their sd / sqrt(K)."""
     n = len(values) * examples
-    p = (n * _mean(values) + 0.5) / (n + 1)
+    p = (n * statistics.fmean(values) + 0.5) / (n + 1)
     binomial = math.sqrt(p * (1 - p) / n)
     if len(values) == 1:
         return binomial
@@ -554,17 +554,35 @@ def _measure(runs: list[Path]) -> dict[str, Any]:
     return {
         "split_values": values,
         "value_se": value_se(values, examples) if examples else None,
-        "eval_loss": _mean([float(s["final_eval_loss"]) for s in summaries]),
+        "eval_loss": statistics.fmean([float(s["final_eval_loss"]) for s in summaries]),
         "eval_examples": examples,
-        "test_acc": _mean([float(s["test_acc"]) for s in summaries]),
-        "best_eval_acc": _mean([float(s["best_eval_acc"]) for s in summaries]),
+        "test_acc": statistics.fmean([float(s["test_acc"]) for s in summaries]),
+        "best_eval_acc": statistics.fmean([float(s["best_eval_acc"]) for s in summaries]),
         "train_seconds": sum(float(s["train_seconds"]) for s in summaries),
     }
 
 
-def _tied(trials: list[SweepTrial]) -> list[SweepTrial]:
+class Scored(Protocol):
+    """What the tie rule reads of a trial: its objective (None until complete), that
+    objective's standard error and validation loss (None when unknown), its number."""
+
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def value_se(self) -> float | None: ...
+    @property
+    def eval_loss(self) -> float | None: ...
+    @property
+    def number(self) -> int: ...
+
+
+T = TypeVar("T", bound=Scored)
+
+
+def tied_trials(trials: Sequence[T]) -> list[T]:
     """The complete trials within one standard error of the highest objective (equal ones
-    only when its error is unknown), highest first (then by number)."""
+    only when its error is unknown), highest first (then by number): those the validation
+    data cannot separate from the top one."""
     complete = sorted(
         (t for t in trials if t.value is not None), key=lambda t: (-t.value, t.number)
     )
@@ -574,15 +592,11 @@ def _tied(trials: list[SweepTrial]) -> list[SweepTrial]:
     return [t for t in complete if t.value >= floor]
 
 
-def _pick(tied: list[SweepTrial]) -> SweepTrial | None:
+def pick_trial(tied: Sequence[T]) -> T | None:
     """The tied trial of lowest validation loss (unknown losses last), then lowest number."""
     if not tied:
         return None
     return min(tied, key=lambda t: (math.inf if t.eval_loss is None else t.eval_loss, t.number))
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def _write(report: SweepReport, attrs: dict[str, Any]) -> None:

@@ -14,13 +14,14 @@ binary search's pick on test accuracy by more than the noise over search seeds.
 
 A search's pick is its trial of highest final validation accuracy; trials the validation
 split cannot separate from it (within one standard error, ``landscape.tune.sweep.value_se``)
-are decided by the lower validation loss, as ``landscape sweep`` decides them. Each trial
-is a run of the pair's target recipe (10 images per class) trained with the search's seed,
-evaluated only after its last epoch."""
+are decided by the lower validation loss, by the sweep's own rule (``tied_trials``,
+``pick_trial``). Each trial is a run of the pair's target recipe (10 images per class)
+trained with the search's seed, evaluated only after its last epoch."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from finetune.models import create_model
 from finetune.rundir import read_config
 from finetune.runs import run_summary
 from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
-from landscape.tune.sweep import value_se
+from landscape.tune.sweep import pick_trial, tied_trials, value_se
 
 NAME = "non_binary"
 SPACES = ("binary", "non-binary")
@@ -40,6 +41,19 @@ T_NEEDED = 2.0  # gain over the binary search's pick, in standard errors over se
 QUICK_TRIALS, FULL_TRIALS = 4, 16
 
 Space = Callable[[optuna.Trial, int], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SearchTrial:
+    """One trial of a search as the sweep's tie rule reads it (``tied_trials``,
+    ``pick_trial``), with its options and test accuracy."""
+
+    values: dict[str, Any]
+    value: float
+    value_se: float
+    eval_loss: float
+    test: float
+    number: int
 
 
 def mixture(groups: int, split: int, l2sp: float, l2: float) -> dict[str, tuple[float, ...]]:
@@ -80,13 +94,14 @@ def search(
     options: ReproOptions, role: str, target: str, space: str, seed: int, trials: int
 ) -> dict[str, Any]:
     """Run one search of ``trials`` trials on ``target`` with sampler and training seed
-    ``seed``; returns its pick: the trial's options, validation and test accuracy, and how
-    many trials tied with it."""
+    ``seed``; returns its pick (a ``SearchTrial`` as a dict: options, validation accuracy
+    and its error, validation loss, test accuracy, number) and how many trials tied with
+    it."""
     groups = len(layer_groups(create_model(options.model, 10, 32)))
     recipe = options.target_recipe(target)
     base = {**recipe, "init": str(options.source_run()), "seed": seed}
     base["eval_every"] = recipe["epochs"]
-    rows: list[dict[str, Any]] = []
+    rows: list[SearchTrial] = []
 
     def objective(trial: optuna.Trial) -> float:
         values = {**base, **SPACE_OF[space](trial, groups)}
@@ -96,14 +111,14 @@ def search(
         examples = int(read_config(run)["data"]["eval_examples"])
         value = float(summary["final_eval_acc"])
         rows.append(
-            {
-                "values": values,
-                "value": value,
-                "se": value_se([value], examples),
-                "loss": float(summary["final_eval_loss"]),
-                "test": float(summary["test_acc"]),
-                "number": trial.number,
-            }
+            SearchTrial(
+                values=values,
+                value=value,
+                value_se=value_se([value], examples),
+                eval_loss=float(summary["final_eval_loss"]),
+                test=float(summary["test_acc"]),
+                number=trial.number,
+            )
         )
         return value
 
@@ -111,10 +126,8 @@ def search(
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, trials // 2))
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=trials)
-    top = max(rows, key=lambda r: (r["value"], -r["number"]))
-    tied = [r for r in rows if r["value"] >= top["value"] - top["se"]]
-    pick = min(tied, key=lambda r: (r["loss"], r["number"]))
-    return {**pick, "tied": len(tied)}
+    tied = tied_trials(rows)
+    return {**asdict(pick_trial(tied)), "tied": len(tied)}
 
 
 @register_claim(
@@ -145,7 +158,8 @@ def non_binary(options: ReproOptions) -> ClaimResult:
                     if key in pick["values"]
                 }
                 notes.append(
-                    f"{target} {space} seed {seed}: val {pick['value']:.3f} ± {pick['se']:.3f} "
+                    f"{target} {space} seed {seed}: val {pick['value']:.3f} "
+                    f"± {pick['value_se']:.3f} "
                     f"({pick['tied']} of {trials} trials tied), test {pick['test']:.3f}; "
                     + ", ".join(f"{key} {_short(v)}" for key, v in searched.items())
                 )
