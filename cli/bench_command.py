@@ -14,7 +14,10 @@ SWITCHES = {"off": False, "on": True}
 
 def bench_command(
     only: str = typer.Option(
-        "train,reg,cka,barrier", "--only", help="comma-separated benchmarks to run"
+        "train,reg,cka,barrier",
+        "--only",
+        help="comma-separated benchmarks to run: train, reg, cka, barrier, sharpness (the "
+        "slowest, only when named)",
     ),
     model: str = typer.Option("test_resnet", "--model", help="timm architecture"),
     image_size: int = typer.Option(32, "--image-size", help="image side in pixels"),
@@ -22,7 +25,7 @@ def bench_command(
         None,
         "--batch-size",
         help="batch of every benchmark (default: 64 for training steps, 128 for the CKA "
-        "minibatch, 256 for barrier evaluations)",
+        "minibatch, 256 for barrier evaluations, 64 for sharpness)",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16"),
@@ -58,15 +61,27 @@ def bench_command(
     ),
     barrier_points: int = typer.Option(25, "--barrier-points", help="points of the barrier curve"),
     bn_batches: int = typer.Option(4, "--bn-batches", help="batches of BatchNorm re-estimation"),
-    repeats: int = typer.Option(3, "--repeats", help="timed barrier rounds; the best counts"),
+    repeats: int = typer.Option(
+        3, "--repeats", help="timed barrier rounds and sharpness gradients; the best counts"
+    ),
+    sharpness_batches: int = typer.Option(
+        4, "--sharpness-batches", help="training batches of the sharpness benchmark"
+    ),
+    sharpness_iterations: int = typer.Option(
+        20, "--sharpness-iterations", help="power iterations per block (no early stop)"
+    ),
+    hutchinson_samples: int = typer.Option(
+        20, "--hutchinson-samples", help="Rademacher vectors of the sharpness trace"
+    ),
     out_dir: Path = typer.Option(
         Path("results/bench"), "--out-dir", help="folder of the NAME_DEVICE.h5 files"
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ) -> None:
     """Training images/s of the engine against a plain PyTorch loop on --data, the step-time
-    overhead of l2sp, CKA matrix time against forward time, and barrier time against plain
-    evaluations; one .h5 each in OUT_DIR and one table."""
+    overhead of l2sp, CKA matrix time against forward time, barrier time against plain
+    evaluations and, when named, a Hessian-vector product's time against a gradient's;
+    one .h5 each in OUT_DIR and one table."""
     from landscape.bench.options import BenchOptions
     from landscape.bench.suite import BenchKnobs, run_benchmarks
 
@@ -88,6 +103,9 @@ def bench_command(
             barrier_points=barrier_points,
             bn_batches=bn_batches,
             repeats=repeats,
+            sharpness_batches=sharpness_batches,
+            sharpness_iterations=sharpness_iterations,
+            hutchinson_samples=hutchinson_samples,
             data=data,
             data_root=data_root,
             download=download,

@@ -62,16 +62,18 @@ RUN_B = keyword(
 )
 
 
-def run_probe(probe: Callable[..., Any], values: dict[str, Any]) -> None:
-    """Run ``probe`` (a library function taking ``options`` and ``out``) with the probe
-    options among the parsed ``values`` and the rest as its keywords, plot its result file
-    beside it, and print its table."""
+def run_probe(
+    probe: Callable[..., Any], values: dict[str, Any], options_class: type = ProbeOptions
+) -> None:
+    """Run ``probe`` (a library function taking ``options`` and ``out``) with the options
+    (an ``options_class``) among the parsed ``values`` and the rest as its keywords, plot
+    its result file beside it, and print its table."""
     from cli.options import options_from
     from landscape.plots import plot_file
 
     out = values.pop("out")
     with user_errors():
-        options = options_from(ProbeOptions, values)
+        options = options_from(options_class, values)
         result = probe(**values, options=options, out=out)
         png = plot_file(out)
     typer.echo(result.table())

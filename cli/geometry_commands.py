@@ -1,6 +1,7 @@
-"""``landscape barrier``, ``landscape plane`` and ``landscape plot``: loss-landscape geometry
-between runs (``landscape.geometry.barrier``, ``landscape.geometry.plane``) and re-plotting
-any result file by its kind."""
+"""``landscape barrier``, ``landscape plane``, ``landscape sharpness`` and ``landscape plot``:
+loss-landscape geometry between runs and at one (``landscape.geometry.barrier``,
+``landscape.geometry.plane``, ``landscape.geometry.sharpness``) and re-plotting any result
+file by its kind."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import typer
 from cli.common import RUN_A, RUN_B, keyword, out_parameter, run_probe, user_errors
 from cli.options import options_parameters, with_parameters
 from finetune.errors import ConfigError
+from landscape.geometry.options import SharpnessOptions
 from probes.options import ProbeOptions
 
 
@@ -88,6 +90,27 @@ with_parameters(
         ),
         *options_parameters(ProbeOptions),
         out_parameter("results/plane.h5"),
+    ],
+)
+
+
+def sharpness_command(**values: Any) -> None:
+    """Top Hessian eigenvalue and trace of a run's training loss at its weights, whole and
+    per layer group (PyHessian's measures, Yao et al. 2020), with their cost in
+    Hessian-vector products; writes F.h5 and a bar chart F.png."""
+    from landscape.geometry.sharpness import sharpness
+
+    run_probe(sharpness, values, SharpnessOptions)
+
+
+with_parameters(
+    sharpness_command,
+    [
+        keyword(
+            "run", typer.Argument(..., help="run directory (or a .safetensors file of one)"), str
+        ),
+        *options_parameters(SharpnessOptions),
+        out_parameter("results/sharpness.h5"),
     ],
 )
 

@@ -27,9 +27,15 @@ from cli.bench_command import bench_command  # noqa: E402
 app.command(
     "bench",
     help="Speed on this machine: engine vs plain loop images/s, l2sp overhead, CKA vs forward "
-    "time, barrier vs plain evaluations; one .h5 each and one table.",
+    "time, barrier vs plain evaluations (--only sharpness: a Hessian-vector product vs a "
+    "gradient); one .h5 each and one table.",
 )(bench_command)
-from cli.geometry_commands import barrier_command, plane_command, plot_command  # noqa: E402
+from cli.geometry_commands import (  # noqa: E402
+    barrier_command,
+    plane_command,
+    plot_command,
+    sharpness_command,
+)
 
 app.command(
     "barrier",
@@ -41,6 +47,11 @@ app.command(
     help="Loss on a grid over the plane through three runs, or around one run along random "
     "filter-normalised directions.",
 )(plane_command)
+app.command(
+    "sharpness",
+    help="Top Hessian eigenvalue and trace of a run's training loss, whole and per layer "
+    "group (power iteration, Hutchinson), and their cost in Hessian-vector products.",
+)(sharpness_command)
 app.command(
     "plot",
     help="Render a result file (.h5) to PNG according to its kind; RUN/run.h5 draws the "

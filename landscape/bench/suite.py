@@ -1,6 +1,7 @@
-"""``landscape bench``: the four speed measurements under one set of options, one result
-file each (``NAME_DEVICE.h5``; the compiled training run ``train_compiled_DEVICE.h5``), and
-one table of all their numbers and ratios."""
+"""``landscape bench``: the speed measurements under one set of options, one result file
+each (``NAME_DEVICE.h5``; the compiled training run ``train_compiled_DEVICE.h5``), and one
+table of all their numbers and ratios. The sharpness benchmark runs only when named: it
+takes longer than the four others together."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from finetune.errors import ConfigError
 from landscape.bench.barrier import bench_barrier
 from landscape.bench.cka import bench_cka
 from landscape.bench.options import BenchOptions, device_description
+from landscape.bench.sharpness import bench_sharpness
 from landscape.bench.training import (
     BENCH_DATA,
     DATA_FLAG,
@@ -21,7 +23,9 @@ from landscape.bench.training import (
     train_per_class,
 )
 
-BENCHMARKS = ("train", "reg", "cka", "barrier")
+BENCHMARKS = ("train", "reg", "cka", "barrier", "sharpness")
+# What runs when --only is not given.
+DEFAULT_BENCHMARKS = ("train", "reg", "cka", "barrier")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,9 @@ class BenchKnobs:
     barrier_points: int = 25
     bn_batches: int = 4
     repeats: int = 3
+    sharpness_batches: int = 4
+    sharpness_iterations: int = 20
+    hutchinson_samples: int = 20
     data: str = BENCH_DATA
     data_root: str = "data"
     download: bool = False
@@ -52,6 +59,9 @@ class BenchKnobs:
             barrier_points=self.barrier_points - 1,
             bn_batches=self.bn_batches,
             repeats=self.repeats,
+            sharpness_batches=self.sharpness_batches,
+            sharpness_iterations=self.sharpness_iterations,
+            hutchinson_samples=self.hutchinson_samples,
         )
         bad = [name.replace("_", "-") for name, value in sizes.items() if value < 1]
         if bad:
@@ -105,7 +115,7 @@ class BenchReport:
 def run_benchmarks(
     options: BenchOptions,
     *,
-    only: Sequence[str] = BENCHMARKS,
+    only: Sequence[str] = DEFAULT_BENCHMARKS,
     compile_modes: Sequence[bool] | None = None,
     knobs: BenchKnobs = BenchKnobs(),
     out_dir: Path = Path("results/bench"),
@@ -234,11 +244,35 @@ def _barrier(options: BenchOptions, knobs: BenchKnobs, out: Path) -> list[BenchR
     ]
 
 
+def _sharpness(options: BenchOptions, knobs: BenchKnobs, out: Path) -> list[BenchRow]:
+    r = bench_sharpness(
+        options,
+        batches=knobs.sharpness_batches,
+        iterations=knobs.sharpness_iterations,
+        hutchinson_samples=knobs.hutchinson_samples,
+        repeats=knobs.repeats,
+        out=out,
+    )
+    setting = f"{r.hvps} products ({r.groups + 1} blocks), {r.examples} images, {r.seconds:.1f} s"
+    ratio_of = "Hessian-vector product / gradient"
+    return [
+        BenchRow(
+            "sharpness",
+            setting,
+            1000 * r.seconds_per_hvp,
+            1000 * r.gradient_seconds,
+            "ms",
+            ratio_of,
+        )
+    ]
+
+
 _RUNNERS: dict[str, Callable[[BenchOptions, BenchKnobs, Path], list[BenchRow]]] = {
     "train": _train,
     "reg": _reg,
     "cka": _cka,
     "barrier": _barrier,
+    "sharpness": _sharpness,
 }
 
 

@@ -1,5 +1,6 @@
-"""Plots of weight-space geometry between runs: the loss and error along the straight line
-between two runs (kind ``barrier``) and over a plane of weight space (``plane``)."""
+"""Plots of weight-space geometry: the loss and error along the straight line between two
+runs (kind ``barrier``), over a plane of weight space (``plane``), and the curvature at one
+run's weights per layer group (``sharpness``)."""
 
 from __future__ import annotations
 
@@ -75,5 +76,31 @@ def plot_plane(f: h5py.File) -> Figure:
     what = "plane through the runs" if mode == "through" else "random filter-normalised plane"
     figure.suptitle(
         f"{what} ({f.attrs['model']}, {f.attrs['data']} {f.attrs['split']})", fontsize=9
+    )
+    return figure
+
+
+def plot_sharpness(f: h5py.File) -> Figure:
+    """Per layer group: the top eigenvalue of the Hessian restricted to the group, and its
+    trace with one standard error; the whole model's figures in the title."""
+    names = strings(f["groups/names"])
+    x = np.arange(len(names))
+    figure = Figure(figsize=(2.0 + 0.9 * len(names), 3.4), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    left.bar(x, f["groups/top_eigenvalue"][()], color="tab:red")
+    left.set_ylabel("top eigenvalue of the group's Hessian")
+    right.bar(
+        x, f["groups/trace"][()], yerr=f["groups/trace_se"][()], capsize=2, color="tab:orange"
+    )
+    right.set_ylabel("trace (Hutchinson, ± 1 s.e.)")
+    for ax in (left, right):
+        ax.axhline(0.0, color="gray", linewidth=0.6)
+        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+    s = f["summary"].attrs
+    figure.suptitle(
+        f"{f.attrs['label']}: whole model top eigenvalue {float(s['top_eigenvalue']):.4g}, "
+        f"trace {float(s['trace']):.4g} ± {float(s['trace_se']):.2g} "
+        f"({int(s['hvps'])} Hessian-vector products)",
+        fontsize=9,
     )
     return figure

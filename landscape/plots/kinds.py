@@ -17,13 +17,15 @@ from matplotlib.figure import Figure
 from finetune import engine
 from landscape.bench.barrier import bench_barrier
 from landscape.bench.cka import bench_cka
+from landscape.bench.sharpness import bench_sharpness
 from landscape.bench.training import bench_regularisers, bench_train
 from landscape.experiments.repro import run_claim
 from landscape.experiments.shuffle import run_shuffle
 from landscape.geometry.barrier import barrier_between
 from landscape.geometry.plane import plane_around, plane_through
+from landscape.geometry.sharpness import sharpness
 from landscape.plots.experiments import plot_repro, plot_shuffle
-from landscape.plots.geometry import plot_barrier, plot_plane
+from landscape.plots.geometry import plot_barrier, plot_plane, plot_sharpness
 from landscape.plots.probes import plot_cka, plot_distance, plot_fit
 from landscape.plots.runs import plot_run
 from landscape.tune.sweep import run_sweep, sweep_report
@@ -262,6 +264,28 @@ KINDS: dict[str, ResultKind] = {
             plot_plane,
         ),
         ResultKind(
+            "sharpness",
+            (sharpness,),
+            Layout(
+                attributes=(
+                    "run", "weights", "label", "config_hash", "model", "data", "batch_size",
+                    "iterations", "tol", "hutchinson_samples", "vectors_per_pass", "seed",
+                    "device",
+                ),
+                datasets=(
+                    "groups/names", "groups/parameters", "groups/top_eigenvalue",
+                    "groups/eigen_iterations", "groups/converged", "groups/trace",
+                    "groups/trace_se", "hutchinson/samples",
+                ),
+                summary=(
+                    "examples", "batches", "loss", "parameters", "top_eigenvalue",
+                    "eigen_iterations", "converged", "trace", "trace_se", "hvps", "passes",
+                    "seconds", "seconds_per_hvp",
+                ),
+            ),
+            plot_sharpness,
+        ),
+        ResultKind(
             "repro",
             (run_claim,),
             Layout(
@@ -330,6 +354,21 @@ KINDS: dict[str, ResultKind] = {
                 summary=(
                     "examples", "points", "bn_batches", "bn_examples", "plain_seconds",
                     "barrier_seconds", "barrier_bn_seconds", "ratio", "ratio_bn",
+                ),
+            ),
+        ),
+        ResultKind(
+            "bench_sharpness",
+            (bench_sharpness,),
+            Layout(
+                attributes=(
+                    "model", "image_size", "batch_size", "precision", "iterations", "tol",
+                    "hutchinson_samples", "vectors_per_pass", "repeats", "device",
+                ),
+                summary=(
+                    "examples", "batches", "parameters", "groups", "hvps", "passes", "seconds",
+                    "seconds_per_hvp", "gradient_seconds", "hvp_in_gradients",
+                    "top_eigenvalue", "trace",
                 ),
             ),
         ),
