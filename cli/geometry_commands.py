@@ -1,7 +1,8 @@
-"""``landscape barrier``, ``landscape plane``, ``landscape sharpness`` and ``landscape plot``:
-loss-landscape geometry between runs and at one (``landscape.geometry.barrier``,
-``landscape.geometry.plane``, ``landscape.geometry.sharpness``) and re-plotting any result
-file by its kind."""
+"""``landscape barrier``, ``landscape plane``, ``landscape sharpness``, ``landscape
+criticality`` and ``landscape plot``: loss-landscape geometry between runs and at one
+(``landscape.geometry.barrier``, ``landscape.geometry.plane``,
+``landscape.geometry.sharpness``, ``landscape.geometry.criticality``) and re-plotting any
+result file by its kind."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import typer
 from cli.common import RUN_A, RUN_B, keyword, out_parameter, run_probe, user_errors
 from cli.options import options_parameters, with_parameters
 from finetune.errors import ConfigError
-from landscape.geometry.options import SharpnessOptions
+from landscape.geometry.options import CriticalityOptions, SharpnessOptions
 from probes.options import ProbeOptions
 
 
@@ -111,6 +112,38 @@ with_parameters(
         ),
         *options_parameters(SharpnessOptions),
         out_parameter("results/sharpness.h5"),
+    ],
+)
+
+
+def criticality_command(**values: Any) -> None:
+    """Module criticality of a run's layer groups (Chatterji et al. 2019): the training
+    error as each group alone is rewound toward its initial weights, and how far it can go
+    under Gaussian noise within --epsilon of the run's error; writes F.h5 and a heatmap
+    F.png."""
+    from landscape.geometry.criticality import module_criticality
+
+    run_probe(module_criticality, values, CriticalityOptions)
+
+
+with_parameters(
+    criticality_command,
+    [
+        keyword(
+            "run", typer.Argument(..., help="run directory (or a .safetensors file of one)"), str
+        ),
+        keyword(
+            "init_ref",
+            typer.Option(
+                "init",
+                "--init-ref",
+                help="theta0: 'init' (the run's initial weights), or another run or weights "
+                "file of the same architecture and head",
+            ),
+            str,
+        ),
+        *options_parameters(CriticalityOptions),
+        out_parameter("results/criticality.h5"),
     ],
 )
 

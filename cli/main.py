@@ -32,6 +32,7 @@ app.command(
 )(bench_command)
 from cli.geometry_commands import (  # noqa: E402
     barrier_command,
+    criticality_command,
     plane_command,
     plot_command,
     sharpness_command,
@@ -52,6 +53,11 @@ app.command(
     help="Top Hessian eigenvalue and trace of a run's training loss, whole and per layer "
     "group (power iteration, Hutchinson), and their cost in Hessian-vector products.",
 )(sharpness_command)
+app.command(
+    "criticality",
+    help="Module criticality of a run's layer groups (Chatterji et al. 2019): training error "
+    "as each group is rewound toward its init, and the noise it tolerates there.",
+)(criticality_command)
 app.command(
     "plot",
     help="Render a result file (.h5) to PNG according to its kind; RUN/run.h5 draws the "

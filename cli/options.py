@@ -52,6 +52,8 @@ def _parameter(
     base = _TYPES.get(str(f.type).split("|")[0].strip(), str)
     default = f.default if f.default is not MISSING else None
     shown = "" if default is None or not given_only else f" (default: {_show(default)})"
+    if isinstance(default, tuple):
+        default = _show(default)  # a list flag takes and shows "a,b,c"
     choices = f.metadata.get("choices")
     dashed = name.replace("_", "-")
     decls = [f"--{dashed}/--no-{dashed}"] if base is bool else [f"--{dashed}"]

@@ -109,7 +109,7 @@ def test_every_kind_the_code_writes_has_one_registry_entry():
     from landscape.plots.kinds import KINDS
 
     written = written_kinds()
-    assert {"run", "barrier", "sharpness", "repro", "bench_cka"} <= written
+    assert {"run", "barrier", "sharpness", "criticality", "repro", "bench_cka"} <= written
     assert set(KINDS) == written
     assert all(name == kind.name for name, kind in KINDS.items())
 

@@ -1,6 +1,7 @@
 """Plots of weight-space geometry: the loss and error along the straight line between two
-runs (kind ``barrier``), over a plane of weight space (``plane``), and the curvature at one
-run's weights per layer group (``sharpness``)."""
+runs (kind ``barrier``), over a plane of weight space (``plane``), the curvature at one
+run's weights per layer group (``sharpness``), and the training error as each layer group
+is rewound toward its initial weights, with its criticality (``criticality``)."""
 
 from __future__ import annotations
 
@@ -101,6 +102,39 @@ def plot_sharpness(f: h5py.File) -> Figure:
         f"{f.attrs['label']}: whole model top eigenvalue {float(s['top_eigenvalue']):.4g}, "
         f"trace {float(s['trace']):.4g} ± {float(s['trace_se']):.2g} "
         f"({int(s['hvps'])} Hessian-vector products)",
+        fontsize=9,
+    )
+    return figure
+
+
+def plot_criticality(f: h5py.File) -> Figure:
+    """Training error with one group (a row) rewound to ``(1 - a) theta0 + a thetaF``, the
+    whole model in the last row, as in Chatterji et al. 2019; each group's criticality on
+    the right."""
+    names = [*strings(f["groups/names"]), "whole model"]
+    alphas = f["alphas"][()]
+    error = np.vstack([f["curves/error"][()], f["whole/error"][()][None]])
+    figure = Figure(figsize=(3.0 + 0.45 * len(alphas), 1.2 + 0.4 * len(names)),
+                    layout="constrained")  # fmt: skip
+    ax = figure.subplots()
+    image = ax.imshow(error, cmap="magma_r", vmin=0.0, vmax=max(float(error.max()), 1e-9),
+                      aspect="auto")  # fmt: skip
+    for (row, column), value in np.ndenumerate(error):
+        shade = "white" if value > 0.6 * error.max() else "black"
+        ax.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=6, color=shade)
+    ax.set_xticks(range(len(alphas)), [f"{a:.2g}" for a in alphas], fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("a in (1 − a) θ0 + a θF, the group's weights (the others final)")
+    right = ax.secondary_yaxis("right")
+    values = [f"{c:.3g}" for c in f["groups/criticality"][()]]
+    right.set_yticks(range(len(names)), [*values, ""], fontsize=7)
+    ax.text(1.02, 1.0, "criticality", transform=ax.transAxes, fontsize=7, va="bottom")
+    ax.axhline(len(names) - 1.5, color="white", linewidth=2)
+    figure.colorbar(image, ax=ax, label="training error")
+    s = f["summary"].attrs
+    figure.suptitle(
+        f"{f.attrs['label_a']} against θ0 = {f.attrs['label_b']}: within "
+        f"{float(f.attrs['epsilon']):g} of error {float(s['final_error']):.3f}",
         fontsize=9,
     )
     return figure

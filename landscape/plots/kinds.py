@@ -22,10 +22,16 @@ from landscape.bench.training import bench_regularisers, bench_train
 from landscape.experiments.repro import run_claim
 from landscape.experiments.shuffle import run_shuffle
 from landscape.geometry.barrier import barrier_between
+from landscape.geometry.criticality import module_criticality
 from landscape.geometry.plane import plane_around, plane_through
 from landscape.geometry.sharpness import sharpness
 from landscape.plots.experiments import plot_repro, plot_shuffle
-from landscape.plots.geometry import plot_barrier, plot_plane, plot_sharpness
+from landscape.plots.geometry import (
+    plot_barrier,
+    plot_criticality,
+    plot_plane,
+    plot_sharpness,
+)
 from landscape.plots.probes import plot_cka, plot_distance, plot_fit
 from landscape.plots.runs import plot_run
 from landscape.tune.sweep import run_sweep, sweep_report
@@ -284,6 +290,29 @@ KINDS: dict[str, ResultKind] = {
                 ),
             ),
             plot_sharpness,
+        ),
+        ResultKind(
+            "criticality",
+            (module_criticality,),
+            Layout(
+                attributes=(
+                    *COMPARED_RUNS, "model", "data", "head", "points", "epsilon", "draws",
+                    "bn_batches", "bn_examples", "batch_size", "seed", "device",
+                ),
+                datasets=(
+                    "alphas", "sigmas", "groups/names", "groups/parameters", "groups/distance",
+                    "groups/weight_rms", "groups/criticality", "groups/best_alpha",
+                    "groups/best_sigma", "curves/error", "curves/loss", "whole/error",
+                    "whole/loss", "grid/sigma", "grid/error", "grid/objective",
+                    "grid/satisfied",
+                ),
+                summary=(
+                    "examples", "final_error", "final_loss", "initial_error", "initial_loss",
+                    "most_critical", "max_criticality", "critical_groups", "evaluations",
+                    "seconds",
+                ),
+            ),
+            plot_criticality,
         ),
         ResultKind(
             "repro",
