@@ -50,16 +50,10 @@ def keyword(name: str, default: Any, annotation: Any) -> inspect.Parameter:
     )
 
 
-RUN_A = keyword(
-    "run_a", typer.Argument(..., help="run directory (or a .safetensors file of one)"), str
-)
-RUN_B = keyword(
-    "run_b",
-    typer.Argument(
-        ..., help="run directory, a .safetensors file of one, or 'init' (RUN_A's init)"
-    ),
-    str,
-)
+# What every run argument of a probe takes (finetune.runs.resolve_weights).
+RUN_REF = "run directory, RUN:epochK (an epoch it kept) or a .safetensors file of one"
+RUN_A = keyword("run_a", typer.Argument(..., help=RUN_REF), str)
+RUN_B = keyword("run_b", typer.Argument(..., help=f"{RUN_REF}, or 'init' (RUN_A's init)"), str)
 
 
 def run_probe(

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from cli.common import RUN_A, RUN_B, keyword, out_parameter, run_probe, user_errors
+from cli.common import RUN_A, RUN_B, RUN_REF, keyword, out_parameter, run_probe, user_errors
 from cli.options import options_parameters, with_parameters
 from finetune.errors import ConfigError
 from landscape.geometry.options import CriticalityOptions, SharpnessOptions
@@ -107,9 +107,7 @@ def sharpness_command(**values: Any) -> None:
 with_parameters(
     sharpness_command,
     [
-        keyword(
-            "run", typer.Argument(..., help="run directory (or a .safetensors file of one)"), str
-        ),
+        keyword("run", typer.Argument(..., help=RUN_REF), str),
         *options_parameters(SharpnessOptions),
         out_parameter("results/sharpness.h5"),
     ],
@@ -129,9 +127,7 @@ def criticality_command(**values: Any) -> None:
 with_parameters(
     criticality_command,
     [
-        keyword(
-            "run", typer.Argument(..., help="run directory (or a .safetensors file of one)"), str
-        ),
+        keyword("run", typer.Argument(..., help=RUN_REF), str),
         keyword(
             "init_ref",
             typer.Option(

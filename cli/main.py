@@ -198,7 +198,7 @@ def _report(result: Any, quiet: bool) -> None:
 app.command(
     "pretrain",
     help="Train a source model from random init; its run directory "
-    "serves as --init for fine-tuning.",
+    "serves as --init for fine-tuning (RUN:epochK: an epoch it kept with --keep-every).",
 )(_train_command("pretrain"))
 app.command("finetune", help="Fine-tune a timm model on a target dataset into a run directory.")(
     _train_command("finetune")

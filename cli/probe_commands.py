@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from cli.common import RUN_A, RUN_B, keyword, out_parameter, run_probe, user_errors
+from cli.common import RUN_A, RUN_B, RUN_REF, keyword, out_parameter, run_probe, user_errors
 from cli.options import options_parameters, with_parameters
 from probes.options import ProbeOptions
 
@@ -62,7 +62,7 @@ with_parameters(
             "run_b",
             typer.Argument(
                 "init",
-                help="reference: a run directory, a .safetensors file, or 'init' (RUN_A's init)",
+                help=f"reference: a {RUN_REF}, or 'init' (RUN_A's init)",
             ),
             str,
         ),

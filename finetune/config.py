@@ -28,14 +28,25 @@ def option(default: Any, help: str, *, flag: str | None = None, choices: tuple[s
 class ModelConfig:
     name: str = option("test_resnet", "timm architecture name", flag="model")
     init: str | None = option(
-        None, "initial weights: a run directory or a .safetensors/.pt file (head replaced)"
+        None,
+        "initial weights: a run directory, RUN:epochK (an epoch the run kept, see "
+        "--keep-every) or a .safetensors/.pt file (head replaced)",
     )
     pretrained: bool = option(False, "start from timm's pre-trained weights (needs the network)")
+    drop_rate: float = option(
+        0.0,
+        "dropout rate before the classifier (timm's drop_rate), a regulariser of training; "
+        "0 keeps the architecture's default (no dropout for most)",
+    )
 
     def __post_init__(self) -> None:
         if self.init and self.pretrained:
             raise ConfigError(
                 f"give either {flag_for(self, 'init')} or {flag_for(self, 'pretrained')}, not both"
+            )
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ConfigError(
+                f"{flag_for(self, 'drop_rate')} must lie in [0, 1), got {self.drop_rate}"
             )
 
 
@@ -271,10 +282,15 @@ class TrainConfig:
         "under torchrun, BatchNorm normalises with the statistics of the whole global batch "
         "(SyncBatchNorm; CUDA only)",
     )
+    keep_every: int = option(
+        0,
+        "keep the weights of every N-th epoch and of the last in RUN/epochs/, each usable "
+        "as RUN:epochK wherever a run is taken (0: keep none)",
+    )
 
     def __post_init__(self) -> None:
         _check_positive(self, "epochs", "batch_size", "eval_batch_size", "log_every", "eval_every")
-        _check_non_negative(self, "checkpoint_every")
+        _check_non_negative(self, "checkpoint_every", "keep_every")
         if self.device != "auto" and not (
             self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
         ):
@@ -343,7 +359,8 @@ SECTIONS: dict[str, type] = {
 # Fields added to a section after the first runs were written: left out of the hash while
 # at their default (see RunConfig.hash). Append a new field here when adding one.
 LATER_FIELDS: dict[str, tuple[str, ...]] = {
-    "train": ("sync_bn", "eval_every"),
+    "model": ("drop_rate",),
+    "train": ("sync_bn", "eval_every", "keep_every"),
     "data": ("block_shuffle", "shuffle_scheme", "shuffle_seed", "preprocess", "aug"),
 }
 

@@ -18,7 +18,7 @@ from finetune.errors import (
     RunDirError,
     UnknownModelError,
 )
-from finetune.rundir import FINAL, load_torch, load_weights
+from finetune.rundir import FINAL, load_torch, load_weights, run_reference
 
 
 @dataclass
@@ -41,13 +41,19 @@ class InitReport:
 
 
 def create_model(
-    name: str, num_classes: int, image_size: int, *, pretrained: bool = False
+    name: str,
+    num_classes: int,
+    image_size: int,
+    *,
+    pretrained: bool = False,
+    drop_rate: float = 0.0,
 ) -> nn.Module:
     """A timm model for ``num_classes`` outputs; models that take an input size (ViTs) get
-    ``image_size``. Pre-trained weights come from timm (network), with the head replaced."""
+    ``image_size``, and ``drop_rate`` is timm's dropout before the classifier. Pre-trained
+    weights come from timm (network), with the head replaced."""
     check_model_name(name)
     try:
-        return _create(name, num_classes, image_size, pretrained)
+        return _create(name, num_classes, image_size, pretrained, drop_rate)
     except (OSError, ConnectionError, TimeoutError) as err:
         raise NetworkError(
             f"could not fetch timm's pre-trained weights for {name!r} ({type(err).__name__}); "
@@ -67,15 +73,19 @@ def check_model_name(name: str) -> None:
         raise UnknownModelError(f"unknown model {name!r} ({flag}); see timm.list_models()")
 
 
-def _create(name: str, num_classes: int, image_size: int, pretrained: bool) -> nn.Module:
+def _create(
+    name: str, num_classes: int, image_size: int, pretrained: bool, drop_rate: float
+) -> nn.Module:
+    # Only a dropout asked for is passed on: at 0 each architecture keeps its own default.
+    common = dict(pretrained=pretrained, num_classes=num_classes)
+    if drop_rate:
+        common["drop_rate"] = drop_rate
     try:
-        return timm.create_model(
-            name, pretrained=pretrained, num_classes=num_classes, img_size=image_size
-        )
+        return timm.create_model(name, img_size=image_size, **common)
     except TypeError as err:
         if "img_size" not in str(err):
             raise
-    return timm.create_model(name, pretrained=pretrained, num_classes=num_classes)
+    return timm.create_model(name, **common)
 
 
 @torch.no_grad()
@@ -102,14 +112,17 @@ def classifier_keys(model: nn.Module) -> list[str]:
 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """Weights from a run directory (its final weights), a .safetensors file, or a torch
-    checkpoint loaded with ``weights_only=True`` (``state_dict``/``model`` keys unwrapped);
-    the ``module.`` (DDP) and ``_orig_mod.`` (torch.compile) prefixes are dropped."""
+    """Weights from a run directory (its final weights), ``RUN:epochK`` (an epoch it kept),
+    a .safetensors file, or a torch checkpoint loaded with ``weights_only=True``
+    (``state_dict``/``model`` keys unwrapped); the ``module.`` (DDP) and ``_orig_mod.``
+    (torch.compile) prefixes are dropped."""
+    named = run_reference(path)
+    if named is not None:
+        run, weights = named
+        if not weights.exists():
+            raise RunDirError(f"{run} is not a completed run (no {FINAL})")
+        path = weights
     path = Path(path)
-    if path.is_dir():
-        if not (path / FINAL).exists():
-            raise RunDirError(f"{path} is not a completed run (no {FINAL})")
-        path = path / FINAL
     if not path.exists():
         raise RunDirError(f"no such weights file or run directory: {path}")
     if path.suffix == ".safetensors":

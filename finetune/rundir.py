@@ -1,11 +1,13 @@
 """The run directory contract (docs/design.md): atomic file writes, weights as safetensors,
-the ``status`` file, and reading runs back for resume and for probes."""
+the ``status`` file, the epochs a run kept, and reading runs back for resume and for probes
+(``run_reference``: what a reference to a run's weights names)."""
 
 from __future__ import annotations
 
 import json
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from finetune.config import TrainConfig, flag_for
 from finetune.errors import RunDirError
 
 CONFIG = "config.json"
@@ -28,6 +31,9 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 LAST = "last.safetensors"
 STATE = "state.pt"
+EPOCHS = "epochs"
+_EPOCH_FILE = re.compile(r"epoch(\d+)\.safetensors")
+_EPOCH_REF = re.compile(r"(.+):epoch(\d+)")
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -106,3 +112,36 @@ def check_new_run_dir(run: Path) -> None:
     """A new run may only go into a missing or empty folder."""
     if run.exists() and (not run.is_dir() or any(run.iterdir())):
         raise RunDirError(f"{run} already exists and is not empty; pass --resume or another --out")
+
+
+def epoch_weights(run: Path, epoch: int) -> Path:
+    """Where ``run`` keeps its weights at the end of ``epoch`` (from 1; --keep-every)."""
+    return run / EPOCHS / f"epoch{epoch}.safetensors"
+
+
+def kept_epochs(run: Path) -> list[int]:
+    """The epochs whose weights ``run`` kept, in order."""
+    found = (_EPOCH_FILE.fullmatch(p.name) for p in (run / EPOCHS).glob("epoch*.safetensors"))
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def run_reference(ref: str | Path) -> tuple[Path, Path] | None:
+    """(run directory, weights file) of a reference naming a run rather than a file: a
+    run directory (its final weights) or ``RUN:epochK``, the weights RUN kept at the end of
+    epoch K (--keep-every); None for anything else. A kept epoch that is not there is a
+    RunDirError listing those that are."""
+    path = Path(ref)
+    if path.is_dir():
+        return path, path / FINAL
+    match = _EPOCH_REF.fullmatch(str(ref))
+    if match is None or path.exists():
+        return None
+    run, epoch = Path(match.group(1)), int(match.group(2))
+    if not run.is_dir():
+        raise RunDirError(f"{ref}: no run directory {run}")
+    weights = epoch_weights(run, epoch)
+    if not weights.exists():
+        none = f"none (see {flag_for(TrainConfig, 'keep_every')})"
+        kept = ", ".join(map(str, kept_epochs(run))) or none
+        raise RunDirError(f"{ref}: {run} kept no weights of epoch {epoch}; kept epochs: {kept}")
+    return run, weights

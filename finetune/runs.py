@@ -81,20 +81,23 @@ def pair_attrs(a: LoadedRun, b: LoadedRun) -> dict[str, str]:
 
 def resolve_weights(ref: str | Path, *, base: str | Path | None = None) -> tuple[Path, Path]:
     """(run directory, weights file) of a reference: a run directory (its final weights),
-    a ``.safetensors`` file inside a run directory (or its ``checkpoints/``), or ``init``:
-    the initial weights of the run ``base``."""
+    ``RUN:epochK`` (an epoch it kept), a ``.safetensors`` file inside a run directory (or its
+    ``checkpoints/`` or ``epochs/``), or ``init``: the initial weights of the run ``base``."""
     if str(ref) == "init":
         if base is None:
             raise RunDirError("'init' names the initial weights of another run; give that run")
         run, _ = resolve_weights(base)
         return run, run / rundir.INIT
+    named = rundir.run_reference(ref)
+    if named is not None:
+        return named
     path = Path(ref)
-    if path.is_dir():
-        return path, path / rundir.FINAL
     if path.suffix != ".safetensors":
-        raise RunDirError(f"{path} is neither a run directory nor a .safetensors file of one")
-    run = path.parent.parent if path.parent.name == rundir.CHECKPOINTS else path.parent
-    return run, path
+        raise RunDirError(
+            f"{path} is neither a run directory, RUN:epochK nor a .safetensors file of one"
+        )
+    in_subfolder = path.parent.name in (rundir.CHECKPOINTS, rundir.EPOCHS)
+    return (path.parent.parent if in_subfolder else path.parent), path
 
 
 def load_run(
@@ -109,7 +112,10 @@ def load_run(
     record = rundir.read_config(run)
     config = build_config(record["kind"], record["config"])
     model = create_model(
-        config.model.name, record["data"]["num_classes"], recorded_input(record).size
+        config.model.name,
+        record["data"]["num_classes"],
+        recorded_input(record).size,
+        drop_rate=config.model.drop_rate,
     )
     state = rundir.load_weights(weights)
     missing = sorted(set(model.state_dict()) - set(state))

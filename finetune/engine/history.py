@@ -34,6 +34,7 @@ class History:
     penalties: list[list[list[float]]] = field(default_factory=list)
     partial_epoch: dict[str, float] = field(default_factory=dict)
     interval_seconds: float = 0.0  # training time of the epochs since the last row
+    kept: list[int] = field(default_factory=list)  # epochs whose weights were kept
 
     def state(self) -> dict[str, Any]:
         return {
@@ -46,6 +47,7 @@ class History:
             "penalties": [[list(row) for row in e] for e in self.penalties],
             "partial_epoch": dict(self.partial_epoch),
             "interval_seconds": self.interval_seconds,
+            "kept": list(self.kept),
         }
 
     @classmethod
@@ -61,6 +63,7 @@ class History:
             penalties=[[list(row) for row in e] for e in state["penalties"]],
             partial_epoch=dict(state["partial_epoch"]),
             interval_seconds=float(state.get("interval_seconds", 0.0)),
+            kept=[int(e) for e in state.get("kept", [])],  # none before --keep-every
         )
 
     def write(
@@ -92,5 +95,11 @@ class History:
         for name in EPOCH_FIELDS:
             datasets[f"epochs/{name}"] = np.asarray(
                 [e[name] for e in self.epochs], dtype=np.float64
+            )
+        if self.kept:
+            evaluated = {e["epoch"]: e["eval_acc"] for e in self.epochs}
+            datasets["kept/epoch"] = np.asarray(self.kept, dtype=np.int64)
+            datasets["kept/eval_acc"] = np.asarray(
+                [evaluated.get(e, np.nan) for e in self.kept], dtype=np.float64
             )
         write_result(path, "run", datasets, attrs=attrs, summary=summary, command=command)

@@ -1,7 +1,8 @@
 """Training a run: ``train`` starts one in a new folder and ``resume`` continues one from
 its last checkpoint. Both run the epoch loop: an epoch's steps with their logging and
-checkpoints, the evaluation at the end of every --eval-every-th epoch, and at the end of
-the run the final weights, summary and status of the run directory (docs/design.md)."""
+checkpoints, the weights kept at the end of every --keep-every-th epoch, the evaluation at
+the end of every --eval-every-th epoch, and at the end of the run the final weights,
+summary and status of the run directory (docs/design.md)."""
 
 from __future__ import annotations
 
@@ -129,6 +130,14 @@ class _Loop:
             save_checkpoint(self.out, self.s.model, self.s.optimizer, step, self.history)
             write_run_h5(self.out, self.s, self.history, self.command, {})
 
+    def keep(self, epoch: int) -> None:
+        """Keep the weights at the end of ``epoch`` (from 1) as ``epochs/epochK``. Written
+        before the epoch's checkpoint, so a resumed run holds every epoch it kept."""
+        if self.s.runtime.processes.main:
+            weights = rundir.epoch_weights(self.out, epoch)
+            rundir.save_weights(weights, self.s.model.state_dict())
+        self.history.kept.append(epoch)
+
     def result(self, status: str, reason: str, summary: dict[str, Any]) -> RunResult:
         """What the run reports back to the caller of ``train`` or ``resume``."""
         group_names = [g.name for g in self.s.groups]
@@ -152,6 +161,8 @@ def _run(
             epoch, first = divmod(step, s.steps_per_epoch)
             meter = EpochMeter(s, epoch, first, history.partial_epoch if first else {})
             step, lr = _train_epoch(loop, meter, epoch, first, step)
+            if _keeps(s.config.train, epoch):
+                loop.keep(epoch + 1)
             if _evaluates(s.config.train, epoch):
                 _end_epoch(loop, meter, epoch, step, lr)
             else:
@@ -227,6 +238,13 @@ def _evaluates(train: TrainConfig, epoch: int) -> bool:
     """Whether epoch ``epoch`` (from 0) ends with an evaluation: every --eval-every-th
     epoch and the last. Evaluating only reads the model, so training is the same."""
     return (epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs
+
+
+def _keeps(train: TrainConfig, epoch: int) -> bool:
+    """Whether the weights at the end of epoch ``epoch`` (from 0) are kept: with
+    --keep-every N, every N-th epoch and the last."""
+    every = train.keep_every
+    return every > 0 and ((epoch + 1) % every == 0 or epoch + 1 == train.epochs)
 
 
 def _end_epoch(loop: _Loop, meter: EpochMeter, epoch: int, step: int, lr: float) -> None:

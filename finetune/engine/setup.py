@@ -184,7 +184,11 @@ def _model_and_policy(config: RunConfig, runtime: Runtime, data: _Data) -> _Mode
     name, spec, policy = config.model.name, data.input, config.policy
     torch.manual_seed(config.train.stream_seed("init"))
     model = create_model(
-        name, data.train_set.num_classes, spec.size, pretrained=config.model.pretrained
+        name,
+        data.train_set.num_classes,
+        spec.size,
+        pretrained=config.model.pretrained,
+        drop_rate=config.model.drop_rate,
     )
     check_input_size(model, name, spec.size)
     random_state = (

@@ -5,8 +5,6 @@ the data and the model it is given."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
@@ -50,10 +48,12 @@ def run_fisher(
 
 
 def init_run_data(init: str | None) -> str | None:
-    """The dataset spec an --init run directory was trained on, if it is one."""
-    if init is None or not (Path(init) / rundir.CONFIG).exists():
+    """The dataset spec an --init run (a run directory or RUN:epochK) was trained on, if
+    it is one."""
+    named = rundir.run_reference(init) if init else None
+    if named is None or not (named[0] / rundir.CONFIG).exists():
         return None
-    return rundir.read_config(Path(init))["config"]["data"]["spec"]
+    return rundir.read_config(named[0])["config"]["data"]["spec"]
 
 
 def _fisher_dataset(config: RunConfig, target: ImageSet, input_spec: InputSpec) -> ImageSet:
