@@ -91,14 +91,20 @@ SPACE_OF: dict[str, Space] = {"binary": binary_space, "non-binary": non_binary_s
 
 
 def search(
-    options: ReproOptions, role: str, target: str, space: str, seed: int, trials: int
+    options: ReproOptions,
+    role: str,
+    target: str,
+    space: str,
+    seed: int,
+    trials: int,
+    recipe: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run one search of ``trials`` trials on ``target`` with sampler and training seed
-    ``seed``; returns its pick (a ``SearchTrial`` as a dict: options, validation accuracy
-    and its error, validation loss, test accuracy, number) and how many trials tied with
-    it."""
+    ``seed``, around ``recipe`` (default: the pair's target recipe); returns its pick (a
+    ``SearchTrial`` as a dict: options, validation accuracy and its error, validation loss,
+    test accuracy, number) and how many trials tied with it."""
     groups = len(layer_groups(create_model(options.model, 10, 32)))
-    recipe = options.target_recipe(target)
+    recipe = recipe if recipe is not None else options.target_recipe(target)
     base = {**recipe, "init": str(options.source_run()), "seed": seed}
     base["eval_every"] = recipe["epochs"]
     rows: list[SearchTrial] = []
