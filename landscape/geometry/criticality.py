@@ -400,7 +400,6 @@ def module_criticality(
     runtime = options.runtime()
     final = load_run(run, device=runtime.device)
     init = load_run(init_ref, base=run)
-    check_compatible([final.model.state_dict(), init.model.state_dict()], [final.label, init.label])
     if runtime.channels_last:
         final.model.to(memory_format=torch.channels_last)
     groups = layer_groups(final.model)
