@@ -28,6 +28,18 @@ TARGET_RECIPE: dict[str, Any] = dict(
     l2=5e-4,
 )
 CKA_EXAMPLES = 500  # examples of a CKA comparison between two runs
+# The quick claims' own small sources (those that pre-train their own): 16px, 100 images
+# per class, 4 epochs at batch 32, seconds on a CPU; their targets run at 16px too.
+QUICK_SOURCE: dict[str, Any] = dict(image_size=16, train_per_class=100, epochs=4, batch_size=32)
+QUICK_SOURCE_NAME = "source-16px-n100-bs32-e4"
+PROBE_LR = 0.1  # a linear probe trains the head alone, from a random init: a larger step
+
+
+def linear_probe(recipe: dict[str, Any], n_groups: int) -> dict[str, Any]:
+    """``recipe`` as a linear probe of the penultimate features: every one of the model's
+    ``n_groups`` layer groups but the head frozen (BatchNorm statistics too), the head
+    trained at PROBE_LR."""
+    return {**recipe, "freeze_groups": n_groups - 1, "lr": PROBE_LR}
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,6 @@ def test_claim_runs_on_real_images(name, real_source, digits, tmp_path):
     with h5py.File(tmp_path / f"{name}.h5") as f:
         assert f.attrs["pair"] == "real" and bool(f.attrs["quick"])
         assert np.allclose(f["table/values"][()], result.values, equal_nan=True)
-    accuracies = [
-        row for label, row in zip(result.rows, result.values) if "acc" in label.lower()
-    ]
+    accuracies = [row for label, row in zip(result.rows, result.values) if "acc" in label.lower()]
     for row in accuracies:
         assert np.all((row[~np.isnan(row)] >= 0) & (row[~np.isnan(row)] <= 1))

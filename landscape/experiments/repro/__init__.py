@@ -72,6 +72,10 @@ class ReproOptions:
             )
         return self.data
 
+    def near_and_far(self) -> dict[str, str]:
+        """The near and the far target by role (--data gives both, in that order)."""
+        return dict(zip(("near", "far"), self.targets((self.setting.near, self.setting.far))))
+
     def source_run(self) -> Path:
         """A pre-trained source run: the given one, or the pair's source recipe trained
         once."""
@@ -94,12 +98,14 @@ class ReproOptions:
         return ensure_run(config, self.runs / name, progress=self.progress)
 
     def run_config(self, kind: str, values: dict) -> RunConfig:
-        """The run's configuration; a quick run evaluates only after its last epoch, which
-        leaves its training and its test accuracy as they are (--eval-every)."""
+        """The run's configuration; a quick run evaluates only after its last epoch, or the
+        epochs it keeps (--keep-every), which leaves its training and its test accuracy as
+        they are (--eval-every)."""
         config = build_config(kind, {}, {"model": self.model, **values})
         if not self.quick:
             return config
-        return replace(config, train=replace(config.train, eval_every=config.train.epochs))
+        every = config.train.keep_every or config.train.epochs
+        return replace(config, train=replace(config.train, eval_every=every))
 
 
 def spec_slug(spec: str) -> str:

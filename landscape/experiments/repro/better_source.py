@@ -21,13 +21,13 @@ from finetune.config import build_config
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
+from landscape.experiments.recipes import PROBE_LR, linear_probe
 from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
 
 # Quick: 16px sources on 100 images per class (cheap to pre-train); full: the demo's source
 # recipe at 32px for 1, 2 and 4 epochs, plus the shared (6-epoch) source.
 QUICK = dict(image_size=16, source_per_class=None, batch_size=None, epochs=(1, 2, 6), shared=False)
 FULL = dict(image_size=32, source_per_class=None, batch_size=None, epochs=(1, 2, 4), shared=True)
-PROBE_LR = 0.1  # the head alone, from a random init: a larger step than fine-tuning's
 MODES = ("fine-tune", "linear probe")
 
 
@@ -57,7 +57,7 @@ def better_source(options: ReproOptions) -> ClaimResult:
             tuned = options.finetune(f"better-source-finetune-{tag}", base)
             probe = options.finetune(
                 f"better-source-probe-lr{PROBE_LR:g}-{tag}",
-                {**base, "freeze_groups": n_groups - 1, "lr": PROBE_LR},
+                linear_probe(base, n_groups),
             )
             values[i, 1, j] = float(run_summary(tuned)["test_acc"])
             values[i, 2, j] = float(run_summary(probe)["test_acc"])

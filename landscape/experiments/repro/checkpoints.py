@@ -1,0 +1,136 @@
+"""Neyshabur, Sedghi, Zhang 2020 §5: fine-tuned from intermediate checkpoints of the
+pre-training, the target accuracy improves quickly early in pre-training and then plateaus
+before the source accuracy does, so an earlier checkpoint transfers as well as the last.
+
+The pair's source recipe is pre-trained keeping its weights after every epoch
+(``--keep-every 1``); the pair's target recipe is fine-tuned from a spread of the kept epochs
+(``RUN:epochK``) on the near and the far target with every seed. A curve's plateau is the
+first checkpoint from which it stays within a tolerance of its value at the last one: one
+point for the source's accuracy on its evaluation split, the larger of one point and two
+standard errors of the last checkpoint's seed mean for a target. Judged on the source's
+plateau epoch minus the later of the two targets' (> 0: the targets plateau first)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from finetune import rundir
+from finetune.errors import ConfigError
+from finetune.runs import run_summary
+from landscape.experiments.recipes import QUICK_SOURCE, QUICK_SOURCE_NAME
+from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
+
+# Quick: QUICK_SOURCE, every epoch fine-tuned from; full: the pair's source recipe,
+# fine-tuned from these epochs and its last.
+FULL_EPOCHS = (1, 2, 3, 4, 6, 8, 10, 15)
+SOURCE_TOLERANCE = 0.01
+TARGET_TOLERANCE = 0.01
+
+
+@register_claim(
+    "checkpoints",
+    "Target accuracy plateaus earlier in pre-training than source accuracy",
+    "Neyshabur et al. 2020: fine-tuned from intermediate pre-training checkpoints, the "
+    "target accuracy plateaus before the source accuracy does",
+)
+def checkpoints(options: ReproOptions) -> ClaimResult:
+    targets = options.near_and_far()
+    seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2))
+    source = _kept_source(options)
+    kept, source_acc = kept_accuracy(source)
+    epochs = kept if options.quick else [e for e in kept if e in FULL_EPOCHS or e == kept[-1]]
+    image = {"image_size": QUICK_SOURCE["image_size"]} if options.quick else {}
+
+    values = np.full((len(epochs), 1 + len(targets), len(seeds)), np.nan)
+    values[:, 0, 0] = [source_acc[kept.index(e)] for e in epochs]
+    for i, epoch in enumerate(epochs):
+        for j, (role, data) in enumerate(targets.items()):
+            for k, seed in enumerate(seeds):
+                recipe = {
+                    **options.target_recipe(data),
+                    **image,
+                    "init": f"{source}:epoch{epoch}",
+                    "seed": seed,
+                }
+                run = options.finetune(
+                    f"checkpoints-{role}-from-{source.name}-epoch{epoch}-seed{seed}", recipe
+                )
+                values[i, 1 + j, k] = float(run_summary(run)["test_acc"])
+
+    source_plateau = plateau_epoch(kept, source_acc, SOURCE_TOLERANCE)
+    means = values[:, 1:].mean(axis=2)
+    spreads = values[:, 1:].std(axis=2, ddof=1) if len(seeds) > 1 else np.zeros_like(means)
+    plateaus = {}
+    for j, role in enumerate(targets):
+        last_se = spreads[-1, j] / np.sqrt(len(seeds))
+        plateaus[role] = plateau_epoch(epochs, means[:, j], max(TARGET_TOLERANCE, 2 * last_se))
+    statistic = float(source_plateau - max(plateaus.values()))
+    held = statistic > 0
+    verdict = (
+        f"source accuracy plateaus at epoch {source_plateau} of {kept[-1]}, the targets at "
+        + ", ".join(f"{role} epoch {e}" for role, e in plateaus.items())
+        + f": {statistic:+.0f} epochs (> 0 needed): {'held' if held else 'not held'}; "
+        + "; ".join(
+            f"{role} " + ", ".join(f"e{e} {m:.3f}" for e, m in zip(epochs, means[:, j]))
+            for j, role in enumerate(targets)
+        )
+    )
+    notes = [
+        f"source: {source}, kept every epoch; source accuracy on its evaluation split per "
+        "epoch: " + ", ".join(f"e{e} {a:.3f}" for e, a in zip(kept, source_acc)),
+        f"targets {targets['near']} and {targets['far']}, the pair's target recipe"
+        + (f" at {QUICK_SOURCE['image_size']}px" if options.quick else "")
+        + f", {len(seeds)} seeds, fine-tuned from epochs {', '.join(map(str, epochs))}",
+        f"plateau: the first checkpoint from which a curve stays within a tolerance of its "
+        f"last value ({SOURCE_TOLERANCE:g} for the source, max({TARGET_TOLERANCE:g}, 2 SE) "
+        "for a target's seed mean)",
+    ]
+    return ClaimResult(
+        rows=[f"epoch {e}" for e in epochs],
+        columns=["source acc", *(f"{role} acc" for role in targets)],
+        values=values,
+        x=values[:, 0, 0],
+        xlabel="source accuracy of the checkpoint (its evaluation split)",
+        ylabel="target test accuracy fine-tuned from it",
+        series={role: (means[:, j], spreads[:, j]) for j, role in enumerate(targets)},
+        statistic=statistic,
+        threshold=0.0,
+        held=held,
+        verdict=verdict,
+        notes=notes,
+    )
+
+
+def plateau_epoch(epochs: list[int], accuracy: np.ndarray, tolerance: float) -> int:
+    """The first of ``epochs`` from which ``accuracy`` stays within ``tolerance`` of its last
+    value."""
+    within = np.asarray(accuracy) >= accuracy[-1] - tolerance
+    first = len(within) - 1
+    while first > 0 and within[first - 1]:
+        first -= 1
+    return int(epochs[first])
+
+
+def kept_accuracy(run: Path) -> tuple[list[int], np.ndarray]:
+    """The epochs ``run`` kept and its evaluation accuracy after each."""
+    with h5py.File(run / rundir.RUN_H5) as f:
+        if "kept/epoch" not in f:
+            raise ConfigError(
+                f"--init {run} kept no epochs; pre-train it with --keep-every 1 (or leave "
+                "--init out to train the pair's source so)"
+            )
+        return [int(e) for e in f["kept/epoch"][()]], f["kept/eval_acc"][()]
+
+
+def _kept_source(options: ReproOptions) -> Path:
+    """The source whose kept epochs are fine-tuned from: the given one, or the pair's
+    source recipe kept every epoch (at 16px on fewer images when quick)."""
+    if options.source is not None:
+        return options.source
+    recipe = {**options.setting.source_recipe(options.model), "keep_every": 1}
+    if not options.quick:
+        return options.pretrain("source-keep1", recipe)
+    return options.pretrain(f"{QUICK_SOURCE_NAME}-keep1", {**recipe, **QUICK_SOURCE})

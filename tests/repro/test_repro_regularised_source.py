@@ -1,0 +1,68 @@
+"""``landscape repro regularised_source``: pre-training with label smoothing and dropout,
+then fine-tuning and linear probes on the targets. The quick claim (two 16px sources on 100
+images per class, 4 epochs; near and far, 2 seeds) runs on both pairs; its sources'
+configurations and its probes' frozen groups are read back from the runs, and its three
+parts are recomputed from its table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from finetune import rundir
+from finetune.errors import ConfigError
+from finetune.runs import load_run
+from landscape.experiments.recipes import QUICK_SOURCE_NAME
+from landscape.experiments.repro import ReproOptions, run_claim
+
+PREFIX = QUICK_SOURCE_NAME
+
+
+def test_an_init_source_is_refused(tmp_path):
+    options = ReproOptions(quick=True, runs=tmp_path, source=tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match="leave out --init"):
+        run_claim("regularised_source", options, tmp_path)
+
+
+@pytest.mark.extended
+@pytest.mark.parametrize("pair", ["synthetic", "real"])
+def test_regularised_source_claim_quick(pair, tmp_path, request):
+    if pair == "real":
+        request.getfixturevalue("fashion_mnist")
+        request.getfixturevalue("digits")
+    options = ReproOptions(quick=True, runs=tmp_path / "runs", pair=pair)
+    result = run_claim("regularised_source", options, tmp_path)
+
+    plain = load_run(options.runs / PREFIX).config
+    regularised = load_run(options.runs / f"{PREFIX}-ls0.1-drop0.5").config
+    assert (plain.optim.label_smoothing, plain.model.drop_rate) == (0.0, 0.0)
+    assert (regularised.optim.label_smoothing, regularised.model.drop_rate) == (0.1, 0.5)
+    assert plain.data.spec == regularised.data.spec and plain.train.seed == regularised.train.seed
+
+    # A linear probe trained the head alone: its body ends where it started.
+    probe = options.runs / f"regularised-probe-lr0.1-far-from-{PREFIX}-ls0.1-drop0.5-seed0"
+    init = rundir.load_weights(probe / rundir.INIT)
+    final = rundir.load_weights(probe / rundir.FINAL)
+    body = [k for k in final if not k.startswith("fc.")]
+    assert body and all(torch.equal(init[k], final[k]) for k in body)
+    assert not torch.equal(init["fc.weight"], final["fc.weight"])
+
+    values = result.values  # (plain/regularised, source + 4 target columns, seeds)
+    assert result.columns == [
+        "source acc",
+        "near fine-tune",
+        "near linear probe",
+        "far fine-tune",
+        "far linear probe",
+    ]
+    assert np.all((values[~np.isnan(values)] >= 0) & (values[~np.isnan(values)] <= 1))
+    gap = 100 * (values[1, 1:] - values[0, 1:])  # (columns, seeds)
+    tuned, probed = gap[0::2].mean(axis=0), gap[1::2].mean(axis=0)  # over targets, per seed
+    parts = [
+        values[1, 0, 0] - values[0, 0, 0] >= -0.005,
+        probed.mean() + 2 * probed.std(ddof=1) / np.sqrt(2) < 0,
+        tuned.mean() > probed.mean(),
+    ]
+    assert result.statistic == sum(parts)
+    assert result.held == all(parts)
