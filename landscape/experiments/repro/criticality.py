@@ -79,11 +79,13 @@ def criticality(options: ReproOptions) -> ClaimResult:
     where = "; ".join(
         f"{role} {init} {_depth_text(location[s])}" for s, (role, init) in enumerate(settings)
     )
-    verdict = (
-        f"the P-T runs' most critical body group sits at depth {statistic:.2f} "
-        f"(0 = {groups[0]}, 1 = {groups[body - 1]}; > 0.5 needed): "
-        f"{'held' if held else 'not held'}; {where}"
+    scale = f"0 = {groups[0]}, 1 = {groups[body - 1]}; > 0.5 needed"
+    located = (
+        f"the P-T runs' most critical body group sits at depth {statistic:.2f} ({scale})"
+        if not np.isnan(statistic)
+        else f"no body group of a P-T run is critical at epsilon {measure.epsilon:g} ({scale})"
     )
+    verdict = f"{located}: {'held' if held else 'not held'}; {where}"
     notes = [
         f"targets {targets['near']} and {targets['far']}, the pair's target recipe, "
         f"{len(seeds)} seeds; P-T from {source}; each run rewound toward its own initial "
@@ -141,4 +143,5 @@ def _depth_text(depths: np.ndarray) -> str:
         return "nowhere critical"
     spread = f" ± {critical.std(ddof=1):.2f}" if len(critical) > 1 else ""
     none = len(depths) - len(critical)
-    return f"{critical.mean():.2f}{spread}" + (f" ({none} runs nowhere critical)" if none else "")
+    nowhere = f" ({none} of {len(depths)} runs nowhere critical)" if none else ""
+    return f"{critical.mean():.2f}{spread}{nowhere}"
