@@ -137,7 +137,8 @@ def test_repro_lists_the_claims(monkeypatch, capsys):
     names = {line.split()[0] for line in stdout.splitlines()}
     assert code == 0
     assert names == {"same_basin", "block_shuffle", "l2sp", "non_binary", "depth",
-                     "better_source", "transfer", "yosinski"}
+                     "better_source", "transfer", "yosinski", "criticality", "checkpoints",
+                     "regularised_source"}
 
 
 def test_repro_pair_must_be_known(monkeypatch, capsys, tmp_path):
