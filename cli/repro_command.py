@@ -58,8 +58,10 @@ def repro_command(
 
     with user_errors():
         if name == "list":
-            for claim in claims().values():
-                typer.echo(f"{claim.name:<16s}{claim.title}")
+            known = claims()
+            width = max(map(len, known)) + 2
+            for claim in known.values():
+                typer.echo(f"{claim.name:<{width}s}{claim.title}")
             return
         progress = ProgressBar(quiet)
         if out is None:
