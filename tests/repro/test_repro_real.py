@@ -15,7 +15,8 @@ from landscape.experiments.repro import ReproOptions, run_claim
 
 pytestmark = pytest.mark.extended
 
-# The claims with a dedicated real-data test elsewhere (transfer, yosinski) are left out.
+# The claims with a dedicated real-data test elsewhere (transfer, yosinski, criticality,
+# checkpoints, regularised_source) are left out.
 CLAIMS = ("same_basin", "block_shuffle", "l2sp", "non_binary", "depth", "better_source")
 
 
