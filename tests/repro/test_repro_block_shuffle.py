@@ -13,7 +13,7 @@ import pytest
 
 from landscape.experiments.repro import ReproOptions, run_claim
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.extended  # minutes: in .ci/run's second step
 
 
 def test_gap_shrinks_with_the_block_size(tmp_path, source_run):

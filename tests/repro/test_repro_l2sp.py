@@ -16,7 +16,7 @@ import pytest
 from landscape.experiments.repro import ReproOptions, run_claim
 from probes.distance import distance_between_runs
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.extended  # minutes: in .ci/run's second step
 
 
 def test_l2sp_pulls_toward_w0_and_stays_near_l2_at_the_quick_size(tmp_path, source_run):
