@@ -239,6 +239,14 @@ def mean_and_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, spread
 
 
+def seed_sd(values: np.ndarray) -> np.ndarray:
+    """Sample standard deviation over the last axis (seeds); 0 with a single seed, where a
+    claim's rule or error bar needs a number rather than NaN."""
+    if values.shape[-1] < 2:
+        return np.zeros(values.shape[:-1])
+    return values.std(axis=-1, ddof=1)
+
+
 def _cell(mean: float, spread: float) -> str:
     if np.isnan(mean):
         return "-"

@@ -22,7 +22,7 @@ from finetune import rundir
 from finetune.errors import ConfigError
 from finetune.runs import run_summary
 from landscape.experiments.recipes import QUICK_SOURCE, QUICK_SOURCE_NAME
-from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
+from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim, seed_sd
 
 # Quick: QUICK_SOURCE, every epoch fine-tuned from; full: the pair's source recipe,
 # fine-tuned from these epochs and its last.
@@ -65,7 +65,7 @@ def checkpoints(options: ReproOptions) -> ClaimResult:
     # little as one of a target would.
     source_plateau = plateau_epoch(epochs, values[:, 0, 0], SOURCE_TOLERANCE)
     means = values[:, 1:].mean(axis=2)
-    spreads = values[:, 1:].std(axis=2, ddof=1) if len(seeds) > 1 else np.zeros_like(means)
+    spreads = seed_sd(values[:, 1:])
     plateaus = {}
     for j, role in enumerate(targets):
         last_se = spreads[-1, j] / np.sqrt(len(seeds))

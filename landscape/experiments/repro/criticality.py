@@ -17,7 +17,12 @@ from __future__ import annotations
 import numpy as np
 
 from finetune.runs import run_summary
-from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
+from landscape.experiments.repro import (
+    ClaimResult,
+    ReproOptions,
+    mean_and_spread,
+    register_claim,
+)
 from landscape.geometry.criticality import module_criticality
 from landscape.geometry.options import CriticalityOptions
 
@@ -102,7 +107,7 @@ def criticality(options: ReproOptions) -> ClaimResult:
         "test accuracy: "
         + ", ".join(f"{role} {init} {np.mean(a):.3f}" for (role, init), a in accuracy.items()),
     ]
-    spread = rise.std(axis=2, ddof=1) if len(seeds) > 1 else np.full(rise.shape[:2], np.nan)
+    mean_rise, spread = mean_and_spread(rise)
     return ClaimResult(
         rows=[f"{role} {init}: {group}" for role, init in settings for group in groups],
         columns=COLUMNS,
@@ -111,8 +116,7 @@ def criticality(options: ReproOptions) -> ClaimResult:
         xlabel="layer group: " + ", ".join(f"{i} = {g}" for i, g in enumerate(groups)),
         ylabel="training error rise, group rewound to theta0",
         series={
-            f"{role} {init}": (rise[s].mean(axis=1), spread[s])
-            for s, (role, init) in enumerate(settings)
+            f"{role} {init}": (mean_rise[s], spread[s]) for s, (role, init) in enumerate(settings)
         },
         statistic=statistic,
         threshold=0.5,

@@ -43,7 +43,7 @@ def freeze_depths(groups: int, quick: bool) -> list[int]:
     "dissimilar the target is from the source (features grow task-specific with depth).",
 )
 def depth(options: ReproOptions) -> ClaimResult:
-    tasks = options.targets((options.setting.near, options.setting.far))
+    tasks = tuple(options.near_and_far().values())
     recipe = options.target_recipe(tasks[0])
     source = options.source_run()
     seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2))

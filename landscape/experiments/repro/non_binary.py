@@ -32,7 +32,7 @@ from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.rundir import read_config
 from finetune.runs import run_summary
-from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
+from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim, seed_sd
 from landscape.tune.sweep import pick_trial, tied_trials, value_se
 
 NAME = "non_binary"
@@ -186,7 +186,7 @@ def non_binary(options: ReproOptions) -> ClaimResult:
         + f" ({trials} trials per search, {len(seeds)} search seeds); the claim needs a gain "
         f"above {T_NEEDED:.0f} standard errors on some target: {'held' if held else 'not held'}"
     )
-    spread = values.std(axis=2, ddof=1) if len(seeds) > 1 else np.zeros(values.shape[:2])
+    spread = seed_sd(values)
     return ClaimResult(
         rows=[f"{space} search" for space in SPACES],
         columns=[f"{target} acc" for target in targets],

@@ -27,7 +27,7 @@ from landscape.experiments.recipes import (
     QUICK_SOURCE_NAME,
     linear_probe,
 )
-from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
+from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim, seed_sd
 
 # Each source's regularisers on top of the pair's source recipe; the claim is judged on
 # the last against the first.
@@ -78,7 +78,7 @@ def regularised_source(options: ReproOptions) -> ClaimResult:
     gaps = gaps.transpose(0, 2, 1, 3)
     per_seed = gaps.mean(axis=2)  # averaged over the targets: (sources, modes, seeds)
     mean = per_seed.mean(axis=2)
-    se = _spread(per_seed.reshape(-1, len(seeds))).reshape(mean.shape) / np.sqrt(len(seeds))
+    se = seed_sd(per_seed.reshape(-1, len(seeds))).reshape(mean.shape) / np.sqrt(len(seeds))
     tuned_gap, probe_gap = mean[-1]
     source_gap = 100 * (values[-1, 0, 0] - values[0, 0, 0])
     parts = {
@@ -115,7 +115,7 @@ def regularised_source(options: ReproOptions) -> ClaimResult:
         "the two targets per seed; ± one standard error over seeds",
     ]
     series = {
-        f"{role} {mode}": (values[:, 1 + 2 * j + m].mean(axis=1), _spread(values[:, 1 + 2 * j + m]))
+        f"{role} {mode}": (values[:, 1 + 2 * j + m].mean(axis=1), seed_sd(values[:, 1 + 2 * j + m]))
         for j, role in enumerate(targets)
         for m, mode in enumerate(MODES)
     }
@@ -163,8 +163,3 @@ def _settings(values: dict) -> str:
 
 def _short(field: str) -> str:
     return {"label_smoothing": "ls", "drop_rate": "drop"}[field]
-
-
-def _spread(values: np.ndarray) -> np.ndarray:
-    """Standard deviation over the last axis (seeds); 0 for one seed."""
-    return values.std(axis=-1, ddof=1) if values.shape[-1] > 1 else np.zeros(values.shape[:-1])

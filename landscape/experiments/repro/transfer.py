@@ -50,7 +50,7 @@ class Setting:
 
 def settings(options: ReproOptions) -> list[Setting]:
     """Every target setting; quick keeps the scarce ones."""
-    near, far = options.targets((options.setting.near, options.setting.far))
+    near, far = options.near_and_far().values()
     return [
         Setting(role, spec, n)
         for role, spec in (("near", near), ("far", far))
