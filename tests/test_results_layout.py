@@ -5,6 +5,7 @@ import ast
 import importlib
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import h5py
@@ -144,9 +145,32 @@ def test_the_readme_lists_the_kinds_with_a_plot():
     }
 
 
+def committed_results(root: Path = ROOT) -> list[Path]:
+    """The result files git tracks under ``root``/results: never what a user's own runs
+    (the demo's files, a claim's run directories, all git-ignored) left there."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--", "results/*.h5"],
+        cwd=root, capture_output=True, text=True, check=True,
+    ).stdout
+    return sorted(root / name for name in listed.split("\0") if name)
+
+
+def test_committed_results_are_the_tracked_files_only(tmp_path):
+    # What `landscape demo` leaves under results/ (git-ignored) is not a committed result.
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / ".gitignore").write_text("results/demo/\n")
+    for name in ("results/repro/claim.h5", "results/demo/cka.h5", "results/new.h5"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    git("add", ".gitignore", "results/repro/claim.h5")
+    assert committed_results(tmp_path) == [tmp_path / "results/repro/claim.h5"]
+
+
 def test_committed_results_match_their_registered_and_documented_layout():
-    # Run directories under results/ (the claims' runs, git-ignored) are not results files.
-    files = sorted(p for p in (ROOT / "results").rglob("*.h5") if "runs" not in p.parts)
+    files = committed_results()
     assert len(files) >= 6
     for path in files:
         with h5py.File(path) as f:
