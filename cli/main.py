@@ -89,6 +89,13 @@ app.command(
     help="Advise a fine-tuning configuration from the fit measures: what to freeze, the "
     "learning rate and the L2-SP/L2 mix per layer group, each with its rule; writes TOML.",
 )(advise_command)
+from cli.explain_command import explain_command  # noqa: E402
+
+app.command(
+    "explain",
+    help="What fine-tuning did to each layer group of a run: CKA to its initial features, "
+    "movement, rewind cost, each with its error; reused, adapted or rewritten, and why.",
+)(explain_command)
 from cli.repro_command import repro_command  # noqa: E402
 
 app.command(

@@ -117,12 +117,23 @@ class MinibatchCKA:
     processes, so the matrix equals that of one process seeing all their batches.
     """
 
-    def __init__(self, layers_a: int, layers_b: int, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        layers_a: int,
+        layers_b: int,
+        device: str | torch.device = "cpu",
+        *,
+        keep_batches: bool = False,
+    ) -> None:
         self.device = torch.device(device)
         self.cross = torch.zeros(layers_a, layers_b, dtype=torch.float64, device=self.device)
         self.self_a = torch.zeros(layers_a, dtype=torch.float64, device=self.device)
         self.self_b = torch.zeros(layers_b, dtype=torch.float64, device=self.device)
         self.batches = torch.zeros((), dtype=torch.float64, device=self.device)
+        # With keep_batches, every batch's three HSIC terms, for errors over batches.
+        self.kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = (
+            [] if keep_batches else None
+        )
 
     @torch.no_grad()
     def update(self, feats_a: Sequence[Array], feats_b: Sequence[Array]) -> None:
@@ -134,16 +145,40 @@ class MinibatchCKA:
             raise ValueError("A and B must see the same examples in a batch")
         if grams_a.shape[-1] < 4:
             raise ValueError(f"minibatch CKA needs batches of at least 4, got {grams_a.shape[-1]}")
-        self.cross += _pairwise_unbiased_hsic(grams_a, grams_b)
-        self.self_a += _unbiased_hsic(grams_a, grams_a)
-        self.self_b += _unbiased_hsic(grams_b, grams_b)
+        terms = (
+            _pairwise_unbiased_hsic(grams_a, grams_b),
+            _unbiased_hsic(grams_a, grams_a),
+            _unbiased_hsic(grams_b, grams_b),
+        )
+        self.cross += terms[0]
+        self.self_a += terms[1]
+        self.self_b += terms[2]
         self.batches += 1
+        if self.kept is not None:
+            self.kept.append(terms)
 
     def all_reduce(self) -> None:
         """Sum the accumulators over the processes of the default process group."""
         if dist.is_available() and dist.is_initialized():
             for tensor in (self.cross, self.self_a, self.self_b, self.batches):
                 dist.all_reduce(tensor)
+
+    def batch_terms(self) -> np.ndarray:
+        """(batches, La + 2, Lb) on the host, one slab per batch kept (``keep_batches``):
+        the cross HSIC matrix, then A's self-HSIC and B's self-HSIC padded into rows, so
+        that ``cka_of_terms`` of any sum of slabs is the CKA matrix of those batches."""
+        if not self.kept:
+            raise ValueError("no batch was kept: MinibatchCKA(..., keep_batches=True)")
+        la, lb = self.cross.shape
+        width = max(la, lb)
+        slabs = []
+        for cross, self_a, self_b in self.kept:
+            slab = torch.zeros(la + 2, width, dtype=torch.float64)
+            slab[:la, :lb] = cross.cpu()
+            slab[la, :la] = self_a.cpu()
+            slab[la + 1, :lb] = self_b.cpu()
+            slabs.append(slab)
+        return torch.stack(slabs).numpy()
 
     def compute(self) -> np.ndarray:
         """The (La, Lb) CKA matrix of everything seen so far."""
@@ -169,3 +204,11 @@ def _pairwise_unbiased_hsic(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:  
     sums = torch.outer(k.sum((-2, -1)), l.sum((-2, -1))) / ((n - 1) * (n - 2))
     rows = torch.einsum("ax,bx->ab", k.sum(-1), l.sum(-1)) * 2 / (n - 2)
     return (trace + sums - rows) / (n * (n - 3))
+
+
+def cka_of_terms(terms: np.ndarray, layers_a: int, layers_b: int) -> np.ndarray:
+    """The (La, Lb) CKA matrix of summed ``MinibatchCKA.batch_terms`` slabs."""
+    cross = terms[:layers_a, :layers_b]
+    self_a, self_b = terms[layers_a, :layers_a], terms[layers_a + 1, :layers_b]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return cross / np.sqrt(self_a[:, None] * self_b[None, :])

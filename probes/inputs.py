@@ -82,15 +82,22 @@ def run_inputs(run: LoadedRun, runtime: Runtime, options: ProbeOptions) -> RunIn
     batches of the training split (in their seeded order) to re-estimate statistics on."""
     batch_size = options.batch_size_or(run.config.train.eval_batch_size)
     evaluation = probe_data(run, runtime, options)
-    bn_data = None
-    if options.bn_batches > 0 and has_batchnorm(run.model):
-        train = dataclasses.replace(
-            options, split="train", examples=options.bn_batches * batch_size
-        )
-        bn_data = probe_data(run, runtime, train).fixed(batch_size, runtime.processes, minimum=2)
+    bn_data = bn_batches(run, runtime, options, batch_size)
     data = evaluation.fixed(batch_size, runtime.processes, ascending=True)
     prep = eval_prep(run, runtime)
     return RunInputs(run.model, prep, runtime, evaluation.spec, batch_size, data, bn_data)
+
+
+def bn_batches(
+    run: LoadedRun, runtime: Runtime, options: ProbeOptions, batch_size: int
+) -> FixedBatches | None:
+    """``options.bn_batches`` batches of ``batch_size`` of the run's training split (in
+    their seeded order) to re-estimate BatchNorm statistics on; None with 0 batches or a
+    model without BatchNorm."""
+    if options.bn_batches == 0 or not has_batchnorm(run.model):
+        return None
+    train = dataclasses.replace(options, split="train", examples=options.bn_batches * batch_size)
+    return probe_data(run, runtime, train).fixed(batch_size, runtime.processes, minimum=2)
 
 
 def probe_data(run: LoadedRun, runtime: Runtime, options: ProbeOptions) -> ProbeData:

@@ -58,7 +58,7 @@ class CKAResult:
 
 
 @torch.no_grad()
-def cka_matrix(
+def accumulate_cka(
     model_a: nn.Module,
     model_b: nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -67,11 +67,16 @@ def cka_matrix(
     *,
     runtime: Runtime,
     pool: str = "flatten",
-) -> np.ndarray:
-    """Minibatch CKA of every layer of A against every layer of B, over ``batches`` of
-    (input of A, input of B) holding the same examples. Only one batch's activations live
-    at a time; under DDP each process passes its own batches and the sums are reduced."""
-    accumulator = MinibatchCKA(len(layers_a), len(layers_b), runtime.device)
+    keep_batches: bool = False,
+) -> MinibatchCKA:
+    """The minibatch CKA sums of every layer of A against every layer of B, over
+    ``batches`` of (input of A, input of B) holding the same examples, each batch's terms
+    kept with ``keep_batches`` (for a jackknife over batches). Only one batch's
+    activations live at a time; under DDP each process passes its own batches and the
+    sums are reduced."""
+    accumulator = MinibatchCKA(
+        len(layers_a), len(layers_b), runtime.device, keep_batches=keep_batches
+    )
     with (
         ActivationCapture(model_a, layers_a, pool) as capture_a,
         ActivationCapture(model_b, layers_b, pool) as capture_b,
@@ -82,7 +87,23 @@ def cka_matrix(
                 model_b(x_b)
             accumulator.update(capture_a.take(), capture_b.take())
     accumulator.all_reduce()
-    return accumulator.compute()
+    return accumulator
+
+
+def cka_matrix(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    layers_a: list[Layer],
+    layers_b: list[Layer],
+    *,
+    runtime: Runtime,
+    pool: str = "flatten",
+) -> np.ndarray:
+    """Minibatch CKA of every layer of A against every layer of B (``accumulate_cka``)."""
+    return accumulate_cka(
+        model_a, model_b, batches, layers_a, layers_b, runtime=runtime, pool=pool
+    ).compute()
 
 
 def compare_runs(

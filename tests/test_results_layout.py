@@ -272,3 +272,21 @@ def test_sweep_matches_its_documented_layout(tmp_path):
         assert f.attrs["kind"] == "sweep"
         assert list(f["params/names"].asstr()) == ["lr", *(f"l2.{g}" for g in range(6))]
         assert f["summary"].attrs["best_value"] == report.trials[0].value
+
+
+def test_explain_matches_its_documented_layout(tmp_path):
+    from landscape.tune.explain import ExplainOptions, explain_runs
+
+    engine.train(fast_config("pretrain", data="synthetic:source", epochs=1), tmp_path / "src")
+    for seed in (0, 1):
+        engine.train(fast_config(epochs=1, init=str(tmp_path / "src"), seed=seed),
+                     tmp_path / f"run{seed}")  # fmt: skip
+    options = ExplainOptions(examples=32, batch_size=8, bn_batches=1, points=3)
+    out = tmp_path / "e.h5"
+    explain_runs([tmp_path / "run0"], against=tmp_path / "run1", options=options, out=out)
+    # The basin's optional names are there; the block shuffle's are not.
+    assert actual(out) == {
+        name: names - {n for n in names if n.startswith("shuffle")}
+        for name, names in documented("explain").items()
+    }
+    assert registry_problems(out) == []

@@ -27,12 +27,17 @@ def measure(
     *,
     bn_data: FixedBatches | None = None,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    per_batch: bool = False,
 ) -> torch.Tensor:
     """(2,) float64 on the device, summed over the processes: the summed cross-entropy and
     the number of correct predictions of ``model`` in eval mode over ``data``. With
     ``bn_data`` the BatchNorm running statistics are first replaced by those of its batches
     (a model without BatchNorm is measured as it stands). ``forward`` (default: the model
-    itself) runs the batches, e.g. a compiled model; the model's training flag is restored."""
+    itself) runs the batches, e.g. a compiled model; the model's training flag is restored.
+    ``per_batch`` keeps the sums of each batch apart, (batches, 2), for errors over batches
+    (a jackknife); on one process only, where every batch is this process's."""
+    if per_batch and runtime.processes.parallel:
+        raise ValueError("per-batch sums are measured on one process")
     if bn_data is not None:
         processes = runtime.processes
         inputs = (prep(images) for images, _ in bn_data)
@@ -42,12 +47,19 @@ def measure(
     was_training = model.training
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=runtime.device)
+    batches = []
     for images, labels in data:
         with runtime.autocast():
             logits = forward(prep(images))
-        total[0] += F.cross_entropy(logits.float(), labels, reduction="sum").double()
-        total[1] += (logits.argmax(1) == labels).sum()
+        loss = F.cross_entropy(logits.float(), labels, reduction="sum").double()
+        correct = (logits.argmax(1) == labels).sum()
+        total[0] += loss
+        total[1] += correct
+        if per_batch:
+            batches.append(torch.stack([loss, correct.double()]))
     model.train(was_training)
+    if per_batch:
+        return torch.stack(batches)
     return runtime.processes.sum_(total)
 
 

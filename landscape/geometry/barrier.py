@@ -102,6 +102,22 @@ def interpolation_curves(
     return curves
 
 
+@torch.no_grad()
+def batch_curve(line: Line, alphas: np.ndarray, inputs: RunInputs) -> np.ndarray:
+    """(points, batches, 2): the summed loss and correct predictions of every batch of
+    ``inputs`` at every point of ``line``, BatchNorm re-estimated at each point when
+    ``inputs`` has batches for it; the per-batch sums give the curve's errors over batches
+    (one process). One host synchronisation."""
+    curve = []
+    for alpha in alphas:
+        line.set(float(alpha))
+        curve.append(
+            measure(inputs.model, inputs.data, inputs.prep, inputs.runtime,
+                    bn_data=inputs.bn_data, per_batch=True)
+        )  # fmt: skip
+    return torch.stack(curve).cpu().numpy()
+
+
 @dataclass
 class BarrierResult:
     """Loss and error along the straight line from A to B, and their barriers."""

@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from finetune import rundir
 from finetune.errors import ConfigError
@@ -46,6 +45,7 @@ from finetune.result_files import write_result
 from finetune.runs import LoadedRun, load_run, pair_attrs
 from landscape.geometry.options import CriticalityOptions
 from landscape.geometry.paths import Line, State, check_compatible
+from probes.change import group_tensors
 from probes.inputs import RunInputs, run_inputs
 
 # Errors are fractions of the examples; the constraint allows for their rounding.
@@ -239,20 +239,6 @@ class CriticalityResult:
             lines.append(f"most critical: {name} ({value:.4g})")
         lines.append(f"{self.evaluations} evaluations in {self.seconds:.1f} s")
         return "\n".join(lines)
-
-
-def group_tensors(model: nn.Module, group: LayerGroup) -> list[str]:
-    """The state-dict names a rewind of ``group`` moves: its parameters and the floating
-    buffers of the modules that hold them (a BatchNorm layer's running statistics)."""
-    params = {name for name, _ in model.named_parameters()}
-    owners = {name.rpartition(".")[0] for name in group.params}
-    own = set(group.params)
-    return [
-        name
-        for name, tensor in model.state_dict().items()
-        if name in own
-        or (name not in params and tensor.is_floating_point() and name.rpartition(".")[0] in owners)
-    ]
 
 
 def group_norms(final: State, initial: State, names: Sequence[str]) -> tuple[int, float, float]:

@@ -34,6 +34,8 @@ from landscape.plots.geometry import (
 )
 from landscape.plots.probes import plot_cka, plot_distance, plot_fit
 from landscape.plots.runs import plot_run
+from landscape.plots.tune import plot_explain
+from landscape.tune.explain import explain_runs
 from landscape.tune.sweep import run_sweep, sweep_report
 from probes.distance import distance_between_runs
 from probes.fit import fit_measures
@@ -315,6 +317,39 @@ KINDS: dict[str, ResultKind] = {
                 ),
             ),
             plot_criticality,
+        ),
+        ResultKind(
+            "explain",
+            (explain_runs,),
+            Layout(
+                attributes=(
+                    "runs", "config_hashes", "model", "data", "split", "examples", "batches",
+                    "bn_batches", "errors", "rules", "against", "block_shuffle", "seed",
+                    "device",
+                ),
+                datasets=(
+                    "groups/names", "groups/status", "groups/cka", "groups/cka_se",
+                    "groups/movement", "groups/movement_se", "groups/rewind_error",
+                    "groups/rewind_error_se", "groups/rewind_loss", "groups/rewind_loss_se",
+                    "runs/cka", "runs/movement", "runs/rewind_error", "runs/rewind_loss",
+                    "sentences",
+                ),
+                # basin/*: with --against; shuffle/*: with --block-shuffle.
+                optional_datasets=(
+                    "basin/alpha", "basin/loss", "basin/error", "basin/cka", "basin/cka_se",
+                    "shuffle/pretrained", "shuffle/random", "shuffle/pretrained_shuffled",
+                    "shuffle/random_shuffled", "shuffle/share", "shuffle/share_se",
+                ),
+                summary=(
+                    "reused", "adapted", "rewritten", "unclear", "frozen", "new", "runs",
+                    "seconds",
+                ),
+                optional_summary=(
+                    "loss_barrier", "loss_barrier_se", "error_barrier", "error_barrier_se",
+                    "basin", "shuffle_share", "shuffle_share_se",
+                ),
+            ),
+            plot_explain,
         ),
         ResultKind(
             "repro",

@@ -1,0 +1,120 @@
+"""The statistics every measurement and verdict reads its errors from: the mean with its
+sample standard deviation and standard error over seeds, the delete-one-group jackknife of
+a statistic of additive parts (batches of examples), and the rank correlation with a
+bootstrap interval over pairs and a permutation p-value. One home, so that a table, a rule
+and a verdict compute an error the same way."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean, sample standard deviation (ddof 1; NaN for one value) and standard error
+    (sd / sqrt(n)) of ``n`` values."""
+
+    mean: float
+    sd: float
+    se: float
+    n: int
+
+
+def spread(values: Sequence[float] | np.ndarray) -> Spread:
+    """The mean, sd and SE of ``values`` (NaNs left out)."""
+    data = np.asarray(values, dtype=np.float64).ravel()
+    data = data[~np.isnan(data)]
+    n = len(data)
+    if n == 0:
+        return Spread(math.nan, math.nan, math.nan, 0)
+    mean = float(data.mean())
+    sd = float(data.std(ddof=1)) if n > 1 else math.nan
+    return Spread(mean, sd, sd / math.sqrt(n) if n > 1 else math.nan, n)
+
+
+def jackknife(
+    parts: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A statistic of summed parts and its delete-one-group jackknife standard error.
+
+    ``parts`` is (groups, ...): additive contributions of disjoint groups of examples (the
+    sums of one batch each); ``statistic`` maps a sum over groups to the estimate (an array
+    or a scalar). Returns ``statistic(sum of all)`` and
+    ``sqrt((G - 1) / G * sum_g (theta_(-g) - mean theta_(-))^2)``, where ``theta_(-g)`` is
+    the statistic without group ``g`` (Efron and Tibshirani, ch. 11). Fewer than two
+    groups give a NaN error."""
+    parts = np.asarray(parts, dtype=np.float64)
+    total = parts.sum(axis=0)
+    estimate = np.asarray(statistic(total), dtype=np.float64)
+    groups = parts.shape[0]
+    if groups < 2:
+        return estimate, np.full_like(estimate, math.nan)
+    leave_out = np.stack([np.asarray(statistic(total - part)) for part in parts])
+    centred = leave_out - leave_out.mean(axis=0)
+    se = np.sqrt((groups - 1) / groups * (centred**2).sum(axis=0))
+    return estimate, se
+
+
+@dataclass(frozen=True)
+class RankCorrelation:
+    """Spearman's rho of ``n`` pairs, its percentile bootstrap interval (resampling pairs)
+    at ``level``, and the two-sided permutation p-value of rho = 0."""
+
+    rho: float
+    low: float
+    high: float
+    p_value: float
+    n: int
+    level: float
+
+    @property
+    def excludes_zero(self) -> bool:
+        """Whether the interval lies wholly on one side of 0."""
+        return bool(self.low > 0 or self.high < 0)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho (Pearson's correlation of the average ranks); NaN when either side
+    is constant."""
+    rx, ry = rankdata(x), rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denominator = math.sqrt(float((rx**2).sum() * (ry**2).sum()))
+    return float((rx * ry).sum() / denominator) if denominator > 0 else math.nan
+
+
+def rank_correlation(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    *,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> RankCorrelation:
+    """Spearman's rho of the pairs (``x``, ``y``) with NaN pairs left out, a percentile
+    bootstrap interval over pairs (resamples where either side is constant are skipped)
+    and a permutation p-value (``resamples`` shuffles of ``y``, counting |rho| at least
+    the observed one, the observed arrangement included)."""
+    xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    keep = ~(np.isnan(xs) | np.isnan(ys))
+    xs, ys = xs[keep], ys[keep]
+    n = len(xs)
+    rho = spearman(xs, ys) if n >= 3 else math.nan
+    if math.isnan(rho):
+        return RankCorrelation(rho, math.nan, math.nan, math.nan, n, level)
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(resamples):
+        pick = rng.integers(0, n, n)
+        value = spearman(xs[pick], ys[pick])
+        if not math.isnan(value):
+            boot.append(value)
+    tail = (1.0 - level) / 2
+    low, high = (np.quantile(boot, [tail, 1 - tail]) if boot else (math.nan, math.nan))
+    extreme = sum(abs(spearman(xs, rng.permutation(ys))) >= abs(rho) - 1e-12
+                  for _ in range(resamples))  # fmt: skip
+    return RankCorrelation(rho, float(low), float(high), (extreme + 1) / (resamples + 1), n, level)

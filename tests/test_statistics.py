@@ -1,0 +1,61 @@
+"""The statistics module against closed forms and a peer package (scipy)."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from probes.statistics import jackknife, rank_correlation, spearman, spread
+
+
+def test_spread_is_the_sample_sd_and_its_standard_error():
+    s = spread([1.0, 2.0, 4.0, float("nan")])
+    assert s.n == 3 and s.mean == pytest.approx(7 / 3)
+    assert s.sd == pytest.approx(np.std([1.0, 2.0, 4.0], ddof=1))
+    assert s.se == pytest.approx(s.sd / math.sqrt(3))
+    one = spread([5.0])
+    assert one.mean == 5.0 and math.isnan(one.sd) and math.isnan(one.se)
+
+
+def test_jackknife_of_a_mean_over_equal_groups_is_the_sd_of_group_means_over_root_g():
+    # For the mean of G equal-size groups, the delete-one-group jackknife SE equals
+    # sd(group means) / sqrt(G) exactly.
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(8, 25))
+    parts = np.stack([values.sum(1), np.full(8, 25.0)], axis=1)
+    estimate, se = jackknife(parts, lambda t: t[0] / t[1])
+    assert estimate == pytest.approx(values.mean())
+    assert se == pytest.approx(values.mean(1).std(ddof=1) / math.sqrt(8))
+
+
+def test_jackknife_of_one_group_has_no_error():
+    estimate, se = jackknife(np.array([[3.0, 1.0]]), lambda t: t[0] / t[1])
+    assert estimate == 3.0 and math.isnan(se)
+
+
+def test_spearman_matches_scipy_with_ties():
+    x = np.array([1.0, 2.0, 2.0, 3.0, 5.0, 4.0, 7.0])
+    y = np.array([2.0, 1.0, 4.0, 4.0, 6.0, 5.0, 3.0])
+    assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert math.isnan(spearman(x, np.ones_like(x)))
+
+
+def test_rank_correlation_of_a_monotone_relation():
+    x = np.arange(8.0)
+    r = rank_correlation(x, x**2, resamples=500)
+    assert r.rho == 1.0 and r.excludes_zero
+    # Only the identity arrangement (and none other) reaches |rho| = 1 among 8! orders.
+    assert r.p_value < 0.01
+    assert r.low <= r.rho <= r.high
+
+
+def test_rank_correlation_of_unrelated_values_includes_zero():
+    rng = np.random.default_rng(3)
+    r = rank_correlation(rng.normal(size=30), rng.normal(size=30), resamples=500)
+    assert not r.excludes_zero and r.p_value > 0.05
+
+
+def test_rank_correlation_leaves_out_nan_pairs():
+    r = rank_correlation([1.0, 2.0, np.nan, 3.0, 4.0], [1.0, 2.0, 5.0, 3.0, 4.0], resamples=50)
+    assert r.n == 4 and r.rho == 1.0
