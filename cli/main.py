@@ -103,6 +103,13 @@ app.command(
     help="Reproduce a published claim on tiny models (landscape repro list): numbers, "
     "whether it held, NAME.h5 and NAME.png.",
 )(repro_command)
+from cli.study_command import study_command  # noqa: E402
+
+app.command(
+    "study",
+    help="Run one of the project's own studies (landscape study list): the experiments behind "
+    "its measured tables, each writing documented result files.",
+)(study_command)
 from cli.sweep_command import sweep_command  # noqa: E402
 
 app.command(

@@ -22,6 +22,45 @@ def split_specs(text: str) -> tuple[str, ...]:
     return tuple(spec.strip() for spec in [*specs, current] if spec.strip())
 
 
+def list_registry(entries: dict) -> None:
+    """One line per registered claim or study: its name, then its title."""
+    width = max(map(len, entries)) + 2
+    for entry in entries.values():
+        typer.echo(f"{entry.name:<{width}s}{entry.title}")
+
+
+def pair_options(
+    quick: bool,
+    pair: str,
+    out: Path | None,
+    runs: Path | None,
+    model: str,
+    init: Path | None,
+    seeds: str | None,
+    data: str | None,
+    quiet: bool,
+):
+    """The output folder (default: results/repro, or results/repro/PAIR) and the
+    ``ReproOptions`` of a claim or study, with a progress bar."""
+    from cli.progress import ProgressBar
+    from landscape.experiments.repro import ReproOptions
+
+    if out is None:
+        out = Path("results/repro") / ("" if pair == "synthetic" else pair)
+    options = ReproOptions(
+        quick=quick,
+        runs=runs or out / "runs",
+        source=init,
+        model=model,
+        seeds=tuple(int_list(seeds, "--seeds", minimum=0)) if seeds else None,
+        data=split_specs(data) if data else None,
+        pair=pair,
+        progress=ProgressBar(quiet),
+        log=stderr_log(quiet),
+    )
+    return out, options
+
+
 def repro_command(
     name: str = typer.Argument(..., help="the claim; 'list' lists them"),
     quick: bool = typer.Option(False, "--quick", help="the CI-sized version"),
@@ -52,33 +91,16 @@ def repro_command(
 ) -> None:
     """Run the experiment of one published claim on tiny models, write OUT/NAME.h5 and
     OUT/NAME.png, and print its numbers and whether the claim held."""
-    from cli.progress import ProgressBar
-    from landscape.experiments.repro import ReproOptions, claims, run_claim
+    from landscape.experiments.repro import claims, run_claim
     from landscape.plots import plot_file
 
     with user_errors():
         if name == "list":
-            known = claims()
-            width = max(map(len, known)) + 2
-            for claim in known.values():
-                typer.echo(f"{claim.name:<{width}s}{claim.title}")
+            list_registry(claims())
             return
-        progress = ProgressBar(quiet)
-        if out is None:
-            out = Path("results/repro") / ("" if pair == "synthetic" else pair)
-        options = ReproOptions(
-            quick=quick,
-            runs=runs or out / "runs",
-            source=init,
-            model=model,
-            seeds=tuple(int_list(seeds, "--seeds", minimum=0)) if seeds else None,
-            data=split_specs(data) if data else None,
-            pair=pair,
-            progress=progress,
-            log=stderr_log(quiet),
-        )
+        out, options = pair_options(quick, pair, out, runs, model, init, seeds, data, quiet)
         result = run_claim(name, options, out)
-        progress.close()
+        options.progress.close()
         png = plot_file(out / f"{name}.h5")
     typer.echo(result.table())
     typer.echo(f"{'HELD' if result.held else 'DID NOT HOLD'}: {result.verdict}")

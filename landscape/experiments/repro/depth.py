@@ -12,6 +12,8 @@ when it is > 0."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from finetune.groups import layer_groups
@@ -36,6 +38,23 @@ def freeze_depths(groups: int, quick: bool) -> list[int]:
     return sorted({0, deepest // 2, deepest}) if quick else list(range(groups))
 
 
+def depth_run(options: ReproOptions, role: str, task: str, frozen: int, seed: int) -> Path:
+    """The claim's fine-tuning of ``task`` (in ``role``) from the source with the first
+    ``frozen`` groups frozen, seed ``seed``: trained once, reused after."""
+    recipe = options.target_recipe(task)
+    epochs = QUICK_EPOCHS if options.quick else recipe["epochs"]
+    return options.finetune(
+        f"depth-{role}-freeze{frozen}-e{epochs}-seed{seed}",
+        {
+            **recipe,
+            "init": str(options.source_run()),
+            "epochs": epochs,
+            "freeze_groups": frozen,
+            "seed": seed,
+        },
+    )
+
+
 @register_claim(
     NAME,
     "Transferability falls with depth for distant tasks",
@@ -45,7 +64,6 @@ def freeze_depths(groups: int, quick: bool) -> list[int]:
 def depth(options: ReproOptions) -> ClaimResult:
     tasks = tuple(options.near_and_far().values())
     recipe = options.target_recipe(tasks[0])
-    source = options.source_run()
     seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2))
     epochs = QUICK_EPOCHS if options.quick else recipe["epochs"]
     groups = group_count(options.model)
@@ -54,16 +72,7 @@ def depth(options: ReproOptions) -> ClaimResult:
     for i, task in enumerate(tasks):
         for j, k in enumerate(depths):
             for s, seed in enumerate(seeds):
-                run = options.finetune(
-                    f"depth-{ROLES[i]}-freeze{k}-e{epochs}-seed{seed}",
-                    {
-                        **options.target_recipe(task),
-                        "init": str(source),
-                        "epochs": epochs,
-                        "freeze_groups": k,
-                        "seed": seed,
-                    },
-                )
+                run = depth_run(options, ROLES[i], task, k, seed)
                 values[i, j, s] = run_summary(run)["test_acc"]
     mean, spread = mean_and_spread(values)
     drop = mean[:, 0] - mean[:, -1]  # per task: K = 0 minus the deepest K

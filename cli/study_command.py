@@ -1,0 +1,42 @@
+"""``landscape study NAME``: run one of the project's own studies (the experiments behind
+its measured tables) and write its result files."""
+
+from __future__ import annotations
+
+import inspect
+
+import typer
+
+from cli.common import user_errors
+from cli.repro_command import list_registry, pair_options, repro_command
+
+
+def study_command(name: str, **values) -> None:
+    """Run one study on a pair of source and targets (sharing the claims' runs), write its
+    result files into OUT and plot them."""
+    from landscape.experiments.studies import run_study, studies
+    from landscape.plots import plot_file
+
+    with user_errors():
+        if name == "list":
+            list_registry(studies())
+            return
+        out, options = pair_options(**values)
+        written = run_study(name, options, out)
+        options.progress.close()
+        plots = [plot_file(path) for path in written]
+    for path, png in zip(written, plots):
+        typer.echo(f"wrote {path} and {png}")
+
+
+study_command.__signature__ = inspect.signature(repro_command).replace(
+    parameters=[
+        inspect.Parameter(
+            "name",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=typer.Argument(..., help="the study; 'list' lists them"),
+            annotation=str,
+        ),
+        *list(inspect.signature(repro_command).parameters.values())[1:],
+    ]
+)

@@ -1,0 +1,57 @@
+"""Studies: the project's own experiments behind its measured tables (the advisor and the
+automatic methods out of sample, explain against the depth claim, ...), one registered
+function each. A study runs on a pair of source and targets like a reproduced claim
+(``landscape.experiments.repro.ReproOptions``, sharing the claims' run directories, so a
+study reuses the runs a claim trained) and writes its results as documented result files
+into one folder; ``run_study`` returns their paths."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from finetune.errors import ConfigError
+from landscape.experiments.repro import ReproOptions
+
+StudyFunction = Callable[[ReproOptions, Path], list[Path]]
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    title: str
+    run: StudyFunction
+
+
+STUDIES: dict[str, Study] = {}
+
+
+def register_study(name: str, title: str) -> Callable[[StudyFunction], StudyFunction]:
+    """Register the study ``name``: a function of (options, output folder) that writes its
+    result files there and returns their paths."""
+
+    def register(function: StudyFunction) -> StudyFunction:
+        STUDIES[name] = Study(name, title, function)
+        return function
+
+    return register
+
+
+def studies() -> dict[str, Study]:
+    """Every study, by name: each module of this package registers its own."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    return dict(sorted(STUDIES.items()))
+
+
+def run_study(name: str, options: ReproOptions, out: str | Path) -> list[Path]:
+    """Run study ``name`` into the folder ``out``; the files it wrote."""
+    known = studies()
+    if name not in known:
+        raise ConfigError(f"unknown study {name!r}; known: {', '.join(known)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return known[name].run(options, out)

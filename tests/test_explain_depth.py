@@ -1,0 +1,67 @@
+"""``landscape explain`` checked against what the depth claim measured: the statements of
+the committed explanations of the depth claim's plain fine-tunings
+(``landscape study explain_depth``, results/repro[/real]/explain-depth-*.h5) against the
+depth claim's own committed numbers (depth.h5: test accuracy with the first K groups
+frozen, K = 0..5, 3 seeds), read independently here.
+
+The rule, fixed before the explanations were measured: freezing group g on top of the
+groups below it costs Δ_g = acc(K = g) − acc(K = g + 1) (paired by seed; its SE over the
+seeds). Then, on both pairs:
+
+1. far needs more change than near: the sum of the body groups' rewind costs is larger on
+   far than on near (the depth claim: freezing every body group costs more on far);
+2. on a target where the largest Δ_g is beyond 2 SE, the group explain finds most needed
+   (largest rewind cost) is that group;
+3. on a target where no Δ_g is beyond 2 SE, explain calls no group adapted or rewritten.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "results" / "repro"
+PAIRS = {"synthetic": ROOT, "real": ROOT / "real"}
+ROLES = ("near", "far")
+
+
+def freezing_costs(pair: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per role: Δ_g for g = 0..4 (mean over seeds) and its SE, from depth.h5."""
+    with h5py.File(PAIRS[pair] / "depth.h5") as f:
+        values = f["table/values"][()]  # (targets, K = 0..5, seeds)
+    costs = values[:, :-1, :] - values[:, 1:, :]
+    seeds = values.shape[-1]
+    return {
+        role: (costs[i].mean(-1), costs[i].std(-1, ddof=1) / np.sqrt(seeds))
+        for i, role in enumerate(ROLES)
+    }
+
+
+def explained(pair: str, role: str) -> tuple[np.ndarray, list[str]]:
+    """The body groups' rewind costs (mean over the runs) and statuses."""
+    with h5py.File(PAIRS[pair] / f"explain-depth-{role}.h5") as f:
+        cost = f["groups/rewind_error"][()][:-1]
+        status = [s.decode() for s in f["groups/status"][()]][:-1]
+    return cost, status
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+def test_far_needs_more_change_than_near(pair):
+    costs = freezing_costs(pair)
+    assert costs["far"][0].sum() > costs["near"][0].sum()  # the depth claim's own finding
+    assert explained(pair, "far")[0].sum() > explained(pair, "near")[0].sum()
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+@pytest.mark.parametrize("role", ROLES)
+def test_the_most_needed_group_is_the_costliest_to_freeze(pair, role):
+    cost, se = freezing_costs(pair)[role]
+    rewind, status = explained(pair, role)
+    g = int(np.argmax(cost))
+    if cost[g] - 2 * se[g] > 0:
+        assert int(np.argmax(rewind)) == g
+    else:
+        assert not {"adapted", "rewritten"} & set(status)
