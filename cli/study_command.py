@@ -4,6 +4,7 @@ its measured tables) and write its result files."""
 from __future__ import annotations
 
 import inspect
+import typing
 
 import typer
 
@@ -29,14 +30,22 @@ def study_command(name: str, **values) -> None:
         typer.echo(f"wrote {path} and {png}")
 
 
-study_command.__signature__ = inspect.signature(repro_command).replace(
-    parameters=[
+def _repro_options() -> list[inspect.Parameter]:
+    """``landscape repro``'s options but its claim name, with their annotations resolved
+    (the module's are strings), so that the two commands take the same flags."""
+    hints = typing.get_type_hints(repro_command)
+    parameters = list(inspect.signature(repro_command).parameters.values())[1:]
+    return [p.replace(annotation=hints[p.name]) for p in parameters]
+
+
+study_command.__signature__ = inspect.Signature(
+    [
         inspect.Parameter(
             "name",
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
             default=typer.Argument(..., help="the study; 'list' lists them"),
             annotation=str,
         ),
-        *list(inspect.signature(repro_command).parameters.values())[1:],
+        *_repro_options(),
     ]
 )

@@ -195,6 +195,7 @@ def _load_builtin() -> None:
         digits,
         fashion_mnist,
         folder,
+        negative,
         synthetic,
         torchvision_sets,
     )
