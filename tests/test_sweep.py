@@ -602,3 +602,26 @@ def test_folds_score_a_trial_by_the_mean_of_its_folds(tmp_path, source):
         with pytest.raises(ConfigError, match=message):
             run_sweep(space, trials=2, out=out, heartbeat=1, **options)
 
+
+def test_the_cli_says_before_the_trials_when_the_objective_cannot_rank(
+    tmp_path, source, monkeypatch, capsys
+):
+    space = folder_space(tmp_path, source)
+    out = tmp_path / "sweep"
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "sweep", "--space", str(space),
+                                   "--trials", "1", "--folds", "2", "--out", str(out))  # fmt: skip
+    assert code == 0, stderr
+    message = stderr.splitlines()[0]  # before the trial's progress and its line
+    assert message.startswith("the objective cannot rank: 3 validation images, standard error")
+    assert "; using 2-fold cross-validation over the 12 training images" in message
+    assert f"note: {message}" in stdout.splitlines()
+    assert "mean of 2 cross-validated folds" in stdout
+
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "sweep", "--space", str(space),
+                                   "--trials", "1", "--objective", "best",
+                                   "--out", str(tmp_path / "bad"))  # fmt: skip
+    assert code == 1 and stdout == ""
+    assert stderr.strip().splitlines() == [
+        "error: --objective must be one of auto, split, folds, got 'best'"
+    ]
+    assert not (tmp_path / "bad").exists()
