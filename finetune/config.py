@@ -104,9 +104,9 @@ class DataConfig:
     )
     val_fold: int | None = option(
         None,
-        "validate on fold I of --folds stratified folds of the training split (seeded by "
-        "--split-seed) and train on the others, instead of carving --val-fraction: the runs "
-        "of folds 0..K-1 cross-validate (datasets without a validation split)",
+        "validate on fold I of the K = --folds stratified folds of the training split "
+        "(seeded by --split-seed) and train on the others, instead of carving --val-fraction: "
+        "the runs of folds 0..K-1 cross-validate (datasets without a validation split)",
     )
     folds: int = option(5, "number of folds of --val-fold")
 
