@@ -63,4 +63,6 @@ _PARAMETERS = MEASURE_PARAMETERS + [
         "out", typer.Option(Path("advice.toml"), "--out", help="advised configuration (TOML)"), Path
     ),
 ]
-with_parameters(advise_command, _PARAMETERS + config_parameters())
+# --folds is the measures' cross-validation here; the data's --folds (of --val-fold) comes
+# from --config or its default.
+with_parameters(advise_command, _PARAMETERS + config_parameters(("folds",)))

@@ -34,16 +34,36 @@ def sweep_command(
     seed: int = typer.Option(
         0, "--seed", help="seed of the sampler (mixed with the worker and the trial count)"
     ),
-    splits: int = typer.Option(
-        1,
+    objective: str = typer.Option(
+        "auto",
+        "--objective",
+        help="how a trial is scored: split (--splits split seeds), folds (--folds "
+        "cross-validated folds of the training split, one run each), auto (split seeds when "
+        "their standard error at 90% accuracy is at most --resolution, else folds when the "
+        "dataset carves its validation split); a resumed study keeps its own",
+    ),
+    splits: int | None = typer.Option(
+        None,
         "--splits",
         help="runs per trial, with split seeds S, S+1, ...; the objective is their mean "
-        "validation accuracy",
+        "validation accuracy (default: 1, or the study's)",
+    ),
+    folds: int | None = typer.Option(
+        None,
+        "--folds",
+        help="folds of the cross-validation under --objective folds, one run each "
+        "(default: 5, or the study's)",
+    ),
+    resolution: float | None = typer.Option(
+        None,
+        "--resolution",
+        help="the smallest difference of validation accuracy the search must rank "
+        "(default: 0.02, or the study's)",
     ),
     prune: bool = typer.Option(
         True,
         "--prune/--no-prune",
-        help="stop trials whose epochs (of their first split) fall below the median",
+        help="stop trials whose epochs (of their first run) fall below the median",
     ),
     heartbeat: int = typer.Option(
         10,
@@ -54,8 +74,9 @@ def sweep_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ) -> None:
     """Search transferred groups, learning rates, L2-SP and L2 per group and freezing with
-    Optuna: each trial a run directory per split seed, the objective their mean final
-    validation accuracy; among the trials it cannot separate, the lowest validation loss wins."""
+    Optuna: each trial a run directory per split seed (or per cross-validated fold), the
+    objective their mean final validation accuracy; among the trials it cannot separate, the
+    lowest validation loss wins."""
     import optuna
 
     from cli.progress import ProgressBar
@@ -74,7 +95,8 @@ def sweep_command(
             progress = None if quiet or workers > 1 else ProgressBar()
             result = run_sweep(
                 space, trials=trials, out=out, storage=storage, study=name, workers=workers,
-                seed=seed, splits=splits, prune=prune, heartbeat=heartbeat, progress=progress,
+                seed=seed, objective=objective, splits=splits, folds=folds,
+                resolution=resolution, prune=prune, heartbeat=heartbeat, progress=progress,
                 log=stderr_log(quiet),
             )  # fmt: skip
             if progress is not None:

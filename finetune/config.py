@@ -63,7 +63,9 @@ class DataConfig:
         0.1,
         "fraction of each class held out for validation when the dataset has no validation split",
     )
-    split_seed: int = option(0, "seed of the validation carve-out and of the per-class subsample")
+    split_seed: int = option(
+        0, "seed of the validation carve-out (or of the folds) and of the per-class subsample"
+    )
     eval_split: str = option("val", "split evaluated after every epoch", choices=("val", "test"))
     augment: bool = option(True, "augment training images (the scheme is --aug)")
     hflip: bool = option(True, "random horizontal flips (with --augment)")
@@ -100,9 +102,17 @@ class DataConfig:
         "--preprocess resolves to model, else translate",
         choices=("auto", "translate", "rrc"),
     )
+    val_fold: int | None = option(
+        None,
+        "validate on fold I of the K = --folds stratified folds of the training split "
+        "(seeded by --split-seed) and train on the others, instead of carving --val-fraction: "
+        "the runs of folds 0..K-1 cross-validate (datasets without a validation split)",
+    )
+    folds: int = option(5, "number of folds of --val-fold")
 
     def __post_init__(self) -> None:
         _check_spec(self, "spec")
+        check_val_fold(self.val_fold, self.folds)
         _check_positive(self, "image_size", "train_per_class", "block_shuffle")
         _check_non_negative(self, "workers")
         if self.block_shuffle and self.image_size and self.image_size % self.block_shuffle:
@@ -361,7 +371,15 @@ SECTIONS: dict[str, type] = {
 LATER_FIELDS: dict[str, tuple[str, ...]] = {
     "model": ("drop_rate",),
     "train": ("sync_bn", "eval_every", "keep_every"),
-    "data": ("block_shuffle", "shuffle_scheme", "shuffle_seed", "preprocess", "aug"),
+    "data": (
+        "block_shuffle",
+        "shuffle_scheme",
+        "shuffle_seed",
+        "preprocess",
+        "aug",
+        "val_fold",
+        "folds",
+    ),
 }
 
 
@@ -503,6 +521,18 @@ def _floats(flag: str, value: Any) -> tuple[float, ...]:
     if len(out) != len(items) or not out:
         raise ConfigError(f"{flag} takes a number or a comma-separated list, got {value!r}")
     return out
+
+
+def check_val_fold(val_fold: int | None, folds: int) -> None:
+    """Fail with one line naming the flag unless there are at least two folds and
+    ``val_fold`` (when given) is one of them."""
+    if folds < 2:
+        raise ConfigError(f"{flag_for(DataConfig, 'folds')} must be at least 2, got {folds}")
+    if val_fold is not None and not 0 <= val_fold < folds:
+        raise ConfigError(
+            f"{flag_for(DataConfig, 'val_fold')} must lie in 0..{folds - 1} "
+            f"({flag_for(DataConfig, 'folds')} {folds}), got {val_fold}"
+        )
 
 
 def _check_positive(section: object, *names: str) -> None:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from finetune.config import DataConfig
-from finetune.data import ImageSet, get_dataset
+from finetune.data import ImageSet, dataset_options, get_dataset
 from finetune.data.augment import BatchPrep
 from finetune.data.block_shuffle import BlockShuffle
 from finetune.data.input_spec import InputSpec, recorded_input
@@ -102,8 +102,9 @@ def bn_batches(
 
 def probe_data(run: LoadedRun, runtime: Runtime, options: ProbeOptions) -> ProbeData:
     """``options.examples`` examples (all when None) of ``options.split`` of
-    ``options.data`` (default: the run's dataset, at the run's image size; the training
-    split keeps the run's subsample), in the order seeded by ``options.seed``."""
+    ``options.data`` (default: the run's dataset, at the run's image size, split as the
+    run split it: its validation carve or fold, its training subsample), in the order
+    seeded by ``options.seed``."""
     data = run.config.data
     spec = options.data or data.spec
     own = spec == data.spec
@@ -111,13 +112,9 @@ def probe_data(run: LoadedRun, runtime: Runtime, options: ProbeOptions) -> Probe
     dataset = get_dataset(
         spec,
         split,
-        data_root=data.data_root,
-        download=data.download,
         image_size=run.record["data"]["image_size"],
         interpolation=recorded_input(run.record).interpolation,
-        train_per_class=data.train_per_class if own and split == "train" else None,
-        val_fraction=data.val_fraction,
-        split_seed=data.split_seed,
+        **dataset_options(data, own=own),
     )
     return _serve(data, spec, split, dataset, runtime, options.examples, options.seed)
 
@@ -132,18 +129,14 @@ def split_data(
     seed: int = 0,
 ) -> ProbeData:
     """``examples`` examples (all when None) of ``split`` of ``data.spec``, decoded as a run
-    of ``data`` with the input ``spec`` would decode them (the training split keeps
-    ``data.train_per_class``): a probe of a dataset without a run."""
+    of ``data`` with the input ``spec`` would decode and split them (its validation carve
+    or fold, its training subsample): a probe of a dataset without a run."""
     dataset = get_dataset(
         data.spec,
         split,
-        data_root=data.data_root,
-        download=data.download,
         image_size=spec.stored_size,
         interpolation=spec.interpolation,
-        train_per_class=data.train_per_class if split == "train" else None,
-        val_fraction=data.val_fraction,
-        split_seed=data.split_seed,
+        **dataset_options(data),
     )
     return _serve(data, data.spec, split, dataset, runtime, examples, seed)
 

@@ -2,8 +2,10 @@
 point; a killed sweep resumes without repeating finished trials; two workers share one
 SQLite study; pruning stops a run after the epoch the pruner rejects; a bad space file
 stops with one line before any trial runs; with --splits a trial's objective is the mean of
-its split seeds' runs; trials the validation data cannot separate are said to tie, and the
-best among them is the one of lowest validation loss."""
+its split seeds' runs, with --objective folds the mean of its cross-validated folds' runs,
+and auto cross-validates when one validation split cannot rank the trials; trials the
+validation data cannot separate are said to tie, and the best among them is the one of
+lowest validation loss."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import h5py
 import optuna
 import pytest
 from conftest import fast_config
+from PIL import Image
 from test_cli import run_cli
 
 from finetune import engine, rundir
@@ -30,9 +33,11 @@ from finetune.errors import ConfigError
 from finetune.runs import run_summary
 from landscape.tune.space import check_space, read_space
 from landscape.tune.sweep import (
+    TIES,
     SweepReport,
     SweepTrial,
     best_config,
+    choose_objective,
     default_storage,
     run_sweep,
     run_trial,
@@ -403,8 +408,10 @@ def test_splits_run_each_trial_once_per_split_seed(tmp_path, source, monkeypatch
         assert json.loads(f["trials/runs"].asstr()[0]) == trial.runs
     assert "mean of 2 split seeds" in report.table()
 
+    # Resumed without --splits, the study keeps its 2; another number is refused.
+    assert run_sweep(space, trials=1, out=out, heartbeat=1).objective.splits == 2
     with pytest.raises(ConfigError, match="made with --splits 2"):
-        run_sweep(space, trials=1, out=out, heartbeat=1)
+        run_sweep(space, trials=1, out=out, splits=1, heartbeat=1)
 
 
 def test_splits_below_one_is_one_line_naming_the_flag(tmp_path, source, monkeypatch, capsys):
@@ -436,3 +443,185 @@ def test_a_study_from_before_splits_reads_its_measures_from_the_run(tmp_path, so
     assert trial.split_values == [summary["final_eval_acc"]] and trial.runs == [str(run)]
     assert trial.eval_loss == summary["final_eval_loss"] and trial.eval_examples == examples
     assert trial.value_se == value_se([summary["final_eval_acc"]], examples)
+
+
+def image_tree(root: Path, train: int, classes: int = 5, val_fraction: float = 0.1) -> str:
+    """A folder: spec of ``classes`` classes of ``train`` training images and one test
+    image each (4x4 PNGs, a colour per class), its validation split carved."""
+    for split, count in (("train", train), ("test", 1)):
+        for c in range(classes):
+            folder = root / split / f"c{c}"
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (4, 4), (60 * c, (7 * i) % 256, 90)).save(folder / f"{i}.png")
+    return f"folder:{root}"
+
+
+def target(spec: str, **options) -> object:
+    return build_config("finetune", {}, {"data": spec, "image_size": 16, **options})
+
+
+def binomial_se(accuracy: float, n: int) -> float:
+    """sqrt(p'(1-p')/n) at the accuracy moved half an image towards 1/2."""
+    p = (n * accuracy + 0.5) / (n + 1)
+    return math.sqrt(p * (1 - p) / n)
+
+
+def test_five_validation_images_cannot_rank_and_auto_cross_validates(tmp_path):
+    # The user's target: 5 classes of 10 images; the carve keeps 1 of each for validation.
+    base = target(image_tree(tmp_path / "tree", train=10))
+    one, over_fifty = 1 / 6, math.sqrt(45.5 / 51 * 5.5 / 51 / 50)  # 0.9 on 5 is 5/6; on 50
+    assert binomial_se(0.9, 5) == pytest.approx(one)
+
+    auto = choose_objective(base)
+    assert (auto.kind, auto.runs_per_trial, auto.examples) == ("folds", 5, 50)
+    assert auto.se == pytest.approx(over_fifty) and (auto.splits, auto.folds) == (1, 5)
+    assert auto.message == (
+        "the objective cannot rank: 5 validation images, standard error 0.17 at 90% "
+        "accuracy, larger than the 0.02 differences it must rank (--resolution); using "
+        "5-fold cross-validation over the 50 training images (standard error 0.044); "
+        f"still coarser than --resolution: {TIES}"
+    )
+    # Folds fine enough for a coarser resolution; one split when even it is fine enough.
+    assert "still coarser" not in choose_objective(base, resolution=0.05).message
+    assert choose_objective(base, resolution=0.2) == dataclasses.replace(
+        choose_objective(base, requested="split"), resolution=0.2, message=""
+    )
+
+    split = choose_objective(base, requested="split")
+    assert (split.kind, split.runs_per_trial, split.examples) == ("split", 1, 5)
+    assert split.se == pytest.approx(one) and split.message.endswith(TIES)
+    three = choose_objective(base, requested="split", splits=3)
+    assert three.examples == 15 and three.se == pytest.approx(binomial_se(0.9, 15))
+    assert "3 split seeds of 5 validation images" in three.message
+    two = choose_objective(base, requested="folds", folds=2)
+    assert (two.kind, two.folds, two.examples) == ("folds", 2, 50)
+    assert two.se == pytest.approx(over_fifty) and two.message.endswith(TIES)
+    assert "in place of 3 split seeds" in choose_objective(base, splits=3).message
+    with pytest.raises(ConfigError, match="--splits 2 runs split seeds; --objective folds"):
+        choose_objective(base, requested="folds", splits=2)
+
+
+def test_a_large_validation_split_ranks_with_one_split(tmp_path):
+    base = target(image_tree(tmp_path / "tree", train=250, classes=2), val_fraction=0.5)
+    chosen = choose_objective(base)
+    assert (chosen.kind, chosen.runs_per_trial, chosen.examples) == ("split", 1, 250)
+    assert chosen.se == pytest.approx(binomial_se(0.9, 250)) and chosen.se < 0.02
+    assert chosen.message == ""
+
+
+def test_a_native_validation_split_is_kept_and_said_to_be_coarse():
+    base = target("synthetic:near")  # 20 validation images of each of 10 classes
+    chosen = choose_objective(base)
+    assert (chosen.kind, chosen.examples) == ("split", 200)
+    assert chosen.se == pytest.approx(binomial_se(0.9, 200)) and chosen.se > 0.02
+    assert "synthetic:near has a validation split of its own" in chosen.message
+    assert chosen.message.endswith(TIES)
+    with pytest.raises(ConfigError, match="--objective folds cross-validates on the training"):
+        choose_objective(base, requested="folds")
+
+
+def test_auto_keeps_split_seeds_when_the_folds_cannot_be_made(tmp_path):
+    base = target(image_tree(tmp_path / "tree", train=3))
+    chosen = choose_objective(base)
+    assert chosen.kind == "split"
+    assert "cross-validation is not possible (--folds 5 but class 'c0'" in chosen.message
+    with pytest.raises(ConfigError, match="--folds 5 but class 'c0'"):
+        choose_objective(base, requested="folds")
+
+
+FOLDER_SPACE = """
+[base]
+model = "test_resnet"
+init = "{source}"
+data = "{data}"
+image-size = 16
+epochs = 1
+batch-size = 8
+eval-batch-size = 64
+[space]
+lr = {{ low = 1e-3, high = 0.1, log = true }}
+"""
+
+
+def folder_space(tmp_path: Path, source: Path) -> Path:
+    """A space on 3 classes of 4 training images (3 carved for validation, 12 to fold)."""
+    data = image_tree(tmp_path / "tree", train=4, classes=3)
+    path = tmp_path / "space.toml"
+    path.write_text(FOLDER_SPACE.format(source=source, data=data))
+    return path
+
+
+def test_folds_score_a_trial_by_the_mean_of_its_folds(tmp_path, source):
+    space = folder_space(tmp_path, source)
+    out = tmp_path / "sweep"
+    report = run_sweep(space, trials=2, out=out, objective="folds", folds=2, heartbeat=1)
+
+    assert (report.objective.kind, report.objective.folds, report.objective.examples) == (
+        "folds", 2, 12,
+    )  # fmt: skip
+    assert [t.state for t in report.trials] == ["COMPLETE"] * 2
+    for trial in report.trials:
+        records = [rundir.read_config(Path(run)) for run in trial.runs]
+        data = [r["config"]["data"] for r in records]
+        folds = [(d["val_fold"], d["folds"], d["split_seed"]) for d in data]
+        assert folds == [(0, 2, 0), (1, 2, 0)]
+        accs = []
+        for run in trial.runs:
+            with h5py.File(Path(run) / rundir.RUN_H5) as f:
+                accs.append(float(f["summary"].attrs["final_eval_acc"]))
+        assert trial.split_values == accs
+        assert trial.value == pytest.approx((accs[0] + accs[1]) / 2)
+        # The SE over both folds' images: binomial over the 12, at least the folds' spread.
+        assert sum(r["data"]["eval_examples"] for r in records) == 12
+        spread = abs(accs[0] - accs[1]) / 2
+        assert trial.value_se == pytest.approx(max(binomial_se(trial.value, 12), spread))
+    assert "value = final_eval_acc (validation, mean of 2 cross-validated folds)" in (
+        report.table()
+    )
+    assert "note: the objective cannot rank: 2-fold cross-validation over 12" in report.table()
+    with h5py.File(report.path) as f:
+        assert (f.attrs["objective_kind"], f.attrs["folds"], f.attrs["splits"]) == ("folds", 2, 1)
+        assert f.attrs["resolution"] == 0.02
+        assert f.attrs["objective_note"] == report.objective.message
+        assert f["trials/split_values"].shape == (2, 2)
+    assert "val-fold" not in best_config(out=out, study="space")
+
+    # Resumed without objective options, the study keeps its own; other ones are refused.
+    stamps = {r: (Path(r) / rundir.FINAL).stat().st_mtime_ns for t in report.trials
+              for r in t.runs}  # fmt: skip
+    again = run_sweep(space, trials=2, out=out, heartbeat=1)
+    assert again.objective == report.objective
+    assert stamps == {r: (Path(r) / rundir.FINAL).stat().st_mtime_ns for r in stamps}
+    for options, message in [
+        (dict(objective="split"), "made with --objective folds"),
+        (dict(folds=3), "made with --folds 2"),
+        (dict(splits=2), "made with --objective folds"),
+        (dict(resolution=0.05), "made with --resolution 0.02"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            run_sweep(space, trials=2, out=out, heartbeat=1, **options)
+
+
+def test_the_cli_says_before_the_trials_when_the_objective_cannot_rank(
+    tmp_path, source, monkeypatch, capsys
+):
+    space = folder_space(tmp_path, source)
+    out = tmp_path / "sweep"
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "sweep", "--space", str(space),
+                                   "--trials", "1", "--folds", "2", "--out", str(out))  # fmt: skip
+    assert code == 0, stderr
+    message = stderr.splitlines()[0]  # before the trial's progress and its line
+    assert message.startswith("the objective cannot rank: 3 validation images, standard error")
+    assert "; using 2-fold cross-validation over the 12 training images" in message
+    assert f"note: {message}" in stdout.splitlines()
+    assert "mean of 2 cross-validated folds" in stdout
+
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "sweep", "--space", str(space),
+                                   "--trials", "1", "--objective", "best",
+                                   "--out", str(tmp_path / "bad"))  # fmt: skip
+    assert code == 1 and stdout == ""
+    assert stderr.strip().splitlines() == [
+        "error: --objective must be one of auto, split, folds, got 'best'"
+    ]
+    assert not (tmp_path / "bad").exists()

@@ -4,7 +4,9 @@ from finetune.data.imageset import ImageSet, SubsetImageSet, TensorImageSet
 from finetune.data.registry import (
     BuildRequest,
     dataset_entries,
+    dataset_options,
     get_dataset,
+    native_splits,
     register_dataset,
     resolve_spec,
 )
@@ -15,7 +17,9 @@ __all__ = [
     "SubsetImageSet",
     "TensorImageSet",
     "dataset_entries",
+    "dataset_options",
     "get_dataset",
+    "native_splits",
     "register_dataset",
     "resolve_spec",
 ]

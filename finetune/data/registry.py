@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from finetune.config import DataConfig, flag_for
+from finetune.config import DataConfig, check_val_fold, flag_for
 from finetune.data.class_subset import class_subset, split_class_subset
 from finetune.data.imageset import ImageSet, SubsetImageSet
 from finetune.errors import ConfigError, UnknownDatasetError
@@ -98,6 +99,30 @@ def resolve_spec(spec: str, *, flag: str = DATA_FLAG) -> tuple[DatasetEntry, str
     return entry, argument
 
 
+def dataset_options(data: DataConfig, *, own: bool = True) -> dict[str, Any]:
+    """``get_dataset``'s keyword arguments that say where ``data``'s dataset is and which of
+    its images a run's splits hold, so that every caller building a run's splits builds
+    the same ones. ``own=False`` is for another dataset measured beside the run: the
+    per-class subsample and the validation fold, which number the run's own images, are
+    left out."""
+    return dict(
+        data_root=data.data_root,
+        download=data.download,
+        train_per_class=data.train_per_class if own else None,
+        val_fraction=data.val_fraction,
+        split_seed=data.split_seed,
+        val_fold=data.val_fold if own else None,
+        folds=data.folds,
+    )
+
+
+def native_splits(spec: str, *, flag: str = DATA_FLAG) -> tuple[str, ...]:
+    """The splits the dataset of ``spec`` has of its own (a missing ``val`` is carved from
+    ``train``)."""
+    entry, argument = resolve_spec(spec, flag=flag)
+    return entry.splits(argument) if callable(entry.splits) else entry.splits
+
+
 def get_dataset(
     spec: str,
     split: str = "train",
@@ -108,18 +133,23 @@ def get_dataset(
     train_per_class: int | None = None,
     val_fraction: float = 0.1,
     split_seed: int = 0,
+    val_fold: int | None = None,
+    folds: int = 5,
     interpolation: str = "bilinear",
     flag: str = DATA_FLAG,
 ) -> ImageSet:
     """The ``split`` ('train', 'val' or 'test') of the dataset named by ``spec``.
 
     Datasets without a native validation split have one carved from their training split:
-    ``val_fraction`` of each class, chosen with ``split_seed``. ``train_per_class`` then
-    keeps the first N of a seeded per-class permutation of what is left, so that smaller
-    subsets are nested in larger ones. A dataset without a native test split evaluates on
-    its validation split. Images decoded from files are resized with ``interpolation``.
-    A ``[CLASSES]`` suffix keeps those classes, relabelled, before any carving, so the
-    validation and per-class choices are made among them. Errors name ``flag``.
+    ``val_fraction`` of each class, chosen with ``split_seed``; or, with ``val_fold`` I,
+    fold I of ``folds`` stratified folds of the training split (``_fold_of``), so that the
+    runs of folds 0..K-1 cross-validate on every training image once. ``train_per_class``
+    then keeps the first N of a seeded per-class permutation of what is left, so that
+    smaller subsets are nested in larger ones. A dataset without a native test split
+    evaluates on its validation split. Images decoded from files are resized with
+    ``interpolation``. A ``[CLASSES]`` suffix keeps those classes, relabelled, before any
+    carving, so the validation and per-class choices are made among them. Errors name
+    ``flag``.
     """
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
@@ -129,6 +159,7 @@ def get_dataset(
     if train_per_class is not None and train_per_class < 1:
         per_class_flag = flag_for(DataConfig, "train_per_class")
         raise ConfigError(f"{per_class_flag} must be at least 1, got {train_per_class}")
+    check_val_fold(val_fold, folds)
     entry, argument = resolve_spec(spec, flag=flag)
     _, selection = split_class_subset(spec, flag)
     size = int(image_size or entry.default_image_size)
@@ -140,7 +171,12 @@ def get_dataset(
         dataset = entry.build(request)
         return dataset if selection is None else class_subset(dataset, selection, spec, flag)
 
-    splits = entry.splits(argument) if callable(entry.splits) else entry.splits
+    splits = native_splits(spec, flag=flag)
+    if val_fold is not None and "val" in splits:
+        raise ConfigError(
+            f"{flag_for(DataConfig, 'val_fold')} cross-validates on the training split, but "
+            f"{spec} has a validation split of its own"
+        )
     if split == "test":
         return native("test" if "test" in splits else "val")
     if split == "val" and "val" in splits:
@@ -150,7 +186,11 @@ def get_dataset(
     if "val" in splits:
         train_idx = np.arange(len(full_train))
     else:
-        val_idx, train_idx = _carve(full_train.targets, val_fraction, split_seed)
+        if val_fold is None:
+            val_idx, train_idx = _carve(full_train.targets, val_fraction, split_seed)
+        else:
+            fold = _fold_of(full_train, folds, split_seed, spec)
+            val_idx, train_idx = np.flatnonzero(fold == val_fold), np.flatnonzero(fold != val_fold)
         if split == "val":
             return SubsetImageSet(full_train, val_idx)
     if train_per_class is not None:
@@ -170,6 +210,26 @@ def _carve(targets: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray,
         val.append(members[:n_val])
         rest.append(members[n_val:])
     return np.sort(np.concatenate(val)), np.sort(np.concatenate(rest))
+
+
+def _fold_of(dataset: ImageSet, folds: int, seed: int, spec: str) -> np.ndarray:
+    """The fold (0..folds-1) of every image of ``dataset``: each class in a permutation
+    seeded by ``seed``, dealt round the folds, each class starting where the last one
+    stopped, so that a class's count in any two folds differs by at most one and so do
+    the folds' sizes."""
+    rng = np.random.default_rng([seed, 0xF01D])
+    fold = np.empty(len(dataset), dtype=np.int64)
+    dealt = 0
+    for label in range(dataset.num_classes):
+        members = rng.permutation(np.flatnonzero(dataset.targets == label))
+        if len(members) < folds:
+            raise ConfigError(
+                f"{flag_for(DataConfig, 'folds')} {folds} but class "
+                f"{dataset.classes[label]!r} of {spec} has only {len(members)} training images"
+            )
+        fold[members] = (dealt + np.arange(len(members))) % folds
+        dealt += len(members)
+    return fold
 
 
 def _per_class(

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from finetune.config import RunConfig
-from finetune.data import ImageSet, get_dataset, resolve_spec
+from finetune.data import ImageSet, dataset_options, get_dataset, resolve_spec
 from finetune.data.augment import BatchPrep
 from finetune.data.block_shuffle import BlockShuffle
 from finetune.data.input_spec import InputSpec, resolve_input
@@ -155,14 +155,9 @@ def _datasets(config: RunConfig, processes: Processes) -> _Data:
     # Images are decoded at the stored size, so evaluation can centre-crop the input size.
     spec = resolve_input(config.model, data, resolve_spec(data.spec)[0].default_image_size)
     common = dict(
-        data_root=data.data_root,
-        download=data.download,
-        image_size=spec.stored_size,
-        interpolation=spec.interpolation,
-        val_fraction=data.val_fraction,
-        split_seed=data.split_seed,
+        image_size=spec.stored_size, interpolation=spec.interpolation, **dataset_options(data)
     )
-    train_set = get_dataset(data.spec, "train", train_per_class=data.train_per_class, **common)
+    train_set = get_dataset(data.spec, "train", **common)
     eval_set = get_dataset(data.spec, data.eval_split, **common)
     test_set = get_dataset(data.spec, "test", **common)
     if len(train_set) < 2 * processes.world:

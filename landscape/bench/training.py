@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from finetune import engine
 from finetune.config import RunConfig, build_config
-from finetune.data import get_dataset
+from finetune.data import dataset_options, get_dataset
 from finetune.data.augment import BatchPrep
 from finetune.data.imageset import ImageSet
 from finetune.errors import ConfigError, UnknownDatasetError
@@ -199,12 +199,8 @@ def plain_loop_throughput(config: RunConfig, steps: int) -> float:
     data = get_dataset(
         config.data.spec,
         "train",
-        data_root=config.data.data_root,
-        download=config.data.download,
         image_size=config.data.image_size,
-        train_per_class=config.data.train_per_class,
-        val_fraction=config.data.val_fraction,
-        split_seed=config.data.split_seed,
+        **dataset_options(config.data),
     )
     images, labels = (t.to(runtime.device) for t in data.tensors())
     torch.manual_seed(0)

@@ -204,7 +204,8 @@ KINDS: dict[str, ResultKind] = {
             (run_sweep, sweep_report),
             Layout(
                 attributes=(
-                    "study", "storage", "space", "space_file", "objective", "direction", "splits",
+                    "study", "storage", "space", "space_file", "objective", "direction",
+                    "objective_kind", "splits", "folds", "resolution", "objective_note",
                 ),
                 datasets=(
                     "trials/number", "trials/state", "trials/value", "trials/test_acc",

@@ -1,12 +1,15 @@
 """A hyperparameter sweep over a search space (``landscape.tune.space``) with Optuna: TPE proposes
-each trial's options, the trial is one ordinary fine-tuning run directory per split seed, and
-its objective is the validation accuracy of their final weights, averaged over the splits
-(never the test split). The study lives in a database (SQLite in the output folder by
-default, or any URL Optuna accepts), so that many worker processes on one or many machines
-share it and a killed sweep resumes where it stopped. The result is a table of trials and
-one HDF5 file of kind ``sweep``. The best trial is chosen among the trials its validation
-data cannot tell apart (within one standard error) by the lower validation loss, since
-with a few validation images many trials reach the same accuracy."""
+each trial's options, the trial is one ordinary fine-tuning run directory per split seed (or
+per cross-validated fold of the training split), and its objective is the validation
+accuracy of their final weights, averaged over the runs (never the test split). Before any
+trial runs, ``choose_objective`` compares the objective's standard error with the smallest
+difference the search must rank, and cross-validates when one validation split is too small
+to rank the trials. The study lives in a database (SQLite in the output folder by default,
+or any URL Optuna accepts), so that many worker processes on one or many machines share it
+and a killed sweep resumes where it stopped. The result is a table of trials and one HDF5
+file of kind ``sweep``. The best trial is chosen among the trials its validation data
+cannot tell apart (within one standard error) by the lower validation loss, since with a
+few validation images many trials reach the same accuracy."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -32,7 +35,8 @@ import sqlalchemy.exc
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from finetune import engine, rundir
-from finetune.config import build_config
+from finetune.config import DataConfig, RunConfig, build_config
+from finetune.data import ImageSet, dataset_options, get_dataset, native_splits
 from finetune.errors import ConfigError, LandscapeError
 from finetune.result_files import write_result
 from finetune.runs import ensure_run, run_summary
@@ -45,6 +49,48 @@ RUNS = "runs"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # A trial's slot is held while it runs; a waiting trial holds none.
 _HOLDING = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+OBJECTIVES = ("auto", "split", "folds")
+DEFAULT_RESOLUTION = 0.02
+DEFAULT_FOLDS = next(f.default for f in fields(DataConfig) if f.name == "folds")
+# The accuracy at which the objective's standard error is anticipated: a good trial's.
+ANTICIPATED_ACCURACY = 0.9
+TIES = "expect ties; the tie rule picks among them by validation loss"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """How a sweep scores a trial: the mean final validation accuracy of
+    ``runs_per_trial`` runs of its options, with split seeds S..S+K-1 (``kind`` split) or
+    on the folds 0..K-1 of split seed S (``kind`` folds, ``--val-fold``). ``examples``: the
+    validation images of all of a trial's runs together; ``se``: the objective's standard
+    error on them at an accuracy of 0.9 (``value_se``); ``resolution``: the smallest
+    difference of validation accuracy the search must rank; ``message``: what the sweep
+    does when the objective cannot rank that finely ("" when it can)."""
+
+    kind: str = "split"
+    runs_per_trial: int = 1
+    examples: int = 0
+    se: float = math.nan
+    resolution: float = DEFAULT_RESOLUTION
+    message: str = ""
+
+    @property
+    def splits(self) -> int:
+        """Split seeds per trial (1 under folds)."""
+        return self.runs_per_trial if self.kind == "split" else 1
+
+    @property
+    def folds(self) -> int:
+        """Cross-validated folds per trial (0 under split seeds)."""
+        return self.runs_per_trial if self.kind == "folds" else 0
+
+    def describe(self) -> str:
+        """What a trial's value is measured on, as the report's header says it."""
+        if self.kind == "folds":
+            return f"validation, mean of {self.runs_per_trial} cross-validated folds"
+        if self.runs_per_trial > 1:
+            return f"validation, mean of {self.runs_per_trial} split seeds"
+        return "validation"
 
 
 @dataclass(frozen=True)
@@ -61,12 +107,13 @@ class SweepTrial:
     run: str
     config: dict[str, Any] | None
     values: dict[str, Any] | None
-    # One entry per split seed (the first is ``run``); empty until the trial completes.
+    # One entry per run, by split seed or fold (the first is ``run``); empty until the
+    # trial completes.
     split_values: list[float] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     value_se: float | None = None  # see value_se(); None when the run records no image count
-    eval_loss: float | None = None  # final validation loss, the mean over the splits
-    eval_examples: int | None = None  # validation images of one split
+    eval_loss: float | None = None  # final validation loss, the mean over the runs
+    eval_examples: int | None = None  # validation images of the first run (split or fold)
 
     def effective(self, column: str) -> Any:
         """The searched value of ``column``: 0 where its ``:off`` switch is on, None when
@@ -85,6 +132,7 @@ class SweepReport:
     storage: str
     columns: list[str]
     trials: list[SweepTrial]
+    objective: Objective = Objective()
 
     @property
     def tied(self) -> list[SweepTrial]:
@@ -105,7 +153,8 @@ class SweepReport:
 
     def table(self) -> str:
         """One row per trial, the best first, then by objective (incomplete ones last, by
-        number), then a summary and a warning when the best was picked from a tie."""
+        number), then a summary, the objective's note when it cannot rank finely enough,
+        and a warning when the best was picked from a tie."""
         best, tied = self.best, self.tied
         order = sorted(
             self.trials, key=lambda t: (t is not best, t.value is None, -(t.value or 0), t.number)
@@ -119,24 +168,31 @@ class SweepReport:
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
         counts = ", ".join(f"{n} {s.lower()}" for s, n in self.counts.items() if n)
-        splits = max((len(t.split_values) for t in self.trials), default=1) or 1
-        over = f", mean of {splits} split seeds" if splits > 1 else ""
         lines.append(
             f"study {self.study}: {counts or 'no trials'}; "
-            f"value = {OBJECTIVE} (validation{over}) ± standard error"
+            f"value = {OBJECTIVE} ({self.objective.describe()}) ± standard error"
         )
+        if self.objective.message:
+            lines.append(f"note: {self.objective.message}")
         if best is not None:
             lines.append(f"best: trial {best.number}, {best.value:.4f} -> {best.run}")
         if len(tied) > 1:
-            top = tied[0]
-            lines.append(
-                f"warning: {len(tied) - 1} other trial(s) lie within one standard error of "
-                f"the top value {top.value:.4f} (± {top.value_se or 0:.4f}, "
-                f"{top.eval_examples or '?'} validation images per split): the validation "
-                f"accuracy cannot separate them; the tie was broken by the lower validation "
-                f"loss; give --splits K (more split seeds per trial) to separate them"
-            )
+            lines.append(self._tie_warning(tied))
         return "\n".join(lines)
+
+    def _tie_warning(self, tied: list[SweepTrial]) -> str:
+        """The line saying how many trials tie with the top one and how the tie was broken;
+        under split seeds it suggests more of them (folds already validate on every
+        training image)."""
+        top, folds = tied[0], self.objective.kind == "folds"
+        advice = "" if folds else "; give --splits K (more split seeds per trial) to separate them"
+        return (
+            f"warning: {len(tied) - 1} other trial(s) lie within one standard error of "
+            f"the top value {top.value:.4f} (± {top.value_se or 0:.4f}, "
+            f"{top.eval_examples or '?'} validation images per {'fold' if folds else 'split'}): "
+            f"the validation accuracy cannot separate them; the tie was broken by the lower "
+            f"validation loss{advice}"
+        )
 
 
 def default_storage(out: str | Path) -> str:
@@ -158,24 +214,30 @@ def run_sweep(
     study: str | None = None,
     workers: int = 1,
     seed: int = 0,
-    splits: int = 1,
+    objective: str = "auto",
+    splits: int | None = None,
+    folds: int | None = None,
+    resolution: float | None = None,
     prune: bool = True,
     heartbeat: int = 10,
     progress: engine.Progress | None = None,
     log: Callable[[str], None] = lambda line: None,
 ) -> SweepReport:
     """Bring the study to ``trials`` finished (complete or pruned) trials, running what is
-    missing with ``workers`` processes here, each trial ``splits`` run directories in
-    ``out/runs`` (one per split seed, see ``run_trial``); then write ``out/sweep.h5`` and
-    return the report.
+    missing with ``workers`` processes here, each trial a few run directories in
+    ``out/runs`` (see ``run_trial``); then write ``out/sweep.h5`` and return the report.
 
-    Run again after a crash, the same call runs only what is missing: a trial whose worker
-    died is failed once its heartbeat (every ``heartbeat`` seconds) is ``2 * heartbeat``
-    seconds old and retried with the same options, which resumes its run directory."""
+    A new study takes its objective from ``choose_objective`` (``objective``, ``splits``
+    split seeds, ``folds``, ``resolution``; None: 1, 5, 0.02) before any trial runs, logs
+    its message when it cannot rank differences of ``resolution``, and records it; a
+    resumed study keeps the objective it was made with, and refuses another one given
+    explicitly. Run again after a crash, the same call runs only what is missing: a trial
+    whose worker died is failed once its heartbeat (every ``heartbeat`` seconds) is
+    ``2 * heartbeat`` seconds old and retried with the same options, which resumes its run
+    directory."""
     if trials < 1 or workers < 1 or heartbeat < 1:
         raise ConfigError("--trials, --workers and --heartbeat must be >= 1")
-    if splits < 1:
-        raise ConfigError(f"--splits must be >= 1 (split seeds per trial), got {splits}")
+    _check_request(objective, splits, folds, resolution)
     space = load_space(space_path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,11 +247,15 @@ def run_sweep(
     found = optuna.create_study(
         study_name=name, storage=opened, direction="maximize", load_if_exists=True
     )
-    _claim(found, space, splits)
-    epochs = build_config("finetune", space.sample(FixedTrial(space.low_corner()))).train.epochs
+    base = build_config("finetune", space.sample(FixedTrial(space.low_corner())))
+    resumed = _check_space(found, space)
+    chosen = _study_objective(found, resumed, base, objective, splits, folds, resolution)
+    _record(found, space, chosen)
+    if chosen.message:
+        log(chosen.message)
     # Pruning starts after a quarter of the epochs (the first ones say little).
-    warmup = max(1, epochs // 4) if prune else None
-    job = _Job(space, out, url, name, trials, seed, splits, warmup, heartbeat)
+    warmup = max(1, base.train.epochs // 4) if prune else None
+    job = _Job(space, out, url, name, trials, seed, chosen, warmup, heartbeat)
     if workers == 1:
         _work(job, 0, progress, log)
     else:
@@ -209,7 +275,7 @@ def sweep_report(
     )
     report = SweepReport(
         Path(out) / RESULT, study, _masked(storage or default_storage(out)), list(columns),
-        [_row(t) for t in frozen],
+        [_row(t) for t in frozen], _reported_objective(attrs),
     )  # fmt: skip
     _write(report, attrs)
     return report
@@ -220,7 +286,7 @@ def best_config(
 ) -> dict[str, Any]:
     """The flat flag values (the space's base and the searched options) of the study's
     best complete trial (``SweepReport.best``), ready for ``build_config("finetune",
-    values)``; with several splits, those of its first split seed."""
+    values)``: the point itself, without a trial's split seeds or folds."""
     found = _load_study(out, storage, study)
     best = pick_trial(tied_trials([_row(t) for t in found.get_trials(deepcopy=False)]))
     if best is None:
@@ -233,19 +299,17 @@ def run_trial(
     space: SearchSpace,
     runs: str | Path,
     progress: engine.Progress | None = None,
-    splits: int = 1,
+    objective: Objective = Objective(),
 ) -> float:
-    """Fine-tune the options ``trial`` draws from ``space`` ``splits`` times, with split
-    seeds S, S+1, ... (S: the options' ``split_seed``; each seed carves another validation
-    split and training subsample), each into ``runs/finetune-HASH`` (reused when complete,
-    resumed when interrupted), and return the mean final validation accuracy. The first
-    split's validation accuracy after each epoch is reported to the pruner (every trial's
-    first split has the same seed, so the pruner compares like with like); a pruned trial
-    (and a run that diverged) raises ``optuna.TrialPruned``, leaving its run directory
-    incomplete."""
+    """Fine-tune the options ``trial`` draws from ``space`` once per run of ``objective``
+    (``trial_configs``: split seeds, or cross-validated folds), each into
+    ``runs/finetune-HASH`` (reused when complete, resumed when interrupted), and return
+    the mean final validation accuracy. The first run's validation accuracy after each
+    epoch is reported to the pruner (every trial's first run has the same split seed and
+    fold, so the pruner compares like with like); a pruned trial (and a run that diverged)
+    raises ``optuna.TrialPruned``, leaving its run directory incomplete."""
     values = space.sample(trial)
-    seed = build_config("finetune", values).data.split_seed
-    configs = [build_config("finetune", values, {"split_seed": seed + i}) for i in range(splits)]
+    configs = trial_configs(values, objective)
     paths = [Path(runs) / f"finetune-{config.hash()[:12]}" for config in configs]
     trial.set_user_attr("values", values)
     trial.set_user_attr("config", configs[0].to_dict())
@@ -264,12 +328,72 @@ def run_trial(
     return statistics.fmean(measured["split_values"])
 
 
-def value_se(values: list[float], examples: int) -> float:
-    """The standard error of the mean of ``values``, validation accuracies of K splits of
-    ``examples`` images each: the binomial one over the K*n images, sqrt(p'(1-p')/(K*n)),
-    at the accuracy moved half an image towards 1/2, p' = (K*n*p + 1/2) / (K*n + 1), so
-    that an accuracy of 0 or 1 keeps an error (1.0 on 5 images: p' = 5.5/6, SE 0.12);
-    with K > 1, at least the spread of the splits' values, their sd / sqrt(K)."""
+def trial_configs(values: dict[str, Any], objective: Objective) -> list[RunConfig]:
+    """The run configurations of one trial at the point ``values`` (flat flag values):
+    under split seeds, one per seed S..S+K-1 (S: the point's ``split_seed``; each seed
+    carves another validation split and training subsample); under folds, one per
+    ``--val-fold`` 0..K-1 of ``--folds`` K, all of seed S."""
+    k = objective.runs_per_trial
+    if objective.kind == "folds":
+        return [build_config("finetune", values, {"val_fold": i, "folds": k}) for i in range(k)]
+    seed = build_config("finetune", values).data.split_seed
+    return [build_config("finetune", values, {"split_seed": seed + i}) for i in range(k)]
+
+
+def choose_objective(
+    base: RunConfig,
+    resolution: float = DEFAULT_RESOLUTION,
+    folds: int = DEFAULT_FOLDS,
+    splits: int = 1,
+    requested: str = "auto",
+) -> Objective:
+    """The objective of a sweep whose trials are ``base`` with other searched options.
+    ``requested`` split: ``splits`` split seeds per trial; folds: cross-validation over
+    ``folds`` folds of the training split; auto: split seeds when their standard error at
+    90% accuracy is at most ``resolution`` (the smallest difference of validation accuracy
+    the search must rank), else folds when the dataset carves its validation split from
+    the training split (and the folds can be made), else split seeds. The message says
+    when the objective cannot rank differences of ``resolution``, and what was done about
+    it. A ConfigError names the flag of a request that cannot be met."""
+    _check_request(requested, splits, folds, resolution)
+    split = _split_objective(base, splits, resolution)
+    coarse = split.se > resolution
+    if requested == "split" or (requested == "auto" and not coarse):
+        return replace(split, message=f"{_cannot_rank(split)}: {TIES}" if coarse else "")
+    if requested == "folds":
+        folded = _folds_objective(base, folds, resolution)
+        coarse = folded.se > resolution
+        return replace(folded, message=f"{_cannot_rank(folded)}: {TIES}" if coarse else "")
+    if not _carves(base.data):
+        return replace(
+            split,
+            message=f"{_cannot_rank(split)}; {base.data.spec} has a validation split of its "
+            f"own, so the sweep keeps it (--objective split): {TIES}",
+        )
+    try:
+        folded = _folds_objective(base, folds, resolution)
+    except ConfigError as err:
+        return replace(
+            split,
+            message=f"{_cannot_rank(split)}; cross-validation is not possible ({err}), so "
+            f"the sweep keeps split seeds: {TIES}",
+        )
+    instead = f" in place of {splits} split seeds" if splits > 1 else ""
+    still = f"; still coarser than --resolution: {TIES}" if folded.se > resolution else ""
+    return replace(
+        folded,
+        message=f"{_cannot_rank(split)}; using {folds}-fold cross-validation over the "
+        f"{folded.examples} training images{instead} (standard error {folded.se:.2g}){still}",
+    )
+
+
+def value_se(values: list[float], examples: float) -> float:
+    """The standard error of the mean of ``values``, validation accuracies of K runs of
+    ``examples`` images each (their mean when the runs' counts differ, as folds' do): the
+    binomial one over the K*n images, sqrt(p'(1-p')/(K*n)), at the accuracy moved half an
+    image towards 1/2, p' = (K*n*p + 1/2) / (K*n + 1), so that an accuracy of 0 or 1 keeps
+    an error (1.0 on 5 images: p' = 5.5/6, SE 0.12); with K > 1, at least the spread of
+    the runs' values, their sd / sqrt(K)."""
     n = len(values) * examples
     p = (n * statistics.fmean(values) + 0.5) / (n + 1)
     binomial = math.sqrt(p * (1 - p) / n)
@@ -288,7 +412,7 @@ class _Job:
     study: str
     trials: int
     seed: int
-    splits: int
+    objective: Objective
     warmup: int | None  # epochs before the median pruner acts; None: no pruning
     heartbeat: int
     threads: int | None = None
@@ -347,7 +471,7 @@ def _work(
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         with _heartbeat(storage, trial_id, job.heartbeat):
             try:
-                value = run_trial(trial, job.space, job.out / RUNS, progress, job.splits)
+                value = run_trial(trial, job.space, job.out / RUNS, progress, job.objective)
                 state = TrialState.COMPLETE
             except optuna.TrialPruned:
                 value, state = None, TrialState.PRUNED
@@ -496,25 +620,156 @@ def _load_study(out: str | Path, storage: str | None, study: str) -> optuna.Stud
         ) from None
 
 
-def _claim(study: optuna.Study, space: SearchSpace, splits: int) -> None:
-    """Record the space and the splits per trial in the study, refusing a study made with
-    another space or another number of splits (a study from before splits had one)."""
+def _check_space(study: optuna.Study, space: SearchSpace) -> bool:
+    """Refuse a study made with another space; True when the study was made before (it
+    is resumed)."""
     recorded = study.user_attrs.get("space")
     if recorded is not None and recorded != space.raw:
         raise ConfigError(
             f"study {study.study_name} was made with another space "
             f"({study.user_attrs.get('space_file')}); give another --study"
         )
-    made = study.user_attrs.get("splits", 1 if recorded is not None else splits)
-    if made != splits:
-        raise ConfigError(
-            f"study {study.study_name} was made with --splits {made}; give --splits {made} "
-            "or another --study"
-        )
+    return recorded is not None
+
+
+def _record(study: optuna.Study, space: SearchSpace, objective: Objective) -> None:
+    """Record the space and the objective in the study's user attributes."""
     study.set_user_attr("space", space.raw)
-    study.set_user_attr("splits", splits)
     study.set_user_attr("space_file", str(space.path))
     study.set_user_attr("columns", space.columns)
+    study.set_user_attr("objective", asdict(objective))
+
+
+def _check_request(
+    objective: str, splits: int | None, folds: int | None, resolution: float | None
+) -> None:
+    """Fail with one line naming the flag on an objective request that cannot be met."""
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if splits is not None and splits < 1:
+        raise ConfigError(f"--splits must be >= 1 (split seeds per trial), got {splits}")
+    if folds is not None and folds < 2:
+        raise ConfigError(f"--folds must be at least 2, got {folds}")
+    if resolution is not None and not resolution > 0:
+        raise ConfigError(f"--resolution must be positive, got {resolution}")
+    if objective == "folds" and (splits or 1) > 1:
+        raise ConfigError(
+            f"--splits {splits} runs split seeds; --objective folds runs --folds K folds of "
+            "one seed: give one of them"
+        )
+
+
+def _study_objective(
+    study: optuna.Study,
+    resumed: bool,
+    base: RunConfig,
+    requested: str,
+    splits: int | None,
+    folds: int | None,
+    resolution: float | None,
+) -> Objective:
+    """A new study's objective from ``choose_objective`` (None: the defaults); a resumed
+    study's is the one it was made with (split seeds for a study from before objectives
+    were recorded), and another one given explicitly is refused (``auto`` and None keep
+    it)."""
+    attrs = study.user_attrs
+    resolution_or_default = DEFAULT_RESOLUTION if resolution is None else resolution
+    if "objective" in attrs:
+        made = Objective(**attrs["objective"])
+    elif resumed:
+        made = choose_objective(
+            base, resolution_or_default, DEFAULT_FOLDS, attrs.get("splits", 1), "split"
+        )
+    else:
+        return choose_objective(
+            base, resolution_or_default, folds or DEFAULT_FOLDS, splits or 1, requested
+        )
+    _refuse_another(study.study_name, made, requested, splits, folds, resolution)
+    return made
+
+
+def _reported_objective(attrs: dict[str, Any]) -> Objective:
+    """The objective recorded in a study's user attributes; a study from before objectives
+    were recorded scored split seeds (its ``splits``, 1 from before that), its resolution
+    unknown (NaN)."""
+    if "objective" in attrs:
+        return Objective(**attrs["objective"])
+    return Objective("split", attrs.get("splits", 1), resolution=math.nan)
+
+
+def _refuse_another(
+    name: str,
+    made: Objective,
+    requested: str,
+    splits: int | None,
+    folds: int | None,
+    resolution: float | None,
+) -> None:
+    """Fail with one line when an explicit request differs from the study's objective."""
+    kept = f"study {name} was made with"
+    if requested != "auto" and requested != made.kind:
+        raise ConfigError(f"{kept} --objective {made.kind}; give it or another --study")
+    if splits is not None and splits != made.splits:
+        what = f"--splits {made.splits}" if made.kind == "split" else "--objective folds"
+        raise ConfigError(f"{kept} {what}; give --splits {made.splits} or another --study")
+    if made.kind == "folds" and folds is not None and folds != made.folds:
+        raise ConfigError(f"{kept} --folds {made.folds}; give it or another --study")
+    if resolution is not None and resolution != made.resolution:
+        raise ConfigError(f"{kept} --resolution {made.resolution:g}; give it or another --study")
+
+
+def _split_objective(base: RunConfig, splits: int, resolution: float) -> Objective:
+    """Split seeds: ``splits`` runs of the base's validation split."""
+    n = len(_split(base.data, "val"))
+    se = value_se([ANTICIPATED_ACCURACY] * splits, n)
+    return Objective("split", splits, splits * n, se, resolution)
+
+
+def _folds_objective(base: RunConfig, folds: int, resolution: float) -> Objective:
+    """Cross-validation: one run per fold of the base's training split; each fold's
+    validation and training splits are built, so that a class too small for the folds or
+    for ``--train-per-class`` stops the sweep here."""
+    if not _carves(base.data):
+        raise ConfigError(
+            f"--objective folds cross-validates on the training split, but {base.data.spec} "
+            "has a validation split of its own; give --objective split"
+        )
+    examples = 0
+    for i in range(folds):
+        data = replace(base.data, val_fold=i, folds=folds)
+        examples += len(_split(data, "val"))
+        _split(data, "train")
+    se = value_se([ANTICIPATED_ACCURACY] * folds, examples / folds)
+    return Objective("folds", folds, examples, se, resolution)
+
+
+def _split(data: DataConfig, split: str) -> ImageSet:
+    """One split of a run's dataset, as the run builds it."""
+    return get_dataset(data.spec, split, image_size=data.image_size, **dataset_options(data))
+
+
+def _carves(data: DataConfig) -> bool:
+    """Whether the dataset's validation split is carved from its training split."""
+    return "val" not in native_splits(data.spec)
+
+
+def _cannot_rank(objective: Objective) -> str:
+    """The first part of a message: the objective's images and error against the
+    resolution."""
+    if objective.kind == "folds":
+        what = (
+            f"{objective.folds}-fold cross-validation over {objective.examples} training images"
+        )
+    elif objective.splits > 1:
+        each = objective.examples // objective.splits
+        what = f"{objective.splits} split seeds of {each} validation images"
+    else:
+        what = f"{objective.examples} validation images"
+    return (
+        f"the objective cannot rank: {what}, standard error {objective.se:.2g} at "
+        f"{ANTICIPATED_ACCURACY:.0%} accuracy, larger than the {objective.resolution:g} "
+        "differences it must rank (--resolution)"
+    )
 
 
 def _row(t: FrozenTrial) -> SweepTrial:
@@ -544,18 +799,20 @@ def _row(t: FrozenTrial) -> SweepTrial:
 
 
 def _measure(runs: list[Path]) -> dict[str, Any]:
-    """A complete trial's user attributes from its split runs: each one's final validation
-    accuracy, their standard error (``value_se``), the means of the final validation loss,
-    test accuracy and best validation accuracy, the training seconds of all, and the
-    validation images of one split (every seed carves the same number per class)."""
+    """A complete trial's user attributes from its runs (split seeds or folds): each one's
+    final validation accuracy, their standard error (``value_se`` over all the runs'
+    validation images), the means of the final validation loss, test accuracy and best
+    validation accuracy, the training seconds of all, and the validation images of the
+    first run (every seed carves the same number per class; folds differ by at most one
+    per class)."""
     summaries = [run_summary(run) for run in runs]
     values = [float(s[OBJECTIVE]) for s in summaries]
-    examples = rundir.read_config(runs[0]).get("data", {}).get("eval_examples")
+    counts = [rundir.read_config(run).get("data", {}).get("eval_examples") for run in runs]
     return {
         "split_values": values,
-        "value_se": value_se(values, examples) if examples else None,
+        "value_se": value_se(values, statistics.fmean(counts)) if all(counts) else None,
         "eval_loss": statistics.fmean([float(s["final_eval_loss"]) for s in summaries]),
-        "eval_examples": examples,
+        "eval_examples": counts[0],
         "test_acc": statistics.fmean([float(s["test_acc"]) for s in summaries]),
         "best_eval_acc": statistics.fmean([float(s["best_eval_acc"]) for s in summaries]),
         "train_seconds": sum(float(s["train_seconds"]) for s in summaries),
@@ -603,8 +860,8 @@ def _write(report: SweepReport, attrs: dict[str, Any]) -> None:
     trials = report.trials
     epochs = max((len(t.eval_acc) for t in trials), default=0)
     eval_acc = np.full((len(trials), epochs), np.nan)
-    splits = attrs.get("splits", 1)
-    split_values = np.full((len(trials), splits), np.nan)
+    objective = report.objective
+    split_values = np.full((len(trials), objective.runs_per_trial), np.nan)
     for i, t in enumerate(trials):
         eval_acc[i, : len(t.eval_acc)] = t.eval_acc
         split_values[i, : len(t.split_values)] = t.split_values
@@ -644,7 +901,11 @@ def _write(report: SweepReport, attrs: dict[str, Any]) -> None:
             "space_file": attrs.get("space_file", ""),
             "objective": OBJECTIVE,
             "direction": "maximize",
-            "splits": splits,
+            "objective_kind": objective.kind,
+            "splits": objective.splits,
+            "folds": objective.folds,
+            "resolution": objective.resolution,
+            "objective_note": objective.message,
         },
         summary={
             "best_trial": best.number if best else -1,
