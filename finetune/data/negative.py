@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from finetune.data.imageset import ImageSet
-from finetune.data.registry import BuildRequest, register_dataset, resolve_spec
+from finetune.data.registry import BuildRequest, native_splits, register_dataset, resolve_spec
 from finetune.errors import UnknownDatasetError
 
 PREFIX = "negative"
@@ -32,14 +32,9 @@ class NegativeImageSet(ImageSet):
         return 255 - self.base.images_at(indices)
 
 
-def _inner_splits(argument: str) -> tuple[str, ...]:
-    entry, inner = resolve_spec(argument)
-    return entry.splits(inner) if callable(entry.splits) else entry.splits
-
-
 @register_dataset(
     PREFIX,
-    splits=_inner_splits,
+    splits=native_splits,
     default_image_size=32,
     takes_argument=True,
     description="the photographic negative (255 - v) of another dataset: "
