@@ -13,6 +13,7 @@ import typer
 from cli.common import keyword, user_errors
 from cli.fit_command import MEASURE_PARAMETERS, measure_options
 from cli.options import config_file_parameter, config_parameters, plain, with_parameters
+from finetune.errors import ConfigError
 
 
 def advise_command(**values: Any) -> None:
@@ -25,13 +26,19 @@ def advise_command(**values: Any) -> None:
     values = plain(values)
     own = {
         name: values.pop(name)
-        for name in ("k", "folds", "examples", "fit_seed", "out", "config", "explain")
-    }
+        for name in (
+            "k", "folds", "examples", "fit_seed", "out", "config", "explain", "pilot",
+            "pilot_fraction", "pilot_runs",
+        )
+    }  # fmt: skip
     out: Path = own["out"]
     with user_errors():
         file_values = load_config_file(own["config"]) if own["config"] else {}
         given = {k: v for k, v in values.items() if v is not None}
         config = build_config("finetune", file_values, given)
+        if own["pilot"]:
+            _pilot(config, out, own["pilot_fraction"], own["pilot_runs"])
+            return
         options = measure_options(config, examples=own["examples"], seed=own["fit_seed"])
         advice = advise_run(
             config,
@@ -45,7 +52,49 @@ def advise_command(**values: Any) -> None:
     typer.echo(f"wrote {out} (run it: landscape finetune --config {out} --out RUN)")
 
 
+def _pilot(config, out: Path, fraction: float, runs: Path | None) -> None:
+    """``--pilot``: the probe-guided advice from a short pilot of the recipe."""
+    from landscape.tune.pilot import PilotRules, advise_from_pilot
+
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"--pilot-fraction must lie in (0, 1], got {fraction}")
+    advice = advise_from_pilot(
+        config,
+        rules=PilotRules(fraction=fraction),
+        runs_dir=runs or out.parent / f"{out.stem}-pilot",
+        out=out,
+        explain_out=out.with_suffix(".pilot.h5"),
+    )
+    typer.echo(advice.table())
+    typer.echo(
+        f"wrote {out} and the pilot's explanation {out.with_suffix('.pilot.h5')} "
+        f"(run it: landscape finetune --config {out} --out RUN)"
+    )
+
+
 _PARAMETERS = MEASURE_PARAMETERS + [
+    keyword(
+        "pilot",
+        typer.Option(
+            False,
+            "--pilot",
+            help="probe-guided advice instead of the fit measures: train a short pilot of the "
+            "recipe, explain it on the validation images, and set freezing, transferred "
+            "groups and learning rates from its probes",
+        ),
+        bool,
+    ),
+    keyword(
+        "pilot_fraction",
+        typer.Option(1 / 3, "--pilot-fraction", help="--pilot: the pilot's share of --epochs"),
+        float,
+    ),
+    keyword(
+        "pilot_runs",
+        typer.Option(None, "--pilot-runs", help="--pilot: where the pilot run goes "
+                     "(default: beside OUT)"),
+        Path | None,
+    ),
     keyword(
         "fit_seed",
         typer.Option(0, "--fit-seed", help="seed of the --examples subset of the measures"),

@@ -66,6 +66,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         (0.12, 0.02, "adapted"),  # above 0.10, but not by two errors
         (0.02, 0.01, "unclear"),
         (-0.3, 0.2, "unclear"),
+        (0.5, float("nan"), "unclear"),  # one batch: no error to read
     ],
 )
 def test_status_rule_by_hand(rise, error, status):

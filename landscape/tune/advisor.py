@@ -87,16 +87,11 @@ class Advice:
     def toml(self) -> str:
         """The options as a TOML file ``landscape finetune --config`` runs as it is, each
         advised one preceded by its rule as a comment."""
-        reasons = {c.flag: c.rule for c in self.choices}
-        lines = [
-            "# written by `landscape advise` from the fit measures of "
-            f"{self.fit.model} ({self.fit.init}) on {self.fit.data}",
-        ]
-        for key, value in self.values.items():
-            if key in reasons:
-                lines.append(f"# {reasons[key]}")
-            lines.append(f"{key.replace('_', '-')} = {toml_value(value)}")
-        return "\n".join(lines) + "\n"
+        header = (
+            f"written by `landscape advise` from the fit measures of {self.fit.model} "
+            f"({self.fit.init}) on {self.fit.data}"
+        )
+        return options_toml(header, self.values, self.choices)
 
     def table(self, explain: bool = False) -> str:
         """The fit measures, the advice with the rule and measures behind each choice, and
@@ -314,6 +309,18 @@ def advise_run(
     if out is not None:
         advice.write(out)
     return advice
+
+
+def options_toml(header: str, values: dict[str, Any], choices: list[Choice]) -> str:
+    """Flat options as a TOML file ``landscape finetune --config`` runs as it is: a
+    ``header`` comment, then each option, an advised one preceded by its rule."""
+    reasons = {c.flag: c.rule for c in choices}
+    lines = [f"# {header}"]
+    for key, value in values.items():
+        if key in reasons:
+            lines.append(f"# {reasons[key]}")
+        lines.append(f"{key.replace('_', '-')} = {toml_value(value)}")
+    return "\n".join(lines) + "\n"
 
 
 def toml_value(value: Any) -> str:

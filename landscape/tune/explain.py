@@ -12,7 +12,8 @@ other two numbers describe it):
 - **rewritten**: ``r - Z s >= REWRITTEN_ABOVE``: the fine-tuned weights are needed, and
   without them the model loses more than REWRITTEN_ABOVE;
 - **adapted**: ``r - Z s > REUSED_BELOW`` but not rewritten: needed, by less;
-- **unclear**: the interval ``r ± Z s`` spans REUSED_BELOW;
+- **unclear**: the interval ``r ± Z s`` spans REUSED_BELOW, or there is no error to read
+  (examples in a single batch);
 
 a group whose weights did not move is **frozen**, and one that started from a random draw
 (the head, re-initialised groups) is **new**. With several runs (seeds of one recipe) every
@@ -92,7 +93,8 @@ def status_of(rise: float, error: float, *, frozen: bool = False, new: bool = Fa
         return "new"
     if frozen:
         return "frozen"
-    error = 0.0 if math.isnan(error) else error
+    if math.isnan(error):
+        return "unclear"
     if rise + Z * error <= REUSED_BELOW:
         return "reused"
     if rise - Z * error >= REWRITTEN_ABOVE:
