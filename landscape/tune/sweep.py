@@ -328,16 +328,21 @@ def run_trial(
     return statistics.fmean(measured["split_values"])
 
 
-def trial_configs(values: dict[str, Any], objective: Objective) -> list[RunConfig]:
-    """The run configurations of one trial at the point ``values`` (flat flag values):
-    under split seeds, one per seed S..S+K-1 (S: the point's ``split_seed``; each seed
-    carves another validation split and training subsample); under folds, one per
+def trial_overrides(values: dict[str, Any], objective: Objective) -> list[dict[str, Any]]:
+    """The options each run of one trial at the point ``values`` (flat flag values) adds
+    to it: under split seeds, one per seed S..S+K-1 (S: the point's ``split_seed``; each
+    seed carves another validation split and training subsample); under folds, one per
     ``--val-fold`` 0..K-1 of ``--folds`` K, all of seed S."""
     k = objective.runs_per_trial
     if objective.kind == "folds":
-        return [build_config("finetune", values, {"val_fold": i, "folds": k}) for i in range(k)]
+        return [{"val_fold": i, "folds": k} for i in range(k)]
     seed = build_config("finetune", values).data.split_seed
-    return [build_config("finetune", values, {"split_seed": seed + i}) for i in range(k)]
+    return [{"split_seed": seed + i} for i in range(k)]
+
+
+def trial_configs(values: dict[str, Any], objective: Objective) -> list[RunConfig]:
+    """The run configurations of one trial at the point ``values`` (``trial_overrides``)."""
+    return [build_config("finetune", values, extra) for extra in trial_overrides(values, objective)]
 
 
 def choose_objective(

@@ -20,8 +20,11 @@ trained with the search's seed, evaluated only after its last epoch."""
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +36,7 @@ from finetune.models import create_model
 from finetune.rundir import read_config
 from finetune.runs import run_summary
 from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim, seed_sd
-from landscape.tune.sweep import pick_trial, tied_trials, value_se
+from landscape.tune.sweep import Objective, pick_trial, tied_trials, trial_overrides, value_se
 
 NAME = "non_binary"
 SPACES = ("binary", "non-binary")
@@ -98,42 +101,53 @@ def search(
     seed: int,
     trials: int,
     recipe: dict[str, Any] | None = None,
+    objective: Objective = Objective(),
 ) -> dict[str, Any]:
     """Run one search of ``trials`` trials on ``target`` with sampler and training seed
-    ``seed``, around ``recipe`` (default: the pair's target recipe); returns its pick (a
-    ``SearchTrial`` as a dict: options, validation accuracy and its error, validation loss,
-    test accuracy, number) and how many trials tied with it."""
+    ``seed``, around ``recipe`` (default: the pair's target recipe), each trial scored by
+    ``objective`` (default: one validation split, the claim's protocol; or the sweep's
+    split seeds or cross-validated folds, ``landscape.tune.sweep.choose_objective``);
+    returns its pick (a ``SearchTrial`` as a dict: options, validation accuracy and its
+    error, validation loss, test accuracy of the pick trained on the recipe's own split,
+    number) and how many trials tied with it."""
     groups = len(layer_groups(create_model(options.model, 10, 32)))
     recipe = recipe if recipe is not None else options.target_recipe(target)
     base = {**recipe, "init": str(options.source_run()), "seed": seed}
     base["eval_every"] = recipe["epochs"]
     rows: list[SearchTrial] = []
 
-    def objective(trial: optuna.Trial) -> float:
-        values = {**base, **SPACE_OF[space](trial, groups)}
+    def trained(values: dict[str, Any]) -> Path:
         config_hash = build_config("finetune", {}, values).hash()[:12]
-        run = options.finetune(f"non-binary-{role}-{config_hash}", values)
-        summary = run_summary(run)
-        examples = int(read_config(run)["data"]["eval_examples"])
-        value = float(summary["final_eval_acc"])
+        return options.finetune(f"non-binary-{role}-{config_hash}", values)
+
+    def score(trial: optuna.Trial) -> float:
+        values = {**base, **SPACE_OF[space](trial, groups)}
+        runs = [trained({**values, **extra}) for extra in trial_overrides(values, objective)]
+        summaries = [run_summary(run) for run in runs]
+        examples = statistics.fmean(
+            int(read_config(run)["data"]["eval_examples"]) for run in runs
+        )
+        accuracies = [float(s["final_eval_acc"]) for s in summaries]
         rows.append(
             SearchTrial(
                 values=values,
-                value=value,
-                value_se=value_se([value], examples),
-                eval_loss=float(summary["final_eval_loss"]),
-                test=float(summary["test_acc"]),
+                value=statistics.fmean(accuracies),
+                value_se=value_se(accuracies, examples),
+                eval_loss=statistics.fmean(float(s["final_eval_loss"]) for s in summaries),
+                test=math.nan,
                 number=trial.number,
             )
         )
-        return value
+        return rows[-1].value
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, trials // 2))
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.optimize(objective, n_trials=trials)
+    study.optimize(score, n_trials=trials)
     tied = tied_trials(rows)
-    return {**asdict(pick_trial(tied)), "tied": len(tied)}
+    pick = pick_trial(tied)
+    test = float(run_summary(trained(pick.values))["test_acc"])
+    return {**asdict(replace(pick, test=test)), "tied": len(tied)}
 
 
 @register_claim(
