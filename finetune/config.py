@@ -236,9 +236,21 @@ class PolicyConfig:
     lr_mult: tuple[float, ...] | None = option(
         None, "one learning-rate multiplier per layer group (instead of --lr-decay)"
     )
+    surgical: int | None = option(
+        None,
+        "surgical fine-tuning (Lee et al. 2023): train only body layer group G (0 = stem, "
+        "as landscape groups MODEL numbers them) and the head; every other group is frozen "
+        "with its BatchNorm statistics, as --freeze-groups does. The head trains too because "
+        "it is new here (the paper keeps the pre-trained classifier of the same labels)",
+    )
 
     def __post_init__(self) -> None:
-        _check_non_negative(self, "freeze_groups", "transfer_groups")
+        _check_non_negative(self, "freeze_groups", "transfer_groups", "surgical")
+        if self.surgical is not None and self.freeze_groups > 0:
+            raise ConfigError(
+                f"give either {flag_for(self, 'surgical')} or {flag_for(self, 'freeze_groups')}, "
+                "not both: surgical fine-tuning freezes every group but one and the head"
+            )
         decay, mult = flag_for(self, "lr_decay"), flag_for(self, "lr_mult")
         if self.lr_decay is not None and not 0.0 < self.lr_decay <= 1.0:
             raise ConfigError(f"{decay} must lie in (0, 1], got {self.lr_decay}")
@@ -362,6 +374,7 @@ LATER_FIELDS: dict[str, tuple[str, ...]] = {
     "model": ("drop_rate",),
     "train": ("sync_bn", "eval_every", "keep_every"),
     "data": ("block_shuffle", "shuffle_scheme", "shuffle_seed", "preprocess", "aug"),
+    "policy": ("surgical",),
 }
 
 
