@@ -236,6 +236,19 @@ class PolicyConfig:
     lr_mult: tuple[float, ...] | None = option(
         None, "one learning-rate multiplier per layer group (instead of --lr-decay)"
     )
+    lp_epochs: int = option(
+        0,
+        "LP-FT (Kumar et al. 2022): the first K of --epochs train the new classifier alone "
+        "(a linear probe: every other tensor frozen, every BatchNorm in eval mode, no lr "
+        "multiplier) on a cosine from --lp-lr to 0; the rest fine-tune as the other options "
+        "say, their warm-up and schedule counted from their first step. Re-initialised "
+        "groups (--transfer-groups) stay at their random init during the probe (0: off)",
+    )
+    lp_lr: float = option(
+        0.1,
+        "LP-FT: peak learning rate of the probe stage (a head trained alone from a random "
+        "init takes a larger step than fine-tuning)",
+    )
     surgical: int | None = option(
         None,
         "surgical fine-tuning (Lee et al. 2023): train only body layer group G (0 = stem, "
@@ -243,9 +256,9 @@ class PolicyConfig:
         "with its BatchNorm statistics, as --freeze-groups does. The head trains too because "
         "it is new here (the paper keeps the pre-trained classifier of the same labels)",
     )
-
     def __post_init__(self) -> None:
-        _check_non_negative(self, "freeze_groups", "transfer_groups", "surgical")
+        _check_non_negative(self, "freeze_groups", "transfer_groups", "lp_epochs", "surgical")
+        _check_positive(self, "lp_lr")
         if self.surgical is not None and self.freeze_groups > 0:
             raise ConfigError(
                 f"give either {flag_for(self, 'surgical')} or {flag_for(self, 'freeze_groups')}, "
@@ -341,6 +354,13 @@ class RunConfig:
             )
         for section in (self.model, self.data, self.optim, self.reg, self.policy, self.train):
             check_choices(section)
+        policy = self.policy
+        if policy.lp_epochs >= self.train.epochs:
+            raise ConfigError(
+                f"{flag_for(policy, 'lp_epochs')} {policy.lp_epochs} must be less than "
+                f"{flag_for(self.train, 'epochs')} {self.train.epochs}: LP-FT needs at least "
+                "one epoch of fine-tuning after the probe"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -374,7 +394,7 @@ LATER_FIELDS: dict[str, tuple[str, ...]] = {
     "model": ("drop_rate",),
     "train": ("sync_bn", "eval_every", "keep_every"),
     "data": ("block_shuffle", "shuffle_scheme", "shuffle_seed", "preprocess", "aug"),
-    "policy": ("surgical",),
+    "policy": ("surgical", "lp_epochs", "lp_lr"),
 }
 
 

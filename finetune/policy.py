@@ -92,6 +92,11 @@ def plan_parameters(
             f"model's are 0-{n - 2} (group {n - 1} is the head, which trains anyway; see "
             "landscape groups MODEL)"
         )
+    if policy.lp_epochs and policy.freeze_groups == n:
+        raise ConfigError(
+            f"{flag_for(policy, 'lp_epochs')} trains the head, which "
+            f"{flag_for(policy, 'freeze_groups')} {n} freezes with every other group"
+        )
     transfer = n if policy.transfer_groups is None else policy.transfer_groups
     frozen = set(range(policy.freeze_groups))
     if policy.surgical is not None:
