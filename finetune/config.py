@@ -256,9 +256,25 @@ class PolicyConfig:
         "with its BatchNorm statistics, as --freeze-groups does. The head trains too because "
         "it is new here (the paper keeps the pre-trained classifier of the same labels)",
     )
+    auto_lr: str = option(
+        "none",
+        "rgn: Auto-RGN (Lee et al. 2023). At every epoch's start each trainable tensor's "
+        "relative gradient norm ||grad||/||w|| of the cross-entropy, averaged over "
+        "--rgn-batches batches, is divided by the largest; its lr becomes the scheduled lr x "
+        "its static scale (--lr-mult/--lr-decay) x that ratio. Unlike the official code, "
+        "norm layers are kept (each at its own ratio), the optimizer and its state persist "
+        "across epochs, and the new head takes part in the normalisation",
+        choices=("none", "rgn"),
+    )
+    rgn_batches: int = option(
+        5,
+        "--auto-lr rgn: batches measured at each epoch's start (its first ones, in the "
+        "epoch's order, not augmented; at most the epoch's)",
+    )
+
     def __post_init__(self) -> None:
         _check_non_negative(self, "freeze_groups", "transfer_groups", "lp_epochs", "surgical")
-        _check_positive(self, "lp_lr")
+        _check_positive(self, "lp_lr", "rgn_batches")
         if self.surgical is not None and self.freeze_groups > 0:
             raise ConfigError(
                 f"give either {flag_for(self, 'surgical')} or {flag_for(self, 'freeze_groups')}, "
@@ -361,6 +377,11 @@ class RunConfig:
                 f"{flag_for(self.train, 'epochs')} {self.train.epochs}: LP-FT needs at least "
                 "one epoch of fine-tuning after the probe"
             )
+        if policy.auto_lr == "rgn" and self.reg.reg_mode == "decoupled":
+            raise ConfigError(
+                f"{flag_for(policy, 'auto_lr')} rgn needs {flag_for(self.reg, 'reg_mode')} "
+                "coupled: the decoupled shrink scales by the static per-group learning rates"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -394,7 +415,7 @@ LATER_FIELDS: dict[str, tuple[str, ...]] = {
     "model": ("drop_rate",),
     "train": ("sync_bn", "eval_every", "keep_every"),
     "data": ("block_shuffle", "shuffle_scheme", "shuffle_seed", "preprocess", "aug"),
-    "policy": ("surgical", "lp_epochs", "lp_lr"),
+    "policy": ("surgical", "lp_epochs", "lp_lr", "auto_lr", "rgn_batches"),
 }
 
 

@@ -12,24 +12,29 @@ from finetune.config import OptimConfig, PolicyConfig
 from finetune.policy import ParamPlan
 
 
-def parameter_groups(model: nn.Module, plans: list[ParamPlan]) -> list[dict]:
+def parameter_groups(
+    model: nn.Module, plans: list[ParamPlan], *, per_tensor: bool = False
+) -> list[dict]:
     """One optimiser group per (layer group, learning-rate scale) of the trainable
-    parameters, tagged with ``layer_group`` and the ``lr_scale`` the schedule multiplies by.
-    Weight decay is 0 here: the regularisers apply every penalty themselves."""
+    parameters, or one per trainable tensor (``per_tensor``, for Auto-RGN's scales), tagged
+    with ``layer_group`` and the ``lr_scale`` the schedule multiplies by. Weight decay is 0
+    here: the regularisers apply every penalty themselves."""
     params = dict(model.named_parameters())
-    grouped: dict[tuple[int, float], list[str]] = {}
+    grouped: dict[tuple[int, float | str], list[str]] = {}
     for plan in plans:
         if not plan.frozen:
-            grouped.setdefault((plan.group, plan.lr_scale), []).append(plan.name)
+            key = plan.name if per_tensor else plan.lr_scale
+            grouped.setdefault((plan.group, key), []).append(plan.name)
+    scale = {plan.name: plan.lr_scale for plan in plans}
     return [
         {
             "params": [params[n] for n in names],
             "param_names": names,
             "weight_decay": 0.0,
             "layer_group": group,
-            "lr_scale": scale,
+            "lr_scale": scale[names[0]],
         }
-        for (group, scale), names in grouped.items()
+        for (group, _), names in grouped.items()
     ]
 
 

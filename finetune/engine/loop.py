@@ -1,12 +1,13 @@
 """Training a run: ``train`` starts one in a new folder and ``resume`` continues one from
 its last checkpoint. Both run the epoch loop: an epoch's stage (LP-FT) and learning-rate
-scales, its steps with their logging and checkpoints, the weights kept at the end of every
---keep-every-th epoch, the evaluation at the end of every --eval-every-th epoch, and at the
-end of the run the final weights, summary and status of the run directory
-(docs/design.md)."""
+scales (Auto-RGN), its steps with their logging and checkpoints, the weights kept at the
+end of every --keep-every-th epoch, the evaluation at the end of every --eval-every-th
+epoch, and at the end of the run the final weights, summary and status of the run
+directory (docs/design.md)."""
 
 from __future__ import annotations
 
+import itertools
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -19,8 +20,9 @@ import torch
 
 from finetune import rundir
 from finetune.config import RunConfig, TrainConfig, build_config
-from finetune.data.loader import epoch_order
+from finetune.data.loader import epoch_order, mix_seed
 from finetune.distributed import Processes, share
+from finetune.engine.auto_lr import RGN_DRAWS, group_means, rgn_scales
 from finetune.engine.checkpoint import load_checkpoint, save_checkpoint
 from finetune.engine.distance import group_distances
 from finetune.engine.history import History
@@ -202,13 +204,21 @@ def _train_epoch(
 
 def _start_epoch(loop: _Loop, epoch: int, first: int) -> Stage:
     """Enter the stage of ``epoch`` (from its step ``first``). At the epoch's start every
-    tensor gets the stage's learning-rate scale; a run resumed within the epoch has them
+    tensor gets its learning-rate scale: the stage's, times its normalised relative gradient
+    norm under --auto-lr rgn (recorded per group); a run resumed within the epoch has them
     from the optimizer's saved state."""
     s = loop.s
     stage = stage_of(s.stages, epoch)
     enter(stage, s.model)
     if first == 0:
-        set_scales(s.optimizer, stage.lr_scales)
+        scales = dict(stage.lr_scales)
+        if s.config.policy.auto_lr == "rgn":
+            batches = enumerate(_epoch_batches(s, epoch, 0))
+            seed = mix_seed(loop.tools.aug_seed, epoch, RGN_DRAWS)
+            rgn = rgn_scales(s, stage, itertools.islice(batches, s.config.policy.rgn_batches), seed)
+            loop.history.rgn_scale.append(group_means(rgn, s.groups))
+            scales.update({name: scales[name] * r for name, r in rgn.items()})
+        set_scales(s.optimizer, scales)
     return stage
 
 

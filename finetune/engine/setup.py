@@ -96,8 +96,11 @@ def build_setup(config: RunConfig, *, for_training: bool = True) -> Setup:
     runtime = resolve_runtime(config.train)
     data = _datasets(config, runtime.processes)
     net = _model_and_policy(config, runtime, data)
+    per_tensor = config.policy.auto_lr == "rgn"
     optimizer = build_optimizer(
-        config.optim, parameter_groups(net.model, net.plans), fused=runtime.fused
+        config.optim,
+        parameter_groups(net.model, net.plans, per_tensor=per_tensor),
+        fused=runtime.fused,
     )
     train_prep, eval_prep = _preps(config, runtime, data.input)
     wants_fisher = needs_fisher(config.reg.sp) and any(p.alpha for p in net.plans)

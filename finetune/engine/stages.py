@@ -101,7 +101,7 @@ def set_scales(optimizer: torch.optim.Optimizer, scales: dict[str, float]) -> No
 
 
 def describe_stages(config: RunConfig, head: list[str]) -> list[str]:
-    """Lines for ``--dry-run`` under the per-group table: the LP-FT stages."""
+    """Lines for ``--dry-run`` under the per-group table: the LP-FT stages and Auto-RGN."""
     policy, epochs = config.policy, config.train.epochs
     lines = []
     if policy.lp_epochs:
@@ -113,6 +113,11 @@ def describe_stages(config: RunConfig, head: list[str]) -> list[str]:
             f"{_epochs(k + 1, epochs)}: fine-tuning as the table says, warm-up and schedule "
             "counted from its first step",
         ]
+    if policy.auto_lr == "rgn":
+        lines.append(
+            "Auto-RGN: each tensor's lr is the table's times its relative gradient norm over "
+            f"the largest, measured on {policy.rgn_batches} batches at every epoch's start"
+        )
     return lines
 
 
