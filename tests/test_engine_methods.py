@@ -27,7 +27,6 @@ from finetune.models import create_model
 from finetune.optim import stage_lr
 
 HEAD = {"fc.weight", "fc.bias"}  # test_resnet's classifier
-STEPS_PER_EPOCH = 5  # fast_config: 40 images in batches of 8
 
 
 def _weights(run: Path, name: str = "final.safetensors") -> dict[str, torch.Tensor]:
