@@ -246,9 +246,50 @@ class PolicyConfig:
     lr_mult: tuple[float, ...] | None = option(
         None, "one learning-rate multiplier per layer group (instead of --lr-decay)"
     )
+    lp_epochs: int = option(
+        0,
+        "LP-FT (Kumar et al. 2022): the first K of --epochs train the new classifier alone "
+        "(a linear probe: every other tensor frozen, every BatchNorm in eval mode, no lr "
+        "multiplier) on a cosine from --lp-lr to 0; the rest fine-tune as the other options "
+        "say, their warm-up and schedule counted from their first step. Re-initialised "
+        "groups (--transfer-groups) stay at their random init during the probe (0: off)",
+    )
+    lp_lr: float = option(
+        0.1,
+        "LP-FT: peak learning rate of the probe stage (a head trained alone from a random "
+        "init takes a larger step than fine-tuning)",
+    )
+    surgical: int | None = option(
+        None,
+        "surgical fine-tuning (Lee et al. 2023): train only body layer group G (0 = stem, "
+        "as landscape groups MODEL numbers them) and the head; every other group is frozen "
+        "with its BatchNorm statistics, as --freeze-groups does. The head trains too because "
+        "it is new here (the paper keeps the pre-trained classifier of the same labels)",
+    )
+    auto_lr: str = option(
+        "none",
+        "rgn: Auto-RGN (Lee et al. 2023). At every epoch's start each trainable tensor's "
+        "relative gradient norm ||grad||/||w|| of the cross-entropy, averaged over "
+        "--rgn-batches batches, is divided by the largest; its lr becomes the scheduled lr x "
+        "its static scale (--lr-mult/--lr-decay) x that ratio. Unlike the official code, "
+        "norm layers are kept (each at its own ratio), the optimizer and its state persist "
+        "across epochs, and the new head takes part in the normalisation",
+        choices=("none", "rgn"),
+    )
+    rgn_batches: int = option(
+        5,
+        "--auto-lr rgn: batches measured at each epoch's start (its first ones, in the "
+        "epoch's order, not augmented; at most the epoch's)",
+    )
 
     def __post_init__(self) -> None:
-        _check_non_negative(self, "freeze_groups", "transfer_groups")
+        _check_non_negative(self, "freeze_groups", "transfer_groups", "lp_epochs", "surgical")
+        _check_positive(self, "lp_lr", "rgn_batches")
+        if self.surgical is not None and self.freeze_groups > 0:
+            raise ConfigError(
+                f"give either {flag_for(self, 'surgical')} or {flag_for(self, 'freeze_groups')}, "
+                "not both: surgical fine-tuning freezes every group but one and the head"
+            )
         decay, mult = flag_for(self, "lr_decay"), flag_for(self, "lr_mult")
         if self.lr_decay is not None and not 0.0 < self.lr_decay <= 1.0:
             raise ConfigError(f"{decay} must lie in (0, 1], got {self.lr_decay}")
@@ -339,6 +380,18 @@ class RunConfig:
             )
         for section in (self.model, self.data, self.optim, self.reg, self.policy, self.train):
             check_choices(section)
+        policy = self.policy
+        if policy.lp_epochs >= self.train.epochs:
+            raise ConfigError(
+                f"{flag_for(policy, 'lp_epochs')} {policy.lp_epochs} must be less than "
+                f"{flag_for(self.train, 'epochs')} {self.train.epochs}: LP-FT needs at least "
+                "one epoch of fine-tuning after the probe"
+            )
+        if policy.auto_lr == "rgn" and self.reg.reg_mode == "decoupled":
+            raise ConfigError(
+                f"{flag_for(policy, 'auto_lr')} rgn needs {flag_for(self.reg, 'reg_mode')} "
+                "coupled: the decoupled shrink scales by the static per-group learning rates"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -380,6 +433,7 @@ LATER_FIELDS: dict[str, tuple[str, ...]] = {
         "val_fold",
         "folds",
     ),
+    "policy": ("surgical", "lp_epochs", "lp_lr", "auto_lr", "rgn_batches"),
 }
 
 

@@ -8,28 +8,33 @@ import math
 import torch
 from torch import nn
 
-from finetune.config import OptimConfig
+from finetune.config import OptimConfig, PolicyConfig
 from finetune.policy import ParamPlan
 
 
-def parameter_groups(model: nn.Module, plans: list[ParamPlan]) -> list[dict]:
+def parameter_groups(
+    model: nn.Module, plans: list[ParamPlan], *, per_tensor: bool = False
+) -> list[dict]:
     """One optimiser group per (layer group, learning-rate scale) of the trainable
-    parameters, tagged with ``layer_group`` and the ``lr_scale`` the schedule multiplies by.
-    Weight decay is 0 here: the regularisers apply every penalty themselves."""
+    parameters, or one per trainable tensor (``per_tensor``, for Auto-RGN's scales), tagged
+    with ``layer_group`` and the ``lr_scale`` the schedule multiplies by. Weight decay is 0
+    here: the regularisers apply every penalty themselves."""
     params = dict(model.named_parameters())
-    grouped: dict[tuple[int, float], list[str]] = {}
+    grouped: dict[tuple[int, float | str], list[str]] = {}
     for plan in plans:
         if not plan.frozen:
-            grouped.setdefault((plan.group, plan.lr_scale), []).append(plan.name)
+            key = plan.name if per_tensor else plan.lr_scale
+            grouped.setdefault((plan.group, key), []).append(plan.name)
+    scale = {plan.name: plan.lr_scale for plan in plans}
     return [
         {
             "params": [params[n] for n in names],
             "param_names": names,
             "weight_decay": 0.0,
             "layer_group": group,
-            "lr_scale": scale,
+            "lr_scale": scale[names[0]],
         }
-        for (group, scale), names in grouped.items()
+        for (group, _), names in grouped.items()
     ]
 
 
@@ -59,7 +64,24 @@ def lr_at(config: OptimConfig, step: int, steps_per_epoch: int, total_steps: int
     if config.schedule == "step":
         return config.lr * config.step_gamma ** (step // (config.step_epochs * steps_per_epoch))
     progress = (step - warmup) / max(1, total_steps - warmup)
-    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * progress))
+    return cosine(config.lr, config.min_lr, progress)
+
+
+def cosine(high: float, low: float, progress: float) -> float:
+    """Half a cosine from ``high`` at progress 0 to ``low`` at progress 1."""
+    return low + 0.5 * (high - low) * (1 + math.cos(math.pi * progress))
+
+
+def stage_lr(
+    optim: OptimConfig, policy: PolicyConfig, step: int, steps_per_epoch: int, total_steps: int
+) -> float:
+    """The learning rate of global ``step`` (0-based) in a run of ``total_steps``: with
+    LP-FT (``lp_epochs`` K), a cosine from ``lp_lr`` to 0 over the probe's first K epochs,
+    then ``lr_at`` over the fine-tuning steps, counted from the first of them."""
+    probe = policy.lp_epochs * steps_per_epoch
+    if step < probe:
+        return cosine(policy.lp_lr, 0.0, step / probe)
+    return lr_at(optim, step - probe, steps_per_epoch, total_steps - probe)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

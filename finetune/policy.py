@@ -14,7 +14,7 @@ import torch
 from timm.models._manipulate import group_parameters
 from torch import nn
 
-from finetune.config import PolicyConfig, RegConfig
+from finetune.config import PolicyConfig, RegConfig, flag_for
 from finetune.errors import ConfigError
 from finetune.groups import LayerGroup
 
@@ -86,7 +86,21 @@ def plan_parameters(
         raise ConfigError("--transfer-groups needs initial weights (--init or --pretrained)")
     if policy.freeze_groups > n:
         raise ConfigError(f"--freeze-groups {policy.freeze_groups} but the model has {n} groups")
+    if policy.surgical is not None and policy.surgical > n - 2:
+        raise ConfigError(
+            f"{flag_for(policy, 'surgical')} {policy.surgical} is not a body group: the "
+            f"model's are 0-{n - 2} (group {n - 1} is the head, which trains anyway; see "
+            "landscape groups MODEL)"
+        )
+    if policy.lp_epochs and policy.freeze_groups == n:
+        raise ConfigError(
+            f"{flag_for(policy, 'lp_epochs')} trains the head, which "
+            f"{flag_for(policy, 'freeze_groups')} {n} freezes with every other group"
+        )
     transfer = n if policy.transfer_groups is None else policy.transfer_groups
+    frozen = set(range(policy.freeze_groups))
+    if policy.surgical is not None:
+        frozen = set(range(n - 1)) - {policy.surgical}
     alphas = per_group(reg.l2sp, n, "l2sp")
     betas = per_group(reg.l2, n, "l2")
     scales = lr_scales(model, groups, policy)
@@ -106,7 +120,7 @@ def plan_parameters(
                     name=name,
                     group=g.index,
                     transferred=transferred,
-                    frozen=g.index < policy.freeze_groups,
+                    frozen=g.index in frozen,
                     lr_scale=scales[name],
                     alpha=alphas[g.index] if on and transferred else 0.0,
                     beta=beta if on else 0.0,

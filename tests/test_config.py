@@ -80,10 +80,13 @@ def test_hash_changes_with_any_field_and_seed_streams_are_distinct():
 
 
 def test_fields_added_later_keep_the_hash_configs_had_before_them():
-    # The hash of this config before --drop-rate and --keep-every existed.
+    # The hash of this config before --drop-rate, --keep-every and the policies of surgical
+    # fine-tuning, LP-FT and Auto-RGN existed.
     before = "6ca358a2c8b8dac051f18fdb8c435f7584f9f85dfc30163b3dc188cb114b9821"
     assert build_config("pretrain", {}, {"seed": 4}).hash() == before
-    for changed in ({"drop_rate": 0.1}, {"keep_every": 2}):
+    later = ({"surgical": 1}, {"lp_epochs": 1}, {"lp_lr": 0.2})
+    rgn = ({"auto_lr": "rgn"}, {"rgn_batches": 2})
+    for changed in ({"drop_rate": 0.1}, {"keep_every": 2}, *later, *rgn):
         assert build_config("pretrain", {}, {"seed": 4, **changed}).hash() != before
 
 

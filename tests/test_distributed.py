@@ -117,6 +117,19 @@ def test_two_process_fine_tuning_equals_one_process(one_process, tmp_path):
     assert done.stdout.count("test acc") == 1
 
 
+@pytest.mark.slow
+def test_two_process_lp_ft_and_auto_rgn_equal_one_process(tmp_path):
+    """The probe freezes tensors DDP was built for, and Auto-RGN sums each process's
+    gradients of its share of the measured batches."""
+    staged = {**VIT, "epochs": 3, "lp_epochs": 1, "auto_lr": "rgn"}
+    engine.train(build_config("finetune", {}, staged), tmp_path / "one")
+    done = torchrun("finetune", *flags(staged), "--out", str(tmp_path / "two"), "--quiet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_same_weights(tmp_path / "one", tmp_path / "two")
+    with h5py.File(tmp_path / "one" / "run.h5") as f, h5py.File(tmp_path / "two" / "run.h5") as g:
+        np.testing.assert_allclose(g["rgn/scale"][()], f["rgn/scale"][()], rtol=1e-5)
+
+
 class _Interrupt(Exception):
     pass
 

@@ -180,8 +180,9 @@ def test_committed_results_match_their_registered_and_documented_layout():
 
 
 def test_run_h5_matches_its_documented_layout(tmp_path):
-    # Keeping epochs writes the optional datasets too.
-    engine.train(fast_config(epochs=1, keep_every=1), tmp_path / "run", command="test")
+    # Keeping epochs and Auto-RGN write the optional datasets too.
+    config = fast_config(epochs=1, keep_every=1, auto_lr="rgn")
+    engine.train(config, tmp_path / "run", command="test")
     with h5py.File(tmp_path / "run" / "run.h5") as f:
         assert set(f.attrs) >= COMMON and f.attrs["kind"] == "run"
     assert actual(tmp_path / "run" / "run.h5") == documented("run")

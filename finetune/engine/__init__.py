@@ -5,6 +5,8 @@
 - ``loop``: ``train`` and ``resume``, and the epoch loop with its logging, evaluation,
   checkpoints and final summary.
 - ``step``: one training step, read top to bottom.
+- ``stages``: what trains in each epoch (LP-FT's probe, then the fine-tuning).
+- ``auto_lr``: Auto-RGN's per-tensor learning-rate scales, measured at every epoch's start.
 - ``meter``: an epoch's loss and accuracy, read back to the host only when logged.
 - ``distance``: how far each layer group has moved from w0.
 - ``checkpoint``: the checkpoint a run resumes from.

@@ -35,6 +35,7 @@ class History:
     partial_epoch: dict[str, float] = field(default_factory=dict)
     interval_seconds: float = 0.0  # training time of the epochs since the last row
     kept: list[int] = field(default_factory=list)  # epochs whose weights were kept
+    rgn_scale: list[list[float]] = field(default_factory=list)  # per epoch begun, per group
 
     def state(self) -> dict[str, Any]:
         return {
@@ -48,6 +49,7 @@ class History:
             "partial_epoch": dict(self.partial_epoch),
             "interval_seconds": self.interval_seconds,
             "kept": list(self.kept),
+            "rgn_scale": [list(row) for row in self.rgn_scale],
         }
 
     @classmethod
@@ -64,6 +66,7 @@ class History:
             partial_epoch=dict(state["partial_epoch"]),
             interval_seconds=float(state.get("interval_seconds", 0.0)),
             kept=[int(e) for e in state.get("kept", [])],  # none before --keep-every
+            rgn_scale=[list(row) for row in state.get("rgn_scale", [])],  # none before --auto-lr
         )
 
     def write(
@@ -102,4 +105,6 @@ class History:
             datasets["kept/eval_acc"] = np.asarray(
                 [evaluated.get(e, np.nan) for e in self.kept], dtype=np.float64
             )
+        if self.rgn_scale:
+            datasets["rgn/scale"] = np.asarray(self.rgn_scale, dtype=np.float64)
         write_result(path, "run", datasets, attrs=attrs, summary=summary, command=command)

@@ -1,11 +1,13 @@
 """Training a run: ``train`` starts one in a new folder and ``resume`` continues one from
-its last checkpoint. Both run the epoch loop: an epoch's steps with their logging and
-checkpoints, the weights kept at the end of every --keep-every-th epoch, the evaluation at
-the end of every --eval-every-th epoch, and at the end of the run the final weights,
-summary and status of the run directory (docs/design.md)."""
+its last checkpoint. Both run the epoch loop: an epoch's stage (LP-FT) and learning-rate
+scales (Auto-RGN), its steps with their logging and checkpoints, the weights kept at the
+end of every --keep-every-th epoch, the evaluation at the end of every --eval-every-th
+epoch, and at the end of the run the final weights, summary and status of the run
+directory (docs/design.md)."""
 
 from __future__ import annotations
 
+import itertools
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -18,14 +20,16 @@ import torch
 
 from finetune import rundir
 from finetune.config import RunConfig, TrainConfig, build_config
-from finetune.data.loader import epoch_order
+from finetune.data.loader import epoch_order, mix_seed
 from finetune.distributed import Processes, share
+from finetune.engine.auto_lr import RGN_DRAWS, group_means, rgn_scales
 from finetune.engine.checkpoint import load_checkpoint, save_checkpoint
 from finetune.engine.distance import group_distances
 from finetune.engine.history import History
 from finetune.engine.meter import Diverged, EpochMeter
 from finetune.engine.provenance import config_record, write_run_h5
 from finetune.engine.setup import Setup, build_setup
+from finetune.engine.stages import Stage, enter, set_scales, stage_of
 from finetune.engine.step import StepTools, train_step
 from finetune.errors import RunDirError
 from finetune.evaluation.measure import evaluate
@@ -183,9 +187,9 @@ def _train_epoch(
     --log-every steps and at the epoch's end, checkpointed every --checkpoint-every steps
     within it. Returns the global step after the epoch and the last step's lr."""
     s, history, train = loop.s, loop.history, loop.s.config.train
-    _train_mode(s)
+    stage = _start_epoch(loop, epoch, first)
     for i, batch in enumerate(_epoch_batches(s, epoch, first), start=first):
-        lr = train_step(s, loop.tools, batch, i, step, meter, history)
+        lr = train_step(s, loop.tools, stage, batch, i, step, meter, history)
         step += 1
         last_of_epoch = i == s.steps_per_epoch - 1
         if step % train.log_every == 0 or last_of_epoch:
@@ -198,11 +202,24 @@ def _train_epoch(
     return step, lr
 
 
-def _train_mode(s: Setup) -> None:
-    """Training mode, except the norm layers of frozen groups, whose statistics stay put."""
-    s.model.train()
-    for module in s.frozen_norms:
-        module.eval()
+def _start_epoch(loop: _Loop, epoch: int, first: int) -> Stage:
+    """Enter the stage of ``epoch`` (from its step ``first``). At the epoch's start every
+    tensor gets its learning-rate scale: the stage's, times its normalised relative gradient
+    norm under --auto-lr rgn (recorded per group); a run resumed within the epoch has them
+    from the optimizer's saved state."""
+    s = loop.s
+    stage = stage_of(s.stages, epoch)
+    enter(stage, s.model)
+    if first == 0:
+        scales = dict(stage.lr_scales)
+        if s.config.policy.auto_lr == "rgn":
+            batches = enumerate(_epoch_batches(s, epoch, 0))
+            seed = mix_seed(loop.tools.aug_seed, epoch, RGN_DRAWS)
+            rgn = rgn_scales(s, stage, itertools.islice(batches, s.config.policy.rgn_batches), seed)
+            loop.history.rgn_scale.append(group_means(rgn, s.groups))
+            scales.update({name: scales[name] * r for name, r in rgn.items()})
+        set_scales(s.optimizer, scales)
+    return stage
 
 
 def _epoch_batches(s: Setup, epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

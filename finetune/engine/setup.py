@@ -21,6 +21,7 @@ from finetune.data.block_shuffle import BlockShuffle
 from finetune.data.input_spec import InputSpec, resolve_input
 from finetune.data.loader import Batches, epoch_order, fits_on_device
 from finetune.distributed import Processes
+from finetune.engine.stages import Stage, build_stages, describe_stages
 from finetune.errors import ConfigError
 from finetune.evaluation.batches import FixedBatches, fixed_batches
 from finetune.groups import LayerGroup, layer_groups
@@ -36,7 +37,7 @@ from finetune.policy import (
 )
 from finetune.regularisers.feature_terms import FeatureTerms
 from finetune.regularisers.fisher_source import run_fisher
-from finetune.regularisers.penalties import Bucket, build_buckets, needs_fisher
+from finetune.regularisers.penalties import Bucket, needs_fisher
 from finetune.runtime import Runtime, resolve_runtime
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -61,8 +62,8 @@ class Setup:
     eval_prep: BatchPrep
     init_state: dict[str, torch.Tensor]
     plans: list[ParamPlan]
-    frozen_norms: list[nn.Module]
-    buckets: list[Bucket]
+    stages: list[Stage]
+    buckets: list[Bucket]  # every penalty of the fine-tuning stage, as logged
     fisher: dict[str, torch.Tensor]
     features: FeatureTerms | None
     init_report: InitReport | None
@@ -95,8 +96,11 @@ def build_setup(config: RunConfig, *, for_training: bool = True) -> Setup:
     runtime = resolve_runtime(config.train)
     data = _datasets(config, runtime.processes)
     net = _model_and_policy(config, runtime, data)
+    per_tensor = config.policy.auto_lr == "rgn"
     optimizer = build_optimizer(
-        config.optim, parameter_groups(net.model, net.plans), fused=runtime.fused
+        config.optim,
+        parameter_groups(net.model, net.plans, per_tensor=per_tensor),
+        fused=runtime.fused,
     )
     train_prep, eval_prep = _preps(config, runtime, data.input)
     wants_fisher = needs_fisher(config.reg.sp) and any(p.alpha for p in net.plans)
@@ -105,14 +109,22 @@ def build_setup(config: RunConfig, *, for_training: bool = True) -> Setup:
         if for_training and wants_fisher
         else {}
     )
-    buckets = build_buckets(net.model, net.plans, net.init_state, fisher, config.reg.sp)
+    stages = build_stages(
+        config,
+        net.model,
+        net.plans,
+        net.frozen_norms,
+        head=set(classifier_keys(net.model)),
+        w0=net.init_state,
+        fisher=fisher,
+    )
     wants_features = config.reg.delta > 0 or config.reg.bss > 0
     features = (
         _feature_terms(config, runtime, net.model, data.train_set, eval_prep)
         if for_training and wants_features
         else None
     )
-    forward, eval_forward = _forwards(net.model, runtime)
+    forward, eval_forward = _forwards(net.model, runtime, stages=len(stages))
     usable = _usable_examples(len(data.train_set), config.train.batch_size, runtime.processes)
     return Setup(
         config=config,
@@ -130,8 +142,8 @@ def build_setup(config: RunConfig, *, for_training: bool = True) -> Setup:
         eval_prep=eval_prep,
         init_state=net.init_state,
         plans=net.plans,
-        frozen_norms=net.frozen_norms,
-        buckets=buckets,
+        stages=stages,
+        buckets=stages[-1].buckets,
         fisher=fisher,
         features=features,
         init_report=net.init_report,
@@ -145,7 +157,8 @@ def describe_plan(config: RunConfig) -> str:
     """The resolved per-group policy of ``config`` as a table, without training."""
     setup = build_setup(config, for_training=False)
     rows = group_table(setup.model, setup.groups, setup.plans)
-    return format_table(rows, config.optim.lr)
+    notes = describe_stages(config, classifier_keys(setup.model))
+    return "\n".join([format_table(rows, config.optim.lr), *notes])
 
 
 def _datasets(config: RunConfig, processes: Processes) -> _Data:
@@ -268,16 +281,19 @@ def _feature_terms(
     )
 
 
-def _forwards(model: nn.Module, runtime: Runtime) -> tuple[Forward, Forward]:
+def _forwards(model: nn.Module, runtime: Runtime, *, stages: int) -> tuple[Forward, Forward]:
     """The training forward (through DDP across processes) and the evaluation forward,
     compiled when asked. Built after the feature hooks are in place, so the compiled graph
     runs them. Evaluation bypasses DDP: each process evaluates its own share, however many
-    batches that is."""
+    batches that is. Across several ``stages`` (LP-FT) DDP is built for the last stage's
+    tensors and told that some of them may get no gradient (those frozen in the probe)."""
     eval_forward = torch.compile(model) if runtime.compile else model
     if not runtime.processes.parallel:
         return eval_forward, eval_forward
     ddp = DistributedDataParallel(
-        model, device_ids=[runtime.device] if runtime.device.type == "cuda" else None
+        model,
+        device_ids=[runtime.device] if runtime.device.type == "cuda" else None,
+        find_unused_parameters=stages > 1,
     )
     return (torch.compile(ddp) if runtime.compile else ddp), eval_forward
 

@@ -1,6 +1,7 @@
 """One training step, read top to bottom: seed the step's random draws, set its learning
 rate, prepare this process's rows of the global batch, forward, loss, backward, the SP and
-L2 regularisers, the optimizer's step, and the record of its loss, accuracy and lr."""
+L2 regularisers of the stage's trainable tensors, the optimizer's step, and the record of
+its loss, accuracy and lr."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from finetune.distributed import share
 from finetune.engine.history import History
 from finetune.engine.meter import EpochMeter
 from finetune.engine.setup import Setup
-from finetune.optim import lr_at, set_lr
+from finetune.engine.stages import Stage
+from finetune.optim import set_lr, stage_lr
 from finetune.regularisers.penalties import add_to_gradients, shrink_weights
 
 
@@ -41,19 +43,20 @@ class StepTools:
 def train_step(
     s: Setup,
     tools: StepTools,
+    stage: Stage,
     batch: tuple[torch.Tensor, torch.Tensor],
     i: int,
     step: int,
     meter: EpochMeter,
     history: History,
 ) -> float:
-    """Global step ``step`` (the epoch's ``i``-th) on this process's share of the global
-    batch; returns the learning rate it used."""
+    """Global step ``step`` (the epoch's ``i``-th) of ``stage`` on this process's share of
+    the global batch; returns the learning rate it used."""
     images, labels = batch
     bs, world = s.config.train.batch_size, s.runtime.processes.world
     tools.generator.manual_seed(mix_seed(tools.aug_seed, step))
     torch.manual_seed(mix_seed(tools.aug_seed, step, 1))
-    lr = lr_at(s.config.optim, step, s.steps_per_epoch, tools.total_steps)
+    lr = stage_lr(s.config.optim, s.config.policy, step, s.steps_per_epoch, tools.total_steps)
     set_lr(s.optimizer, lr)
     # This process's rows of the global batch: the same augmentation draws as one process
     # preparing the whole batch.
@@ -69,18 +72,18 @@ def train_step(
     loss = tools.loss_fn(logits.float(), labels) * weight + extra
     s.optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    _apply_penalties(s, lr)
+    _apply_penalties(s, stage, lr)
     s.optimizer.step()
     meter.record(i, loss / world, logits, labels, global_n)
     history.step_lr.append(lr)
     return lr
 
 
-def _apply_penalties(s: Setup, lr: float) -> None:
-    """The SP and L2 penalties: added to the gradients (--reg-mode coupled) or taken off
-    the weights directly, scaled by ``lr`` (decoupled)."""
+def _apply_penalties(s: Setup, stage: Stage, lr: float) -> None:
+    """The SP and L2 penalties of the stage's trainable tensors: added to their gradients
+    (--reg-mode coupled) or taken off the weights directly, scaled by ``lr`` (decoupled)."""
     eps = s.config.reg.sp_smoothing
     if s.config.reg.reg_mode == "coupled":
-        add_to_gradients(s.buckets, eps)
+        add_to_gradients(stage.buckets, eps)
     else:
-        shrink_weights(s.buckets, lr, eps)
+        shrink_weights(stage.buckets, lr, eps)

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from finetune.config import PolicyConfig
+
 MODEL = "test_resnet"
 SOURCE_RECIPE: dict[str, Any] = dict(
     model=MODEL,
@@ -32,7 +34,7 @@ CKA_EXAMPLES = 500  # examples of a CKA comparison between two runs
 # per class, 4 epochs at batch 32, seconds on a CPU; their targets run at 16px too.
 QUICK_SOURCE: dict[str, Any] = dict(image_size=16, train_per_class=100, epochs=4, batch_size=32)
 QUICK_SOURCE_NAME = "source-16px-n100-bs32-e4"
-PROBE_LR = 0.1  # a linear probe trains the head alone, from a random init: a larger step
+PROBE_LR = PolicyConfig().lp_lr  # the head alone, from a random init: a larger step (LP-FT's)
 
 
 def linear_probe(recipe: dict[str, Any], n_groups: int) -> dict[str, Any]:

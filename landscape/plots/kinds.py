@@ -138,8 +138,8 @@ KINDS: dict[str, ResultKind] = {
                     "groups/distance_to_init", "groups/relative_distance_to_init",
                     "penalties/names", "penalties/values",
                 ),
-                # Written once the run has kept an epoch (--keep-every).
-                optional_datasets=("kept/epoch", "kept/eval_acc"),
+                # Written once the run has kept an epoch (--keep-every); with --auto-lr rgn.
+                optional_datasets=("kept/epoch", "kept/eval_acc", "rgn/scale"),
                 # Written once the run has ended; a checkpoint's file has none.
                 optional_summary=(
                     "status", "epochs", "steps", "final_train_loss", "final_eval_loss",
