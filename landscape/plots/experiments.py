@@ -1,5 +1,6 @@
-"""Plots of the experiments' result files: the block-shuffle experiment (kind ``shuffle``)
-and a reproduced published claim (``repro``)."""
+"""Plots of the experiments' result files: the block-shuffle experiment (kind ``shuffle``),
+a reproduced published claim (``repro``) and the automatic choices out of sample
+(``out_of_sample``)."""
 
 from __future__ import annotations
 
@@ -113,3 +114,28 @@ def _categories(
     ax.set_xticks(positions, [wrapped(name, 16) for name in names])
     ax.set_xlim(-0.5, len(names) - 0.5)
     ax.grid(axis="y", alpha=0.3)
+
+
+def plot_out_of_sample(f: h5py.File) -> Figure:
+    """Per target, every method's test accuracy minus the default's (mean over seeds, the
+    bar ± the SE of the paired differences), one group of bars per target."""
+    labels = strings(f["targets/labels"])
+    methods = strings(f["methods/labels"])
+    test = f["test_acc"][()]
+    gains = 100 * (test - test[:, :1, :])
+    mean = gains.mean(axis=2)
+    seeds = gains.shape[2]
+    se = gains.std(axis=2, ddof=1) / np.sqrt(seeds) if seeds > 1 else np.zeros_like(mean)
+    figure = Figure(figsize=(max(7.0, 1.6 * len(labels) + 2), 4.2), layout="constrained")
+    ax = figure.subplots()
+    width = 0.8 / (len(methods) - 1)
+    x = np.arange(len(labels))
+    for m in range(1, len(methods)):
+        ax.bar(x + (m - (len(methods) - 1) / 2 - 0.5) * width, mean[:, m], width,
+               yerr=se[:, m], capsize=2, label=methods[m])  # fmt: skip
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xticks(x, [wrapped(label, 24) for label in labels], fontsize=7)
+    ax.set_ylabel("test accuracy minus the default's (points)")
+    ax.legend(fontsize=7, ncols=4)
+    ax.set_title(f"{f.attrs['model']}, {f.attrs['pair']} pair, {seeds} seeds", fontsize=9)
+    return figure

@@ -21,11 +21,12 @@ from landscape.bench.sharpness import bench_sharpness
 from landscape.bench.training import bench_regularisers, bench_train
 from landscape.experiments.repro import run_claim
 from landscape.experiments.shuffle import run_shuffle
+from landscape.experiments.studies.out_of_sample import out_of_sample
 from landscape.geometry.barrier import barrier_between
 from landscape.geometry.criticality import module_criticality
 from landscape.geometry.plane import plane_around, plane_through
 from landscape.geometry.sharpness import sharpness
-from landscape.plots.experiments import plot_repro, plot_shuffle
+from landscape.plots.experiments import plot_out_of_sample, plot_repro, plot_shuffle
 from landscape.plots.geometry import (
     plot_barrier,
     plot_criticality,
@@ -351,6 +352,20 @@ KINDS: dict[str, ResultKind] = {
                 ),
             ),
             plot_explain,
+        ),
+        ResultKind(
+            "out_of_sample",
+            (out_of_sample,),
+            Layout(
+                attributes=("pair", "model", "seeds", "trials", "quick", "rules"),
+                datasets=(
+                    "targets/labels", "targets/data", "targets/per_class", "targets/in_sample",
+                    "targets/objective", "targets/objective_runs", "targets/objective_note",
+                    "methods/names", "methods/labels", "test_acc", "cost", "chosen",
+                ),
+                summary=("targets", "seconds"),
+            ),
+            plot_out_of_sample,
         ),
         ResultKind(
             "repro",
