@@ -24,6 +24,7 @@ the verdict a method must reach, fixed before the study ran."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -35,7 +36,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from finetune.config import build_config
+from finetune.config import RunConfig, build_config
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.result_files import write_result
@@ -45,7 +46,7 @@ from landscape.experiments.repro import ReproOptions, spec_slug
 from landscape.experiments.repro.non_binary import FULL_TRIALS, QUICK_TRIALS, search
 from landscape.experiments.repro.yosinski import base_a_run
 from landscape.experiments.studies import register_study
-from landscape.tune.advisor import advise_run
+from landscape.tune.advisor import Advice, advise_run
 from landscape.tune.pilot import PilotRules, advise_from_pilot
 from landscape.tune.sweep import Objective, choose_objective, pick_trial, tied_trials, value_se
 from probes.statistics import spread
@@ -165,9 +166,15 @@ method("binary", "best binary search")(_searched("binary"))
 method("non_binary", "non-binary search")(_searched("non-binary"))
 
 
+@functools.cache
+def _fit_advice(config: RunConfig) -> Advice:
+    """The fit advisor's advice on a recipe: measured once (it does not depend on the seed)."""
+    return advise_run(config)
+
+
 @method("fit_advisor", "fit advisor")
 def _fit_advisor(s: Setting, seed: int) -> Outcome:
-    advice = advise_run(build_config("finetune", {}, s.recipe))
+    advice = _fit_advice(build_config("finetune", {}, s.recipe))
     chosen = {c.flag: c.value for c in advice.choices if c.flag != "l2sp" and c.flag != "l2"}
     return Outcome(s.test({**advice.values, "seed": seed}), 1.0, chosen)
 
