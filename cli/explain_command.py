@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from cli.common import RUN_REF, keyword, out_parameter, stderr_log, user_errors
+from cli.common import RUN_REF, keyword, stderr_log, user_errors
 from cli.options import options_from, options_parameters, with_parameters
 from finetune.errors import ConfigError
 from landscape.tune.explain import ExplainOptions
@@ -22,12 +22,16 @@ def explain_command(**values: Any) -> None:
     from landscape.plots import plot_file
     from landscape.tune.explain import explain_runs
 
-    out: Path = values.pop("out")
-    runs = values.pop("runs")
+    out: Path | None = values.pop("out")
+    runs, sweep = values.pop("runs"), values.pop("sweep")
     with user_errors():
-        if not runs:
-            raise ConfigError("give a run to explain (several runs: seeds of one recipe)")
+        if bool(runs) == (sweep is not None):
+            raise ConfigError("give either runs to explain or --sweep DIR, not both")
         options = options_from(ExplainOptions, values)
+        if sweep is not None:
+            _explain_sweep(sweep, out or sweep / "explain.h5", options, values)
+            return
+        out = out or Path("results/explain.h5")
         result = explain_runs(
             runs,
             against=values["against"],
@@ -38,6 +42,26 @@ def explain_command(**values: Any) -> None:
             log=stderr_log(values["quiet"]),
         )
         png = plot_file(out)
+    typer.echo(result.table())
+    typer.echo(f"wrote {out} and {png}")
+
+
+def _explain_sweep(sweep: Path, out: Path, options, values: dict[str, Any]) -> None:
+    """``--sweep DIR``: why the sweep's best trials won."""
+    from landscape.plots import plot_file
+    from landscape.tune.explain_sweep import explain_sweep
+
+    result = explain_sweep(
+        sweep,
+        storage=values["storage"],
+        study=values["study"],
+        share=values["probe_share"],
+        evaluator=values["importance"],
+        options=options,
+        result=out,
+        log=stderr_log(values["quiet"]),
+    )
+    png = plot_file(out)
     typer.echo(result.table())
     typer.echo(f"wrote {out} and {png}")
 
@@ -78,8 +102,59 @@ with_parameters(
             ),
             Path | None,
         ),
+        keyword(
+            "sweep",
+            typer.Option(
+                None,
+                "--sweep",
+                help="a sweep's folder (landscape sweep --out): why its best trials won, from "
+                "Optuna's importances and the probes of its top and bottom trials",
+            ),
+            Path | None,
+        ),
+        keyword(
+            "study",
+            typer.Option(None, "--study", help="--sweep: the study (default: the only one)"),
+            str | None,
+        ),
+        keyword(
+            "storage",
+            typer.Option(
+                None, "--storage", help="--sweep: the study's database URL (default: DIR/study.db)"
+            ),
+            str | None,
+        ),
+        keyword(
+            "probe_share",
+            typer.Option(
+                0.25,
+                "--probe-share",
+                help="--sweep: the share of the complete trials probed at each end (top and "
+                "bottom by objective)",
+            ),
+            float,
+        ),
+        keyword(
+            "importance",
+            typer.Option(
+                "auto",
+                "--importance",
+                help="--sweep: Optuna's importance evaluator: fanova (needs scikit-learn), "
+                "ped-anova, or auto (fanova when scikit-learn is installed)",
+            ),
+            str,
+        ),
         *options_parameters(ExplainOptions),
         keyword("quiet", typer.Option(False, "--quiet", "-q", help="no progress lines"), bool),
-        out_parameter("results/explain.h5"),
+        keyword(
+            "out",
+            typer.Option(
+                None,
+                "--out",
+                help="result file (.h5; default: results/explain.h5, or DIR/explain.h5 with "
+                "--sweep)",
+            ),
+            Path | None,
+        ),
     ],
 )

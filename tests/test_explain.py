@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from finetune import engine
+from finetune.errors import ConfigError
 from finetune.evaluation.measure import evaluate, measure
 from finetune.groups import layer_groups
 from finetune.runs import load_run
@@ -223,3 +224,61 @@ def test_cli_writes_the_file_and_its_plot(runs, tmp_path):
     assert result.exit_code == 0, result.output
     assert out.exists() and out.with_suffix(".png").stat().st_size > 0
     assert "reset to its initial weights" in result.output
+
+
+@pytest.fixture(scope="module")
+def sweep(runs, tmp_path_factory):
+    """A finished 4-trial sweep of lr and freezing around the tiny source."""
+    from landscape.tune.sweep import run_sweep
+
+    root = tmp_path_factory.mktemp("sweep")
+    space = root / "space.toml"
+    space.write_text(
+        f'[base]\ninit = "{runs["source"]}"\ndata = "synthetic:near"\nimage-size = 16\n'
+        "train-per-class = 4\nepochs = 2\nbatch-size = 8\neval-batch-size = 64\n"
+        "[space]\nlr = { low = 1e-3, high = 0.1, log = true }\n"
+        "freeze-groups = { low = 0, high = 3 }\n"
+    )
+    run_sweep(space, trials=4, out=root / "sweep", heartbeat=1, prune=False)
+    return root / "sweep"
+
+
+def test_explain_sweep_correlates_the_probes_of_its_top_and_bottom_trials(sweep, tmp_path):
+    from scipy import stats
+
+    from landscape.tune.explain_sweep import explain_sweep
+
+    options = ExplainOptions(examples=32, batch_size=8, bn_batches=1)
+    e = explain_sweep(sweep, share=0.5, options=options, result=tmp_path / "s.h5")
+    values = [t.value for t in e.trials]
+    assert len(e.trials) == 4 and values == sorted(values, reverse=True)
+    assert set(e.importance) <= {"lr", "freeze-groups"} and e.complete == 4
+    g = 3
+    rewind = [c.rewind_error[g] for c in e.changes]
+    rho = e.with_objective["rewind_error"][g].rho
+    assert rho == pytest.approx(stats.spearmanr(rewind, values).statistic) or (
+        np.isnan(rho) and len(set(rewind)) == 1
+    )
+    with h5py.File(tmp_path / "s.h5") as f:
+        assert f.attrs["kind"] == "explain_sweep"
+        np.testing.assert_allclose(f["probes/movement"][()], [c.movement for c in e.changes])
+    for name, to_probe, to_objective in e.chains:
+        assert name in e.importance and to_objective.target == "objective"
+        assert to_probe.target == to_objective.source
+
+
+def test_explain_sweep_refuses_a_study_with_no_complete_trial(tmp_path):
+    import optuna
+
+    from landscape.tune.explain_sweep import explain_sweep
+    from landscape.tune.sweep import default_storage
+
+    optuna.create_study(study_name="empty", storage=default_storage(tmp_path))
+    with pytest.raises(ConfigError, match="no complete trial"):
+        explain_sweep(tmp_path, study="empty")
+
+
+def test_explain_needs_runs_or_a_sweep_not_both(runs, tmp_path):
+    result = CliRunner().invoke(app, ["explain", str(runs["seed0"]), "--sweep", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: give either runs to explain or --sweep DIR, not both"

@@ -203,6 +203,15 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, source
     assert (interrupted / rundir.INIT).stat().st_mtime_ns == init_stamp
     assert rundir.read_status(interrupted)[0] == "completed"
     assert len({t.user_attrs["run"] for t in complete}) == 4
+    # The killed and resumed sweep is explained from its complete trials alone.
+    explain = [sys.executable, "-m", "cli", "explain", "--sweep", str(out), "--examples",
+               "32", "--batch-size", "8", "--bn-batches", "1", "--probe-share", "0.5",
+               "--quiet"]  # fmt: skip
+    explained = subprocess.run(explain, cwd=ROOT, env=env, capture_output=True, timeout=120)
+    assert explained.returncode == 0, explained.stderr.decode()
+    with h5py.File(out / "explain.h5") as f:
+        assert f.attrs["kind"] == "explain_sweep" and f["summary"].attrs["complete"] == 4
+        assert killed not in f["trials/number"][()].tolist()
 
 
 def test_two_workers_share_one_sqlite_study(tmp_path, source):

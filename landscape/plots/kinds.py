@@ -35,8 +35,9 @@ from landscape.plots.geometry import (
 )
 from landscape.plots.probes import plot_cka, plot_distance, plot_fit
 from landscape.plots.runs import plot_run
-from landscape.plots.tune import plot_explain
+from landscape.plots.tune import plot_explain, plot_explain_sweep
 from landscape.tune.explain import explain_runs
+from landscape.tune.explain_sweep import explain_sweep
 from landscape.tune.sweep import run_sweep, sweep_report
 from probes.distance import distance_between_runs
 from probes.fit import fit_measures
@@ -352,6 +353,25 @@ KINDS: dict[str, ResultKind] = {
                 ),
             ),
             plot_explain,
+        ),
+        ResultKind(
+            "explain_sweep",
+            (explain_sweep,),
+            Layout(
+                attributes=("study", "storage", "evaluator", "data", "split", "examples", "seed"),
+                datasets=(
+                    "groups/names", "trials/number", "trials/value", "trials/run",
+                    "trials/params", "sentences", "probes/cka", "probes/movement",
+                    "probes/rewind_error", "objective/cka_rho", "objective/cka_low",
+                    "objective/cka_high", "objective/movement_rho", "objective/movement_low",
+                    "objective/movement_high", "objective/rewind_error_rho",
+                    "objective/rewind_error_low", "objective/rewind_error_high",
+                ),
+                # With at least two complete trials and an option drawn by all of them.
+                optional_datasets=("importance/names", "importance/values"),
+                summary=("complete", "probed", "seconds"),
+            ),
+            plot_explain_sweep,
         ),
         ResultKind(
             "out_of_sample",

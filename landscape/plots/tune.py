@@ -1,6 +1,7 @@
 """Plots of the explanations of fine-tuning: per layer group, the rewind cost that sets a
 group's status, its CKA to the initial features and how far it moved (kind ``explain``),
-with the basin against another run when measured."""
+with the basin against another run when measured; and why a sweep's best trials won
+(``explain_sweep``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import h5py
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from landscape.plots.common import strings, wrapped
 
@@ -67,3 +69,34 @@ def plot_explain(f: h5py.File) -> Figure:
 
 def _rules(f: h5py.File) -> dict[str, float]:
     return json.loads(f.attrs["rules"])
+
+
+def plot_explain_sweep(f: h5py.File) -> Figure:
+    """The options' importances, and each probe's rank correlation with the objective per
+    layer group (a cell framed where its bootstrap interval excludes 0)."""
+    groups = strings(f["groups/names"])
+    probes = ("cka", "movement", "rewind_error")
+    rho = np.stack([f[f"objective/{p}_rho"][()] for p in probes])
+    low = np.stack([f[f"objective/{p}_low"][()] for p in probes])
+    high = np.stack([f[f"objective/{p}_high"][()] for p in probes])
+    figure = Figure(figsize=(11.0, 3.8), layout="constrained")
+    left, right = figure.subplots(1, 2, width_ratios=(1, 1.4))
+    if "importance/names" in f:
+        names = strings(f["importance/names"])
+        left.barh(np.arange(len(names))[::-1], f["importance/values"][()], color="tab:blue")
+        left.set_yticks(np.arange(len(names))[::-1], names, fontsize=7)
+    left.set_xlabel(f"importance ({f.attrs['evaluator']})", fontsize=8)
+    image = right.imshow(rho, cmap="coolwarm", vmin=-1, vmax=1, aspect="auto")
+    right.set_xticks(np.arange(len(groups)), groups, rotation=45, ha="right", fontsize=8)
+    right.set_yticks(range(len(probes)), ["CKA to init", "movement", "rewind cost"], fontsize=8)
+    for i in range(len(probes)):
+        for g in range(len(groups)):
+            if np.isfinite(rho[i, g]):
+                right.text(g, i, f"{rho[i, g]:+.2f}", ha="center", va="center", fontsize=7)
+            if low[i, g] > 0 or high[i, g] < 0:
+                right.add_patch(Rectangle((g - 0.5, i - 0.5), 1, 1, fill=False, linewidth=2))
+    figure.colorbar(image, ax=right, label="rank correlation with the objective")
+    s = f["summary"].attrs
+    figure.suptitle(f"study {f.attrs['study']}: {s['probed']} of {s['complete']} complete "
+                    "trials probed", fontsize=9)  # fmt: skip
+    return figure

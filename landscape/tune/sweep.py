@@ -267,7 +267,7 @@ def sweep_report(
     *, out: str | Path = DEFAULT_OUT, storage: str | None = None, study: str
 ) -> SweepReport:
     """The trials of a study; writes ``out/sweep.h5`` (kind ``sweep``)."""
-    found = _load_study(out, storage, study)
+    found = load_study(out, storage, study)
     attrs = found.user_attrs
     frozen = found.get_trials(deepcopy=False)
     columns = attrs.get("columns") or sorted(
@@ -287,7 +287,7 @@ def best_config(
     """The flat flag values (the space's base and the searched options) of the study's
     best complete trial (``SweepReport.best``), ready for ``build_config("finetune",
     values)``: the point itself, without a trial's split seeds or folds."""
-    found = _load_study(out, storage, study)
+    found = load_study(out, storage, study)
     best = pick_trial(tied_trials([_row(t) for t in found.get_trials(deepcopy=False)]))
     if best is None:
         raise ConfigError(f"study {study} has no complete trial yet")
@@ -611,7 +611,7 @@ def _open_storage(url: str, heartbeat: int | None) -> optuna.storages.RDBStorage
         raise ConfigError(f"cannot open the study storage {_masked(url)}: {err}") from None
 
 
-def _load_study(out: str | Path, storage: str | None, study: str) -> optuna.Study:
+def load_study(out: str | Path, storage: str | None, study: str) -> optuna.Study:
     if storage is None and not (Path(out) / "study.db").exists():
         raise ConfigError(f"no sweep in {out} (no study.db); give --out or --storage")
     url = storage or default_storage(out)
