@@ -110,6 +110,22 @@ app.command(
     help="Run one of the project's own studies (landscape study list): the experiments behind "
     "its measured tables, each writing documented result files.",
 )(study_command)
+
+
+@app.command("tables")
+def tables_command() -> None:
+    """Write the generated tables of README.md, results/README.md and docs/ from the
+    committed result files (between their <!-- generated: NAME --> markers)."""
+    from landscape.experiments.tables import write_tables
+
+    with user_errors():
+        changed = write_tables()
+    for path in changed:
+        typer.echo(f"rewrote {path}")
+    if not changed:
+        typer.echo("every generated table is current")
+
+
 from cli.sweep_command import sweep_command  # noqa: E402
 
 app.command(
