@@ -253,13 +253,15 @@ def settings(options: ReproOptions) -> list[Setting]:
 
 @register_study(NAME, "the automatic choices against the default and two searches, out of sample")
 def out_of_sample(options: ReproOptions, out: Path) -> list[Path]:
-    """Every method on every target and seed; one file (kind ``out_of_sample``)."""
+    """Every method on every target and seed; one file (kind ``out_of_sample``), written
+    again after each target, so that a long study's finished rows are kept."""
     started = time.perf_counter()
     seeds = options.seeds_or(quick=(0,), full=SEEDS)
     found = settings(options)
     shape = (len(found), len(METHODS), len(seeds))
     test, cost = np.full(shape, np.nan), np.full(shape, np.nan)
     chosen = np.full(shape, "", dtype=object)
+    path = out / FILE
     for t, setting in enumerate(found):
         for m, (name, function) in enumerate(METHODS.items()):
             for k, seed in enumerate(seeds):
@@ -267,7 +269,22 @@ def out_of_sample(options: ReproOptions, out: Path) -> list[Path]:
                 outcome = function(setting, seed)
                 test[t, m, k], cost[t, m, k] = outcome.test, outcome.cost
                 chosen[t, m, k] = json.dumps(outcome.chosen, sort_keys=True, default=str)
-    path = out / FILE
+        done = t + 1
+        _write(path, options, seeds, found[:done], test[:done], cost[:done], chosen[:done],
+               time.perf_counter() - started)  # fmt: skip
+    return [path]
+
+
+def _write(
+    path: Path,
+    options: ReproOptions,
+    seeds: tuple[int, ...],
+    found: list[Setting],
+    test: np.ndarray,
+    cost: np.ndarray,
+    chosen: np.ndarray,
+    seconds: float,
+) -> None:
     write_result(
         path,
         "out_of_sample",
@@ -294,9 +311,8 @@ def out_of_sample(options: ReproOptions, out: Path) -> list[Path]:
             "rules": {"pilot_fraction": PilotRules().fraction, "lp_fraction": LP_FRACTION,
                       "bar_share": BAR_SHARE, "bar_cost": BAR_COST},  # fmt: skip
         },
-        summary={"targets": len(found), "seconds": time.perf_counter() - started},
+        summary={"targets": len(found), "seconds": seconds},
     )
-    return [path]
 
 
 @dataclass(frozen=True)
