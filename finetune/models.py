@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+import finetune.architectures  # noqa: F401  (registers the tiny architectures in timm)
 from finetune.config import DataConfig, ModelConfig, flag_for
 from finetune.errors import (
     ConfigError,

@@ -282,3 +282,37 @@ def test_explain_needs_runs_or_a_sweep_not_both(runs, tmp_path):
     result = CliRunner().invoke(app, ["explain", str(runs["seed0"]), "--sweep", str(tmp_path)])
     assert result.exit_code == 1
     assert result.output.strip() == "error: give either runs to explain or --sweep DIR, not both"
+
+
+def test_block_shuffle_share_trains_the_three_recipes_and_reads_their_accuracies(runs, tmp_path):
+    from finetune.rundir import read_config
+    from finetune.runs import run_summary
+    from landscape.tune.explain import random_init_recipe
+
+    options = ExplainOptions(examples=32, batch_size=8, bn_batches=1)
+    e = explain_runs([runs["seed0"]], block_shuffle=4, options=options,
+                     runs_dir=tmp_path / "shuffled")  # fmt: skip
+    trained = sorted((tmp_path / "shuffled").iterdir())
+    assert len(trained) == 3
+    configs = [read_config(run)["config"] for run in trained]
+    assert sorted(c["data"]["block_shuffle"] or 0 for c in configs) == [0, 4, 4]
+    assert sorted(bool(c["model"]["init"]) for c in configs) == [False, False, True]
+    s = e.shuffle
+    by_kind = {(bool(c["model"]["init"]), c["data"]["block_shuffle"]): run_summary(r)["test_acc"]
+               for c, r in zip(configs, trained)}  # fmt: skip
+    assert s.pretrained[0] == run_summary(runs["seed0"])["test_acc"]
+    assert s.random[0] == by_kind[(False, None)]
+    assert s.pretrained_shuffled[0] == by_kind[(True, 4)]
+    assert s.random_shuffled[0] == by_kind[(False, 4)]
+    gain = s.pretrained[0] - s.random[0]
+    assert s.share[0] == pytest.approx((s.pretrained_shuffled[0] - s.random_shuffled[0]) / gain)
+    assert any("block shuffle 4 px" in line for line in e.sentences)
+    # The random-init recipe keeps the optimiser and plain L2, drops what needs init weights.
+    random = random_init_recipe(load_run(runs["frozen"]).config)
+    assert random.model.init is None and random.policy.freeze_groups == 0
+    assert random.optim == load_run(runs["frozen"]).config.optim
+
+
+def test_block_shuffle_that_does_not_divide_the_image_is_refused(runs):
+    with pytest.raises(ConfigError, match="--block-shuffle 5 must divide"):
+        explain_runs([runs["seed0"]], block_shuffle=5)
