@@ -1,12 +1,10 @@
 """L2-SP (Li, Grandvalet, Davoine 2018) on synthetic:near, quick size: 2 seeds (each its own
-training subset), 5 and 25 images per class, 120 SGD steps per run. The full version (600
-steps, 5 seeds) measures L2-SP +3.7 ± 1.8 points above L2 at 5 per class and -0.8 ± 0.8 at
-50; with 3 seeds the quick one measured +2.0 ± 1.4 at 5 per class and +0.4 ± 0.5 at 25,
-which so few seeds resolve only marginally and a new torch could shift. The test asserts
-what holds whatever the float sums: the regulariser acts (every L2-SP run ends closer to w0
-than its paired L2 run, which is what makes the comparison informative), L2-SP and L2 stay
-within 5 points, both gain from more data, and the claim's statistic is the one its
-verdict states."""
+training subset), 5 and 25 images per class, 120 SGD steps per run. The full version's
+numbers are in results/repro/l2sp.h5; at this size two seeds resolve the gain only
+marginally, and a new torch could shift it. The test asserts what holds whatever the float
+sums: the regulariser acts (every L2-SP run ends closer to w0 than its paired L2 run, which
+is what makes the comparison informative), L2-SP and L2 stay within 5 points, both gain
+from more data, and the claim's statistic is the one its verdict states."""
 
 from __future__ import annotations
 

@@ -31,12 +31,9 @@ standard deviation of one test accuracy, sqrt(p (1 - p) / test images), so that 
 difference smaller than any test set of that size can resolve does not count. Statistic:
 the number of findings that held; the claim holds when all four do.
 
-Measured at full size on a 2-core CPU (3 seeds; ``results/repro/yosinski.h5`` and
-``results/repro/real/yosinski.h5``). Synthetic: 3 of 4 held; AnB falls from 0.708 at n = 1
-to 0.634 at n = 5 (baseline 0.521), AnB+ is 32-36 points above the baseline at every n,
-BnB+ 31-33 points above the under-trained baseB, but BnB does not dip in the middle: it
-falls with n (0.603 to 0.535). Real: 2 of 4, again without the dip. At the synthetic quick
-size baseB is at chance and only the A lines carry information."""
+The measured numbers are in ``results/repro/yosinski.h5`` and
+``results/repro/real/yosinski.h5`` (``landscape repro yosinski [--pair real]``). At the
+synthetic quick size baseB is at chance and only the A lines carry information."""
 
 from __future__ import annotations
 
