@@ -46,6 +46,7 @@ from landscape.experiments.repro import ReproOptions, spec_slug
 from landscape.experiments.repro.non_binary import FULL_TRIALS, QUICK_TRIALS, search
 from landscape.experiments.repro.yosinski import base_a_run
 from landscape.experiments.studies import register_study
+from landscape.experiments.tables import ROOT, register_table
 from landscape.tune.advisor import Advice, advise_run
 from landscape.tune.pilot import PilotRules, advise_from_pilot
 from landscape.tune.sweep import Objective, choose_objective, pick_trial, tied_trials, value_se
@@ -440,3 +441,17 @@ def study_table(study: Study) -> str:
             f"{bar.cost:.3g} fine-tunings)"
         )
     return "\n".join(lines)
+
+
+# The committed studies the documents' table stacks, in its order of rows.
+STUDY_FILES = (
+    "results/repro/out_of_sample.h5",
+    "results/repro/real/out_of_sample.h5",
+    "results/repro/landscape_vit_p4/out_of_sample.h5",
+)
+
+
+@register_table("out-of-sample")
+def _documented_table() -> str:
+    """Every committed study's rows, and the bar of every automatic method over them."""
+    return study_table(read_study([ROOT / path for path in STUDY_FILES]))
