@@ -276,6 +276,12 @@ def test_explain_sweep_refuses_a_study_with_no_complete_trial(tmp_path):
     optuna.create_study(study_name="empty", storage=default_storage(tmp_path))
     with pytest.raises(ConfigError, match="no complete trial"):
         explain_sweep(tmp_path, study="empty")
+    out = tmp_path / "explain.h5"
+    result = CliRunner().invoke(app, ["explain", "--sweep", str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 1 and not out.exists()
+    assert result.output.strip().splitlines() == [
+        f"error: --sweep {tmp_path}: study empty has no complete trial yet, nothing to explain"
+    ]
 
 
 def test_explain_needs_runs_or_a_sweep_not_both(runs, tmp_path):

@@ -119,7 +119,9 @@ def explain_sweep(
     complete = sorted((t for t in report.trials if t.value is not None),
                       key=lambda t: (-t.value, t.number))  # fmt: skip
     if not complete:
-        raise ConfigError(f"study {study} has no complete trial: there is nothing to explain yet")
+        raise ConfigError(
+            f"--sweep {out}: study {study} has no complete trial yet, nothing to explain"
+        )
     importance = _importance(found, chosen) if len(complete) > 1 else {}
     count = max(1, math.floor(share * len(complete)))
     probed = complete[:count] + [t for t in complete[-count:] if t not in complete[:count]]
