@@ -1,1 +1,4 @@
-"""Loss-landscape geometry between runs, and ``landscape demo``, the end-to-end tour."""
+"""What stands on the engine and the probes: loss-landscape geometry between runs
+(``geometry``), choosing and explaining the non-binary options (``tune``), the experiments,
+reproduced claims and studies (``experiments``), the benchmarks (``bench``) and the plots
+of every result file (``plots``)."""

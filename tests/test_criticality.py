@@ -5,6 +5,8 @@ error, and the whole model's line is the barrier's; the grid search against hand
 and the stored grid's arithmetic against the weight files; the command, its file and its
 one-line errors."""
 
+import dataclasses
+
 import h5py
 import numpy as np
 import pytest
@@ -236,3 +238,18 @@ def test_two_processes_give_the_criticality_of_one(runs, tmp_path):
         np.testing.assert_array_equal(f["curves/error"][()], one.curve_error)
         np.testing.assert_array_equal(f["grid/error"][()], one.grid_error)
         np.testing.assert_array_equal(f["whole/error"][()], one.whole_error)
+
+
+def test_a_run_with_no_critical_group_says_so(measured):
+    result, _ = measured
+    first = slice(0, FROZEN)
+    frozen_only = dataclasses.replace(
+        result, groups=result.groups[first], parameters=result.parameters[first],
+        distance=result.distance[first], weight_rms=result.weight_rms[first],
+        curve_error=result.curve_error[first], curve_loss=result.curve_loss[first],
+        grid_error=result.grid_error[first],
+    )  # fmt: skip
+    assert frozen_only.most_critical() == ("", 0.0)
+    assert frozen_only.summary()["most_critical"] == ""
+    table = frozen_only.table()
+    assert "no group is critical" in table and "most critical:" not in table

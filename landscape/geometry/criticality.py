@@ -161,10 +161,14 @@ class CriticalityResult:
         ]
 
     def most_critical(self) -> tuple[str, float]:
+        """The group of largest criticality and its value; ``("", 0.0)`` when no group is
+        critical (every one rewinds to theta^0 within epsilon), ``("", nan)`` with none."""
         values = [c.value for c in self.criticalities]
         if not values:
             return "", float("nan")
         g = int(np.argmax(values))
+        if values[g] == 0.0:
+            return "", 0.0
         return self.groups[g], values[g]
 
     def summary(self) -> dict[str, Any]:
@@ -237,6 +241,11 @@ class CriticalityResult:
         name, value = self.most_critical()
         if name:
             lines.append(f"most critical: {name} ({value:.4g})")
+        elif value == 0.0:
+            lines.append(
+                f"no group is critical: each rewinds to theta0 within {self.epsilon:g} of the "
+                "training error"
+            )
         lines.append(f"{self.evaluations} evaluations in {self.seconds:.1f} s")
         return "\n".join(lines)
 
