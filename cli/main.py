@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+import typer.core
 
 from cli.common import keyword, stderr_log, user_errors
 from cli.options import config_file_parameter, config_parameters, plain, with_parameters
@@ -16,7 +17,27 @@ from cli.progress import ProgressBar
 from finetune.config import build_config, load_config_file
 from finetune.errors import ConfigError
 
+# The commands in the order a person works, by panel of `landscape --help`.
+PANELS: dict[str, tuple[str, ...]] = {
+    "Train": ("pretrain", "finetune", "groups", "datasets"),
+    "Measure runs": ("cka", "distance", "fit"),
+    "The loss landscape": ("barrier", "plane", "sharpness", "criticality"),
+    "Choose and explain": ("advise", "explain", "sweep"),
+    "Reproduce": ("demo", "repro", "study", "shuffle"),
+    "Tools": ("plot", "tables", "bench"),
+}
+ORDER = [name for names in PANELS.values() for name in names]
+
+
+class _WorkOrder(typer.core.TyperGroup):
+    """Lists the commands in the order of PANELS, not alphabetically."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted(self.commands, key=lambda name: (ORDER.index(name), name))
+
+
 app = typer.Typer(
+    cls=_WorkOrder,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -86,8 +107,9 @@ from cli.advise_command import advise_command  # noqa: E402
 
 app.command(
     "advise",
-    help="Advise a fine-tuning configuration from the fit measures: what to freeze, the "
-    "learning rate and the L2-SP/L2 mix per layer group, each with its rule; writes TOML.",
+    help="Advise a fine-tuning configuration from the fit measures (or, with --pilot, from "
+    "the probes of a short pilot run): what to freeze, the learning rate and the L2-SP/L2 "
+    "mix per layer group, each with its rule; writes TOML.",
 )(advise_command)
 from cli.explain_command import explain_command  # noqa: E402
 
@@ -286,6 +308,10 @@ def demo(
         report = run_demo(out, progress=None if quiet else ProgressBar(), log=stderr_log(quiet))
     typer.echo(report.table())
 
+
+for _info in app.registered_commands:
+    _name = _info.name or _info.callback.__name__
+    _info.rich_help_panel = next(panel for panel, names in PANELS.items() if _name in names)
 
 # The base of click's usage errors, whether typer vendors click or uses the package.
 _CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")

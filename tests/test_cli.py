@@ -166,3 +166,16 @@ def test_repro_data_must_fill_the_claims_roles(monkeypatch, capsys, tmp_path):
                               "--out", str(tmp_path), "--init", str(tmp_path / "no-source"))
     assert code == 1 and "takes 2 target dataset(s)" in stderr and stderr.count("\n") == 1
     assert not (tmp_path / "depth.h5").exists()
+
+
+def test_help_lists_every_command_once_in_the_order_of_the_work():
+    from typer.testing import CliRunner
+
+    from cli.main import ORDER, PANELS, app
+
+    names = [info.name or info.callback.__name__ for info in app.registered_commands]
+    assert sorted(names) == sorted(ORDER) and len(set(ORDER)) == len(ORDER)
+    text = CliRunner().invoke(app, ["--help"]).output
+    positions = [text.index(f"─ {panel} ") for panel in PANELS]
+    assert positions == sorted(positions)
+    assert text.index(" pretrain ") < text.index(" finetune ") < text.index(" bench ")
