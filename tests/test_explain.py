@@ -322,3 +322,15 @@ def test_block_shuffle_share_trains_the_three_recipes_and_reads_their_accuracies
 def test_block_shuffle_that_does_not_divide_the_image_is_refused(runs):
     with pytest.raises(ConfigError, match="--block-shuffle 5 must divide"):
         explain_runs([runs["seed0"]], block_shuffle=5)
+
+
+def test_explain_a_vision_transformer_without_batchnorm(tmp_path):
+    source, run = tmp_path / "source", tmp_path / "run"
+    vit = dict(model="landscape_vit_p4", image_size=16)
+    engine.train(fast_config("pretrain", data="synthetic:source", epochs=1, **vit), source)
+    engine.train(fast_config(epochs=1, init=str(source), freeze_groups=2, **vit), run)
+    e = explain_runs([run], options=ExplainOptions(examples=32, batch_size=8))
+    assert e.groups[0] == "stem" and e.groups[-1] == "head" and len(e.groups) == 8
+    assert e.changes[0].bn_batches == 0  # nothing to re-estimate
+    assert e.status[:2] == ["frozen", "frozen"] and e.status[-1] == "new"
+    np.testing.assert_allclose(e.cka.value[:2], 1.0, atol=1e-9)
