@@ -81,10 +81,17 @@ class RankCorrelation:
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rho (Pearson's correlation of the average ranks); NaN when either side
     is constant."""
-    rx, ry = rankdata(x), rankdata(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denominator = math.sqrt(float((rx**2).sum() * (ry**2).sum()))
-    return float((rx * ry).sum() / denominator) if denominator > 0 else math.nan
+    return float(_rank_pearson(rankdata(x)[None], rankdata(y)[None])[0])
+
+
+def _rank_pearson(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
+    """Pearson's correlation of each row of ``rx`` with the same row of ``ry`` (ranks),
+    NaN for a constant row."""
+    rx = rx - rx.mean(axis=1, keepdims=True)
+    ry = ry - ry.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((rx**2).sum(axis=1) * (ry**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (rx * ry).sum(axis=1) / denominator, np.nan)
 
 
 def rank_correlation(
@@ -107,14 +114,14 @@ def rank_correlation(
     if math.isnan(rho):
         return RankCorrelation(rho, math.nan, math.nan, math.nan, n, level)
     rng = np.random.default_rng(seed)
-    boot = []
-    for _ in range(resamples):
-        pick = rng.integers(0, n, n)
-        value = spearman(xs[pick], ys[pick])
-        if not math.isnan(value):
-            boot.append(value)
+    pick = rng.integers(0, n, (resamples, n))
+    boot = _rank_pearson(rankdata(xs[pick], axis=1), rankdata(ys[pick], axis=1))
+    boot = boot[~np.isnan(boot)]
     tail = (1.0 - level) / 2
-    low, high = (np.quantile(boot, [tail, 1 - tail]) if boot else (math.nan, math.nan))
-    extreme = sum(abs(spearman(xs, rng.permutation(ys))) >= abs(rho) - 1e-12
-                  for _ in range(resamples))  # fmt: skip
+    low, high = np.quantile(boot, [tail, 1 - tail]) if boot.size else (math.nan, math.nan)
+    # Ranking a shuffled y is shuffling y's ranks.
+    rx, ry = rankdata(xs), rankdata(ys)
+    shuffled = ry[rng.permuted(np.tile(np.arange(n), (resamples, 1)), axis=1)]
+    permuted = _rank_pearson(np.tile(rx, (resamples, 1)), shuffled)
+    extreme = int((np.abs(permuted) >= abs(rho) - 1e-12).sum())
     return RankCorrelation(rho, float(low), float(high), (extreme + 1) / (resamples + 1), n, level)
