@@ -16,7 +16,7 @@ def study_command(name: str, **values) -> None:
     """Run one study on a pair of source and targets (sharing the claims' runs), write its
     result files into OUT and plot them."""
     from landscape.experiments.studies import run_study, studies
-    from landscape.plots import plot_file
+    from landscape.plots import has_plot, plot_file
 
     with user_errors():
         if name == "list":
@@ -25,9 +25,9 @@ def study_command(name: str, **values) -> None:
         out, options = pair_options(**values)
         written = run_study(name, options, out)
         options.progress.close()
-        plots = [plot_file(path) for path in written]
+        plots = [plot_file(path) if has_plot(path) else None for path in written]
     for path, png in zip(written, plots):
-        typer.echo(f"wrote {path} and {png}")
+        typer.echo(f"wrote {path}" + (f" and {png}" if png else ""))
 
 
 def _repro_options() -> list[inspect.Parameter]:

@@ -14,7 +14,14 @@ from finetune.errors import ConfigError, RunDirError
 from finetune.rundir import atomic_write
 from landscape.plots.kinds import KINDS
 
-__all__ = ["plot_file"]
+__all__ = ["has_plot", "plot_file"]
+
+
+def has_plot(path: str | Path) -> bool:
+    """Whether the result file ``path`` is of a kind with a plot."""
+    with h5py.File(path, "r") as f:
+        kind = KINDS.get(str(f.attrs.get("kind", "")))
+    return kind is not None and kind.plot is not None
 
 
 def plot_file(path: str | Path, png: str | Path | None = None) -> Path:

@@ -21,7 +21,9 @@ from landscape.bench.sharpness import bench_sharpness
 from landscape.bench.training import bench_regularisers, bench_train
 from landscape.experiments.repro import run_claim
 from landscape.experiments.shuffle import run_shuffle
+from landscape.experiments.studies.fit_vs_depth import fit_vs_depth
 from landscape.experiments.studies.out_of_sample import out_of_sample
+from landscape.experiments.studies.rules_left_out import rules_left_out
 from landscape.geometry.barrier import barrier_between
 from landscape.geometry.criticality import module_criticality
 from landscape.geometry.plane import plane_around, plane_through
@@ -372,6 +374,28 @@ KINDS: dict[str, ResultKind] = {
                 summary=("complete", "probed", "seconds"),
             ),
             plot_explain_sweep,
+        ),
+        ResultKind(
+            "fit_vs_depth",
+            (fit_vs_depth,),
+            Layout(
+                attributes=("pair", "source", "measures"),
+                datasets=(
+                    "targets", "roles", "accuracy",
+                    *(f"{part}/{m}" for part in ("scores", "rho", "p_value", "pooled")
+                      for m in ("knn_acc", "linear_acc", "group_logme", "bn_distance")),
+                ),
+                summary=("targets",),
+            ),
+        ),
+        ResultKind(
+            "rules_left_out",
+            (rules_left_out,),
+            Layout(
+                attributes=("pair", "model", "seeds", "current", "t_needed"),
+                datasets=("targets", "variants/shifted_lr", "variants/fit_shift", "test_acc"),
+                summary=("targets", "variants"),
+            ),
         ),
         ResultKind(
             "out_of_sample",

@@ -168,14 +168,14 @@ method("non_binary", "non-binary search")(_searched("non-binary"))
 
 
 @functools.cache
-def _fit_advice(config: RunConfig) -> Advice:
+def fit_advice(config: RunConfig) -> Advice:
     """The fit advisor's advice on a recipe: measured once (it does not depend on the seed)."""
     return advise_run(config)
 
 
 @method("fit_advisor", "fit advisor")
 def _fit_advisor(s: Setting, seed: int) -> Outcome:
-    advice = _fit_advice(build_config("finetune", {}, s.recipe))
+    advice = fit_advice(build_config("finetune", {}, s.recipe))
     chosen = {c.flag: c.value for c in advice.choices if c.flag != "l2sp" and c.flag != "l2"}
     return Outcome(s.test({**advice.values, "seed": seed}), 1.0, chosen)
 
