@@ -230,10 +230,13 @@ def _surgical(s: Setting, seed: int) -> Outcome:
 
 
 def settings(options: ReproOptions) -> list[Setting]:
-    """The targets of ``options``' pair (or those of ``--data``, at 10 images per class),
-    each with its source, sized recipe and the sweep's default objective."""
+    """The targets of ``options``' pair (or those of ``--data``, at 10 images per class, in
+    sample when the pair's rules were read from them), each with its source, sized recipe
+    and the sweep's default objective."""
     if options.data is not None:
-        targets = tuple(Target(f"{spec}, 10/class", spec) for spec in options.data)
+        read = {t.data for t in TARGETS[options.pair] if t.in_sample}
+        targets = tuple(Target(f"{spec}, 10/class", spec, in_sample=spec in read)
+                        for spec in options.data)  # fmt: skip
     else:
         targets = TARGETS[options.pair]
     found = []
