@@ -334,3 +334,21 @@ def test_explain_a_vision_transformer_without_batchnorm(tmp_path):
     assert e.changes[0].bn_batches == 0  # nothing to re-estimate
     assert e.status[:2] == ["frozen", "frozen"] and e.status[-1] == "new"
     np.testing.assert_allclose(e.cka.value[:2], 1.0, atol=1e-9)
+
+
+def test_a_reset_that_lowers_the_error_beyond_its_error_is_said_to_help():
+    from landscape.tune.explain import Explanation, Measured, sentences
+    from probes.change import GroupChange
+
+    n = 3
+    zeros = np.zeros(n)
+    change = GroupChange("run", "init", ["stem", "layer1", "head"], [False, False, True],
+                         zeros, zeros, zeros, zeros + 1, zeros, zeros, zeros, zeros, 0.1, 0.3,
+                         "synthetic:near", "test", 100, 10, 1, 0.0)  # fmt: skip
+    rewind = Measured(np.array([-0.10, -0.01, 0.3]), np.array([0.01, 0.01, 0.01]))
+    e = Explanation(["run"], [change], change.groups, ["reused", "reused", "new"],
+                    Measured(zeros, zeros), Measured(zeros, zeros), rewind,
+                    Measured(zeros, zeros), "jackknife over 10 batches")  # fmt: skip
+    (reused, _) = sentences(e)
+    stem, layer1 = reused.split("; layer1")
+    assert "the reset helps" in stem and "the reset helps" not in layer1

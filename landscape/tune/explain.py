@@ -496,10 +496,15 @@ def _group_sentence(e: Explanation, g: int, split: str) -> str:
         return f"{name} (its weights did not move)"
     rise = 100 * e.rewind_error.value[g]
     rise_se = 100 * e.rewind_error.se[g]
+    helps = (
+        " - the reset helps: the group's change did not carry over to these images"
+        if rise + Z * rise_se < 0
+        else ""
+    )
     return (
         f"{name} (reset to its initial weights, the {split} error changes by {rise:+.1f} ± "
-        f"{rise_se:.1f} points; CKA to init {e.cka.value[g]:.2f} ± {e.cka.se[g]:.2f}; moved "
-        f"{100 * e.movement.value[g]:.1f}% of its norm)"
+        f"{rise_se:.1f} points{helps}; CKA to init {e.cka.value[g]:.2f} ± {e.cka.se[g]:.2f}; "
+        f"moved {100 * e.movement.value[g]:.1f}% of its norm)"
     )
 
 
