@@ -88,18 +88,27 @@ def repro_command(
         "(depth: a near then a distant target)",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+    rejudge: bool = typer.Option(
+        False,
+        "--rejudge",
+        help="recompute the verdict of OUT/NAME.h5 from its table alone and rewrite it (no "
+        "training; claims whose verdict reads only their numbers)",
+    ),
 ) -> None:
     """Run the experiment of one published claim on tiny models, write OUT/NAME.h5 and
     OUT/NAME.png, and print its numbers and whether the claim held."""
-    from landscape.experiments.repro import claims, run_claim
+    from landscape.experiments import repro
     from landscape.plots import plot_file
 
     with user_errors():
         if name == "list":
-            list_registry(claims())
+            list_registry(repro.claims())
             return
         out, options = pair_options(quick, pair, out, runs, model, init, seeds, data, quiet)
-        result = run_claim(name, options, out)
+        if rejudge:
+            result = repro.rejudge(name, out / f"{name}.h5")
+        else:
+            result = repro.run_claim(name, options, out)
         options.progress.close()
         png = plot_file(out / f"{name}.h5")
     typer.echo(result.table())

@@ -6,6 +6,7 @@ and a verdict compute an error the same way."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -125,3 +126,45 @@ def rank_correlation(
     permuted = _rank_pearson(np.tile(rx, (resamples, 1)), shuffled)
     extreme = int((np.abs(permuted) >= abs(rho) - 1e-12).sum())
     return RankCorrelation(rho, float(low), float(high), (extreme + 1) / (resamples + 1), n, level)
+
+
+def exact_rank_p(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """One-sided p-value of Spearman's rho between ``x`` and ``y`` being as large as
+    observed under no association: the share of all orderings of ``y`` (every permutation,
+    so for small n only, at most 8 points) whose rho is at least the observed one."""
+    xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n = len(xs)
+    if n > 8:
+        raise ValueError(f"exact permutations of {n} points are too many; use rank_correlation")
+    rx, ry = rankdata(xs), rankdata(ys)
+    observed = float(_rank_pearson(rx[None], ry[None])[0])
+    if math.isnan(observed):
+        return math.nan
+    orders = np.array(list(itertools.permutations(range(n))))
+    rhos = _rank_pearson(np.tile(rx, (len(orders), 1)), ry[orders])
+    return float((rhos >= observed - 1e-12).mean())
+
+
+def seed_bootstrap_rho(
+    x: Sequence[float] | np.ndarray,
+    per_seed: np.ndarray,
+    *,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """A percentile bootstrap interval of Spearman's rho between ``x`` and the seed mean of
+    ``per_seed`` (points, seeds), resampling the seeds with replacement (resamples where
+    the means are constant are skipped)."""
+    values = np.asarray(per_seed, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, values.shape[1], (resamples, values.shape[1]))
+    means = values[:, pick].mean(axis=2).T  # (resamples, points)
+    rx = np.tile(rankdata(np.asarray(x, dtype=np.float64)), (resamples, 1))
+    rhos = _rank_pearson(rx, rankdata(means, axis=1))
+    rhos = rhos[~np.isnan(rhos)]
+    tail = (1.0 - level) / 2
+    if not rhos.size:
+        return math.nan, math.nan
+    low, high = np.quantile(rhos, [tail, 1 - tail])
+    return float(low), float(high)

@@ -23,7 +23,9 @@ def test_better_sources_transfer_better(tmp_path, source_run):
     source_acc = result.values[:, 0, 0]
     assert np.all(np.diff(source_acc) > 0)  # rows come sorted by source accuracy
     assert source_acc[-1] - source_acc[0] > 0.05  # the sources really differ in quality
-    assert result.statistic > 0 and result.held  # min of the two Spearman correlations
+    # Both modes rank the three sources in order: the smallest p-value three points allow
+    # (1/6), which cannot clear 0.05, so the quick claim cannot hold.
+    assert result.statistic == pytest.approx(1 / 6) and not result.held
     for column in (1, 2):  # fine-tune, linear probe: (sources, seeds)
         acc = result.values[:, column, :]
         assert acc.shape[1] >= 2

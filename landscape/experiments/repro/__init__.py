@@ -8,12 +8,15 @@ is judged on and whether it held. ``run_claim`` writes ``NAME.h5`` (kind ``repro
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+import h5py
 import numpy as np
 
 from finetune import engine
@@ -147,24 +150,33 @@ class ClaimResult:
         return "\n".join(lines)
 
 
+Judge = Callable[[ClaimResult], ClaimResult]
+
+
 @dataclass(frozen=True)
 class Claim:
+    """A claim's experiment and, for claims whose verdict reads only the table of values
+    (and ``x``), its ``judge``: the verdict from those numbers alone, so that it can be
+    recomputed from a committed file (``rejudge``) without training anything."""
+
     name: str
     title: str
     paper: str
     run: Callable[[ReproOptions], ClaimResult]
+    judge: Judge | None = None
 
 
 CLAIMS: dict[str, Claim] = {}
 
 
 def register_claim(
-    name: str, title: str, paper: str
+    name: str, title: str, paper: str, judge: Judge | None = None
 ) -> Callable[[Callable[[ReproOptions], ClaimResult]], Callable[[ReproOptions], ClaimResult]]:
-    """Register the experiment of one claim under ``name``."""
+    """Register the experiment of one claim under ``name`` (with its ``judge``, when its
+    verdict reads only its table; the experiment then returns ``judge`` of its result)."""
 
     def register(function: Callable[[ReproOptions], ClaimResult]):
-        CLAIMS[name] = Claim(name, title, paper, function)
+        CLAIMS[name] = Claim(name, title, paper, function, judge)
         return function
 
     return register
@@ -188,10 +200,65 @@ def run_claim(
     start = time.perf_counter()
     result = claim.run(options)
     seconds = time.perf_counter() - start
+    described = {"quick": options.quick, "model": options.model, "pair": options.pair}
+    _write(Path(out) / f"{name}.h5", claim, result, described, seconds, command)
+    return result
+
+
+def read_claim(path: str | Path) -> tuple[ClaimResult, dict[str, Any], float]:
+    """A committed claim file as its result, the run's description (quick, model, pair)
+    and the seconds it took."""
+    with h5py.File(path) as f:
+        a, summary = f.attrs, f["summary"].attrs
+        labels = list(f["plot/labels"].asstr()[()])
+        result = ClaimResult(
+            rows=list(f["table/rows"].asstr()[()]),
+            columns=list(f["table/columns"].asstr()[()]),
+            values=f["table/values"][()],
+            x=f["plot/x"][()],
+            xlabel=str(a["xlabel"]),
+            ylabel=str(a["ylabel"]),
+            series={k: (f["plot/mean"][i], f["plot/spread"][i]) for i, k in enumerate(labels)},
+            statistic=float(summary["statistic"]),
+            threshold=float(summary["threshold"]),
+            held=bool(summary["held"]),
+            verdict=str(a["verdict"]),
+            xlog=bool(a["xlog"]),
+            notes=list(json.loads(a["notes"])) if isinstance(a["notes"], str) else [],
+        )
+        described = {"quick": bool(a["quick"]), "model": str(a["model"]),
+                     "pair": str(a["pair"])}  # fmt: skip
+        return result, described, float(summary["seconds"])
+
+
+def rejudge(name: str, path: str | Path, command: str | None = None) -> ClaimResult:
+    """The verdict of claim ``name`` recomputed from its file at ``path`` by its judge, the
+    file rewritten with it (its numbers unchanged): no run is trained."""
+    known = claims()
+    if name not in known:
+        raise ConfigError(f"unknown claim {name!r}; known: {', '.join(known)}")
+    claim = known[name]
+    if claim.judge is None:
+        raise ConfigError(f"{name}'s verdict reads its runs, not only its table: run the claim")
+    result, described, seconds = read_claim(path)
+    judged = claim.judge(result)
+    _write(Path(path), claim, judged, described, seconds, command)
+    return judged
+
+
+def _write(
+    path: Path,
+    claim: Claim,
+    result: ClaimResult,
+    described: dict[str, Any],
+    seconds: float,
+    command: str | None,
+) -> None:
+    """Write a claim's result (kind ``repro``)."""
     mean, spread = mean_and_spread(result.values)
     labels = list(result.series)
     write_result(
-        Path(out) / f"{name}.h5",
+        path,
         "repro",
         {
             "table/rows": result.rows,
@@ -205,14 +272,12 @@ def run_claim(
             "plot/spread": np.stack([result.series[k][1] for k in labels]),
         },
         attrs={
-            "claim": name,
+            "claim": claim.name,
             "title": claim.title,
             "paper": claim.paper,
             "verdict": result.verdict,
             "notes": result.notes,
-            "quick": options.quick,
-            "model": options.model,
-            "pair": options.pair,
+            **described,
             "xlabel": result.xlabel,
             "ylabel": result.ylabel,
             "xlog": result.xlog,
@@ -225,7 +290,6 @@ def run_claim(
         },
         command=command,
     )
-    return result
 
 
 def mean_and_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

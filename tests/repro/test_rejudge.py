@@ -1,0 +1,46 @@
+"""Verdicts recomputed from the committed files: every claim with a judge gives, from its
+committed table alone, the verdict its committed file states (so the files are current and
+a re-run of the judgment reproduces them); rejudging rewrites the verdict, never the
+numbers."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from landscape.experiments.repro import claims, read_claim, rejudge
+
+ROOT = Path(__file__).resolve().parents[2] / "results" / "repro"
+JUDGED = sorted(name for name, claim in claims().items() if claim.judge is not None)
+
+
+@pytest.mark.parametrize("folder", [ROOT, ROOT / "real"], ids=["synthetic", "real"])
+@pytest.mark.parametrize("name", JUDGED)
+def test_the_committed_verdict_is_its_judges(name, folder):
+    result, _, _ = read_claim(folder / f"{name}.h5")
+    judged = claims()[name].judge(result)
+    assert (judged.verdict, judged.held) == (result.verdict, result.held)
+    assert judged.statistic == pytest.approx(result.statistic)
+
+
+def test_rejudging_keeps_the_numbers(tmp_path):
+    path = tmp_path / "block_shuffle.h5"
+    shutil.copy(ROOT / "real" / "block_shuffle.h5", path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["verdict"] = "stale"
+        before = f["table/values"][()]
+    judged = rejudge("block_shuffle", path)
+    with h5py.File(path) as f:
+        assert f.attrs["verdict"] == judged.verdict != "stale"
+        np.testing.assert_array_equal(f["table/values"][()], before)
+
+
+def test_a_claim_judged_by_its_runs_is_refused(tmp_path):
+    from finetune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="reads its runs"):
+        rejudge("same_basin", ROOT / "same_basin.h5")
