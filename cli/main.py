@@ -135,13 +135,15 @@ app.command(
 
 
 @app.command("tables")
-def tables_command() -> None:
+def tables_command(
+    names: list[str] | None = typer.Argument(None, help="only these tables (default: all)"),
+) -> None:
     """Write the generated tables of README.md, results/README.md and docs/ from the
     committed result files (between their <!-- generated: NAME --> markers)."""
     from landscape.experiments.tables import write_tables
 
     with user_errors():
-        changed = write_tables()
+        changed = write_tables(names=names or None)
     for path in changed:
         typer.echo(f"rewrote {path}")
     if not changed:

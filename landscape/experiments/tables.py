@@ -7,10 +7,10 @@ published number is never typed by hand."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from finetune.errors import ConfigError
+from finetune.errors import ConfigError, RunDirError
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = ("README.md", "results/README.md", "docs/explain.md")
@@ -31,26 +31,38 @@ def register_table(name: str) -> Callable[[Callable[[], str]], Callable[[], str]
     return register
 
 
-def generated(text: str) -> str:
-    """``text`` with every generated block written anew."""
+def generated(text: str, names: Sequence[str] | None = None) -> str:
+    """``text`` with every generated block (or those of the tables ``names``) written
+    anew. A table whose committed file is missing is one line naming the file."""
 
     def fill(match: re.Match) -> str:
         name = match["name"]
         if name not in TABLES:
             raise ConfigError(f"no generated table {name!r}; known: {', '.join(TABLES)}")
-        return f"{match[1]}{TABLES[name]().rstrip()}\n{match[4]}"
+        if names is not None and name not in names:
+            return match[0]
+        try:
+            table = TABLES[name]()
+        except FileNotFoundError as err:
+            where = err.filename or str(err).partition("name = ")[2].split(",")[0]
+            raise RunDirError(f"table {name}: no committed file {where}") from None
+        return f"{match[1]}{table.rstrip()}\n{match[4]}"
 
     return BLOCK.sub(fill, text)
 
 
-def write_tables(root: Path = ROOT) -> list[Path]:
-    """Rewrite the generated blocks of every document; the documents that changed."""
+def write_tables(root: Path = ROOT, names: Sequence[str] | None = None) -> list[Path]:
+    """Rewrite the generated blocks (all, or the tables ``names``) of every document; the
+    documents that changed."""
     _load()
+    unknown = sorted(set(names or ()) - set(TABLES))
+    if unknown:
+        raise ConfigError(f"no generated table {unknown[0]!r}; known: {', '.join(TABLES)}")
     changed = []
     for name in DOCUMENTS:
         path = root / name
         text = path.read_text()
-        new = generated(text)
+        new = generated(text, names)
         if new != text:
             path.write_text(new)
             changed.append(path)
@@ -58,7 +70,8 @@ def write_tables(root: Path = ROOT) -> list[Path]:
 
 
 def _load() -> None:
-    """Import the modules whose tables register themselves: every study's."""
+    """Import the modules whose tables register themselves: every study's and the claims'."""
+    from landscape.experiments.repro import summary  # noqa: F401
     from landscape.experiments.studies import studies
 
     studies()
