@@ -1,7 +1,7 @@
 """Standard transfer-learning benchmarks read through ``torchvision.datasets``.
 
 Each dataset lives in ``<data_root>/<name>/``, holding the files torchvision reads there
-(each :class:`Source` lists them in ``expected``; the README has the table). Files are
+(each :class:`Source` lists them in ``expected``; docs/guide/data.md has the table). Files are
 fetched only when a download is asked for. Missing files end in one
 :class:`DatasetMissingError` line naming the directory searched and what was expected there,
 a failed download in one :class:`NetworkError` line, never in torchvision's RuntimeError.

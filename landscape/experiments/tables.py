@@ -13,7 +13,12 @@ from pathlib import Path
 from finetune.errors import ConfigError, RunDirError
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCUMENTS = ("README.md", "results/README.md", "docs/explain.md")
+# The documents that may hold generated tables.
+DOCUMENTS = (
+    "README.md",
+    "results/README.md",
+    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")),
+)
 BLOCK = re.compile(
     r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S
 )

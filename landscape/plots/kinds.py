@@ -55,7 +55,7 @@ SECTIONS = {"attributes": "root attribute", "datasets": "dataset", "summary": "s
 class Layout:
     """The names a kind's files hold besides the common root attributes: root attributes,
     datasets (HDF5 paths, groups joined by '/') and attributes of the ``summary`` group.
-    ``optional_*`` list the names only some files hold (the condition is in the README)."""
+    ``optional_*`` list the names only some files hold (the condition is in results/README.md)."""
 
     attributes: tuple[str, ...] = ()
     datasets: tuple[str, ...] = ()

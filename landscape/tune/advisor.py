@@ -1,7 +1,7 @@
 """The advisor: turns the fit measures of a model's initial weights on a target
 (``probes.fit``) into a fine-tuning configuration, one rule per choice, each rule written
-down with the measures it reads and their standard errors; the README ("The advisor") gives
-the sweep evidence behind each rule and where it is weak.
+down with the measures it reads and their standard errors; docs/guide/tuning.md ("The
+advisor") gives the sweep evidence behind each rule and where it is weak.
 
 Every measure carries a standard error (the fit's cross-validation and jackknife), and a
 rule acts only on a difference larger than that error; where the data cannot tell, the

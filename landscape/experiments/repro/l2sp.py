@@ -11,7 +11,7 @@ setting, the preset with the head decayed as under L2 (5e-4), separates the pull
 from the preset's 20 times stronger decay of the new head. ``near`` is the
 judged target because Li et al.'s claim is about targets related to the source (their
 sources and targets share low-level statistics), which near is by construction; on ``far``
-the README measured that L2-SP hurts.
+docs/guide/claims.md measured that L2-SP hurts.
 
 Every size trains for the same number of optimizer steps, as Li et al. trained a fixed
 number of iterations whatever the target's size. With the demo's 30 epochs instead, 5

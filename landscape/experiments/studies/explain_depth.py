@@ -97,7 +97,7 @@ def agreement(folder: str | Path) -> list[tuple[str, str, str, bool]]:
 
 
 def agreement_table(folders: dict[str, str | Path]) -> str:
-    """The README's table of the statements of every pair (name -> its results folder)."""
+    """The documents' table of the statements of every pair (name -> its results folder)."""
     lines = [
         "| pair | target | the depth claim | explain | agree |",
         "| --- | --- | --- | --- | --- |",

@@ -429,7 +429,7 @@ AUTOMATIC = ("fit_advisor", "probe_guided", "auto_rgn", "lp_ft", "surgical")
 
 
 def study_table(study: Study) -> str:
-    """The README's table: test accuracy (mean ± sd over seeds, points) of every method on
+    """The documents' table: test accuracy (mean ± sd over seeds, points) of every method on
     every row, each method's cost in fine-tunings, then the bar for every automatic
     method."""
     header = ["target", "model", "rules read from it", *study.method_labels]
