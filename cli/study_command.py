@@ -31,11 +31,12 @@ def study_command(name: str, **values) -> None:
 
 
 def _repro_options() -> list[inspect.Parameter]:
-    """``landscape repro``'s options but its claim name, with their annotations resolved
-    (the module's are strings), so that the two commands take the same flags."""
+    """``landscape repro``'s options but its claim name and ``--rejudge`` (a claim's own
+    verdict), with their annotations resolved (the module's are strings), so that the two
+    commands take the same flags."""
     hints = typing.get_type_hints(repro_command)
     parameters = list(inspect.signature(repro_command).parameters.values())[1:]
-    return [p.replace(annotation=hints[p.name]) for p in parameters]
+    return [p.replace(annotation=hints[p.name]) for p in parameters if p.name != "rejudge"]
 
 
 study_command.__signature__ = inspect.Signature(

@@ -161,6 +161,16 @@ def test_an_unknown_claim_is_one_line(monkeypatch, capsys, tmp_path):
     assert code == 1 and "unknown claim 'nope'" in stderr and stderr.count("\n") == 1
 
 
+def test_an_unknown_study_is_one_line_and_study_takes_repros_flags_but_rejudge(
+    monkeypatch, capsys, tmp_path
+):
+    code, _, stderr = run_cli(monkeypatch, capsys, "study", "nope", "--pair", "real",
+                              "--out", str(tmp_path))
+    assert code == 1 and "unknown study 'nope'" in stderr and stderr.count("\n") == 1
+    code, _, stderr = run_cli(monkeypatch, capsys, "study", "out_of_sample", "--rejudge")
+    assert code == 2 and "--rejudge" in stderr
+
+
 def test_repro_data_must_fill_the_claims_roles(monkeypatch, capsys, tmp_path):
     code, _, stderr = run_cli(monkeypatch, capsys, "repro", "depth", "--data", "synthetic:near",
                               "--out", str(tmp_path), "--init", str(tmp_path / "no-source"))

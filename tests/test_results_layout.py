@@ -175,8 +175,11 @@ def test_committed_results_match_their_registered_and_documented_layout():
     for path in files:
         with h5py.File(path) as f:
             kind = str(f.attrs["kind"])
+        # The registry says which names are optional (explain's basin/* with --against);
+        # every name the file holds is in its kind's section of the README.
         assert registry_problems(path) == [], path
-        assert actual(path) == documented(kind), path
+        held, listed = actual(path), documented(kind)
+        assert all(held[part] <= listed[part] for part in held), path
 
 
 def test_run_h5_matches_its_documented_layout(tmp_path):
