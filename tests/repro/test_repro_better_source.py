@@ -13,7 +13,7 @@ import pytest
 
 from landscape.experiments.repro import ReproOptions, run_claim
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.extended]
 
 
 def test_better_sources_transfer_better(tmp_path, source_run):

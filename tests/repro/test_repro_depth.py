@@ -11,7 +11,7 @@ import pytest
 
 from landscape.experiments.repro import ReproOptions, run_claim
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.extended]
 
 
 def test_freezing_deeper_hurts_far_more_than_near(tmp_path, source_run):

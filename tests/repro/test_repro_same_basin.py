@@ -9,7 +9,7 @@ import pytest
 
 from landscape.experiments.repro import ReproOptions, run_claim
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.extended]
 
 
 def test_pretrained_pairs_share_a_basin_and_random_pairs_do_not(source_run, tmp_path):
