@@ -15,10 +15,13 @@ from finetune.runs import run_summary
 from landscape.experiments.repro import ReproOptions
 from landscape.experiments.studies import run_study
 from landscape.experiments.studies.out_of_sample import (
+    LABELS,
     METHODS,
+    Study,
     meets_the_bar,
     read_study,
     study_table,
+    verdict,
 )
 
 NAMES = list(METHODS)
@@ -54,6 +57,25 @@ def test_the_bar_by_hand():
     assert meets_the_bar(test, cost, NAMES, "probe_guided").met
     cost[0, NAMES.index("probe_guided"), 1] = 2.5
     assert not meets_the_bar(test, cost, NAMES, "probe_guided").met
+
+
+def test_the_verdict_names_who_meets_the_bar_or_the_closest():
+    default = [[0.80, 0.82, 0.84]]
+    test = table(default, {
+        "binary": [[0.84, 0.86, 0.88]],  # the better search: +4 points
+        "fit_advisor": [[0.83, 0.85, 0.87]],  # +3 points, 75%: the closest
+        "lp_ft": [[0.70, 0.72, 0.74]],
+    })  # fmt: skip
+
+    def study(test: np.ndarray) -> Study:
+        return Study(["t"], ["m"], np.array([False]), NAMES, [LABELS[n] for n in NAMES], test,
+                     np.ones_like(test))  # fmt: skip
+
+    sentence = verdict(study(test))
+    assert sentence.startswith("No automatic method meets the bar over 1 target")
+    assert f"The closest, {LABELS['fit_advisor']}, has a mean gain of +3.00 points" in sentence
+    test[0, NAMES.index("surgical")] = [0.84, 0.86, 0.88]  # the search's gain, at 1 run
+    assert verdict(study(test)) == f"Meets the bar over 1 target: {LABELS['surgical']}."
 
 
 def test_a_method_below_within_its_seed_error_is_not_below():

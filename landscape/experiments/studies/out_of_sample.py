@@ -440,16 +440,39 @@ def study_table(study: Study) -> str:
     costs = [f"{np.nanmax(study.cost[:, m]):.4g}" for m in range(len(study.methods))]
     lines.append("| cost (fine-tunings, at most) | | | " + " | ".join(costs) + " |")
     lines.append("")
-    for name in AUTOMATIC:
-        bar = meets_the_bar(study.test, study.cost, study.methods, name)
+    for bar in bars(study):
         lines.append(
-            f"- {LABELS[name]}: {'meets' if bar.met else 'does not meet'} the bar "
+            f"- {LABELS[bar.method]}: {'meets' if bar.met else 'does not meet'} the bar "
             f"({'never' if bar.never_below else 'sometimes'} below the default by more than "
             f"the seed error; mean gain {100 * bar.mean_gain:+.2f} points against the "
             f"{LABELS[bar.better_search]}'s {100 * bar.search_gain:+.2f}; cost "
-            f"{bar.cost:.3g} fine-tunings)"
+            f"{bar.cost:.3g} fine-tuning{'' if bar.cost == 1 else 's'})"
         )
     return "\n".join(lines)
+
+
+def bars(study: Study) -> list[Bar]:
+    """The bar of every automatic method over the study's rows, in table order."""
+    return [meets_the_bar(study.test, study.cost, study.methods, name) for name in AUTOMATIC]
+
+
+def verdict(study: Study) -> str:
+    """One sentence: which automatic methods meet the bar, or none and the closest (the
+    largest mean gain over the default)."""
+    found = bars(study)
+    met = [LABELS[bar.method] for bar in found if bar.met]
+    closest = max(found, key=lambda bar: bar.mean_gain)
+    rows = f"over {len(study.labels)} target{'' if len(study.labels) == 1 else 's'}"
+    if met:
+        return f"Meets the bar {rows}: {', '.join(met)}."
+    return (
+        f"No automatic method meets the bar {rows}. The closest, "
+        f"{LABELS[closest.method]}, has a mean gain of {100 * closest.mean_gain:+.2f} points over "
+        f"the default against the {LABELS[closest.better_search]}'s "
+        f"{100 * closest.search_gain:+.2f}, "
+        f"{'never' if closest.never_below else 'sometimes'} below the default beyond the "
+        f"seed error, at {closest.cost:.3g} fine-tuning{'' if closest.cost == 1 else 's'}."
+    )
 
 
 # The committed studies the documents' table stacks, in its order of rows.
@@ -464,3 +487,9 @@ STUDY_FILES = (
 def _documented_table() -> str:
     """Every committed study's rows, and the bar of every automatic method over them."""
     return study_table(read_study([ROOT / path for path in STUDY_FILES]))
+
+
+@register_table("out-of-sample-verdict")
+def _documented_verdict() -> str:
+    """The committed studies' verdict in one sentence (the README's)."""
+    return verdict(read_study([ROOT / path for path in STUDY_FILES]))
