@@ -47,6 +47,7 @@ from probes.frozen import knn_predict, linear_probe_out_of_fold
 from probes.inputs import ProbeData, input_prep, split_data
 from probes.logme import LogMEResult, logme
 from probes.options import ProbeOptions
+from probes.statistics import plus_minus
 
 BN_MEASURE = "mean over channels of the symmetric KL divergence KL(p||q) + KL(q||p)"
 LINEAR_L2 = 1e-3
@@ -114,24 +115,16 @@ class FitResult:
         for i, name in enumerate(self.groups):
             lines.append(
                 f"{name:<24s}{self.features[i]:>9d}"
-                f"{pm(self.knn_acc[i], self.knn_se[i]):>16s}"
-                f"{pm(self.linear_acc[i], self.linear_se[i]):>16s}"
-                f"{pm(self.group_logme[i], self.group_logme_se[i]):>16s}"
-                f"{pm(self.bn_distance[i], self.bn_se[i], '.3g', '.2g'):>22s}"
+                f"{plus_minus(self.knn_acc[i], self.knn_se[i]):>16s}"
+                f"{plus_minus(self.linear_acc[i], self.linear_se[i]):>16s}"
+                f"{plus_minus(self.group_logme[i], self.group_logme_se[i]):>16s}"
+                f"{plus_minus(self.bn_distance[i], self.bn_se[i], '.3g', '.2g'):>22s}"
             )
         lines.append(
             f"LogME of the penultimate features ({self.pre_logits_features}): "
-            f"{pm(self.logme.score, self.logme_se)}"
+            f"{plus_minus(self.logme.score, self.logme_se)}"
         )
         return "\n".join(lines)
-
-
-def pm(value: float, error: float, spec: str = ".3f", error_spec: str | None = None) -> str:
-    """``value ± error`` in ``spec`` (the error in ``error_spec``, default the same);
-    ``nan`` alone when the value is NaN."""
-    if np.isnan(value):
-        return "nan"
-    return f"{value:{spec}} ± {error:{error_spec or spec}}"
 
 
 def fit_measures(

@@ -38,6 +38,18 @@ def spread(values: Sequence[float] | np.ndarray) -> Spread:
     return Spread(mean, sd, sd / math.sqrt(n) if n > 1 else math.nan, n)
 
 
+def plus_minus(
+    value: float, error: float, spec: str = ".3f", error_spec: str | None = None
+) -> str:
+    """``value ± error`` in ``spec`` (the error in ``error_spec``, default the same); the
+    value alone when the error is NaN or 0 (nothing to show), ``nan`` when the value is."""
+    if math.isnan(value):
+        return "nan"
+    if math.isnan(error) or error == 0:
+        return format(value, spec)
+    return f"{value:{spec}} ± {error:{error_spec or spec}}"
+
+
 def jackknife(
     parts: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:

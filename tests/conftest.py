@@ -47,26 +47,6 @@ def _needs_demo(item: pytest.Item) -> bool:
     return "demo_dir" in getattr(item, "fixturenames", ())
 
 
-# The background build: the lock is taken before torch is imported, so that the workers'
-# fixtures find it held and wait; a build that fails leaves no marker and the first
-# fixture to get the lock builds the runs itself.
-BUILDER = """
-import sys
-from pathlib import Path
-from filelock import FileLock
-out = Path(sys.argv[1])
-with FileLock(f"{out}.lock"):
-    if not (out / "built").exists():
-        import torch
-        torch.set_num_threads(1)
-        torch.manual_seed(0)
-        torch.use_deterministic_algorithms(True)
-        from landscape.experiments.demo import run_demo
-        run_demo(out)
-        (out / "built").touch()
-"""
-
-
 def _shared_demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo's folder that every xdist worker of one session shares."""
     return tmp_path_factory.getbasetemp().parent / "demo"
@@ -75,7 +55,7 @@ def _shared_demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _start_demo_builder(config: pytest.Config) -> None:
     out = _shared_demo_dir(config._tmp_path_factory)
     with open(out.parent / "demo-builder.log", "w") as log:
-        command = [sys.executable, "-c", BUILDER, str(out)]
+        command = [sys.executable, str(Path(__file__).with_name("build_demo.py")), str(out)]
         builder = subprocess.Popen(command, stdout=log, stderr=log)
     # The other worker may still need the runs when this one is done.
     config.add_cleanup(builder.wait)

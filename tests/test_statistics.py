@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from probes.statistics import jackknife, rank_correlation, spearman, spread
+from probes.statistics import jackknife, plus_minus, rank_correlation, spearman, spread
 
 
 def test_spread_is_the_sample_sd_and_its_standard_error():
@@ -59,3 +59,10 @@ def test_rank_correlation_of_unrelated_values_includes_zero():
 def test_rank_correlation_leaves_out_nan_pairs():
     r = rank_correlation([1.0, 2.0, np.nan, 3.0, 4.0], [1.0, 2.0, 5.0, 3.0, 4.0], resamples=50)
     assert r.n == 4 and r.rho == 1.0
+
+
+def test_plus_minus_shows_an_error_only_when_there_is_one():
+    assert plus_minus(0.81234, 0.0123) == "0.812 ± 0.012"
+    assert plus_minus(0.0456, 0.0012, "+.3g", ".2g") == "+0.0456 ± 0.0012"
+    assert plus_minus(0.5, 0.0) == plus_minus(0.5, float("nan")) == "0.500"
+    assert plus_minus(float("nan"), 0.1) == "nan"

@@ -40,8 +40,9 @@ import numpy as np
 from finetune.config import RunConfig, flat_options
 from finetune.rundir import atomic_write
 from probes.cross_validation import DEFAULT_FOLDS
-from probes.fit import FitResult, fit_measures, pm
+from probes.fit import FitResult, fit_measures
 from probes.options import ProbeOptions
+from probes.statistics import plus_minus
 
 ALL = "all"  # the value of transfer_groups that is the default: nothing re-initialised
 
@@ -120,10 +121,10 @@ class Advice:
             acc, error = float(fit.linear_acc[g]), float(fit.linear_se[g])
             low, high = round(width * max(acc - error, 0.0)), round(width * min(acc + error, 1.0))
             bar = ("█" * low + "░" * (high - low)).ljust(width)
-            gain = pm(*fit.probe_difference(g, g - 1), "+.3f", ".3f") if g else ""
-            shift = pm(fit.bn_distance[g], fit.bn_se[g], ".3g", ".2g")
+            gain = plus_minus(*fit.probe_difference(g, g - 1), "+.3f", ".3f") if g else ""
+            shift = plus_minus(fit.bn_distance[g], fit.bn_se[g], ".3g", ".2g")
             lines.append(
-                f"  {name:<14s}|{bar}|{pm(acc, error):>15s}{gain:>17s}{shift:>20s}  "
+                f"  {name:<14s}|{bar}|{plus_minus(acc, error):>15s}{gain:>17s}{shift:>20s}  "
                 f"{self.status[g]}"
             )
         return "\n".join(lines)
@@ -264,12 +265,12 @@ def _separable(fit: FitResult, g: int) -> bool:
 
 
 def _shifts(fit: FitResult, groups: range) -> str:
-    return ", ".join(pm(fit.bn_distance[g], fit.bn_se[g], ".3g", ".2g") for g in groups)
+    return ", ".join(plus_minus(fit.bn_distance[g], fit.bn_se[g], ".3g", ".2g") for g in groups)
 
 
 def _steps(fit: FitResult, groups: range) -> str:
     """Each group's linear-probe gain over the group below, ± the paired error."""
-    return ", ".join(pm(*fit.probe_difference(g, g - 1), "+.3f", ".3f") for g in groups)
+    return ", ".join(plus_minus(*fit.probe_difference(g, g - 1), "+.3f", ".3f") for g in groups)
 
 
 def _reinit_evidence(fit: FitResult, status: list[str]) -> str:

@@ -59,7 +59,7 @@ from probes.cka import cka_of_terms
 from probes.inputs import RunInputs, bn_batches, eval_prep, probe_data
 from probes.options import ProbeOptions
 from probes.similarity import accumulate_cka
-from probes.statistics import jackknife, spread
+from probes.statistics import jackknife, plus_minus, spread
 
 REUSED_BELOW = 0.02  # rewind cost (error, fraction) under which, with its error, a group is reused
 REWRITTEN_ABOVE = 0.10  # rewind cost over which, with its error, a group is rewritten
@@ -110,6 +110,10 @@ class Measured:
 
     value: np.ndarray
     se: np.ndarray
+
+    def text(self, g: int, spec: str) -> str:
+        """Group ``g``'s value in ``spec`` ± its standard error."""
+        return plus_minus(self.value[g], self.se[g], spec, ".3f")
 
 
 @dataclass
@@ -221,9 +225,9 @@ class Explanation:
         ]
         for g, name in enumerate(self.groups):
             lines.append(
-                f"{name:<12s}{self.status[g]:>11s}{_pm(self.cka, g, '.3f'):>18s}"
-                f"{_pm(self.movement, g, '.3f'):>16s}{_pm(self.rewind_error, g, '+.3f'):>20s}"
-                f"{_pm(self.rewind_loss, g, '+.3f'):>18s}"
+                f"{name:<12s}{self.status[g]:>11s}{self.cka.text(g, '.3f'):>18s}"
+                f"{self.movement.text(g, '.3f'):>16s}{self.rewind_error.text(g, '+.3f'):>20s}"
+                f"{self.rewind_loss.text(g, '+.3f'):>18s}"
             )
         return "\n".join([*lines, "", *self.sentences])
 
@@ -510,13 +514,6 @@ def _group_sentence(e: Explanation, g: int, split: str) -> str:
 
 def _range(values: np.ndarray) -> str:
     return f"{values.min():.2f}-{values.max():.2f}"
-
-
-def _pm(m: Measured, g: int, fmt: str) -> str:
-    value, se = m.value[g], m.se[g]
-    if se == 0 or math.isnan(se):
-        return format(value, fmt)
-    return f"{format(value, fmt)} ± {se:.3f}"
 
 
 def _write(

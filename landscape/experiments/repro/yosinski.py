@@ -113,7 +113,7 @@ def _mean_sd(values: np.ndarray) -> str:
     return f"{np.mean(values):.3f} ± {sd:.3f}"
 
 
-def _pm(values: np.ndarray, scale: float = 100.0) -> str:
+def _points(values: np.ndarray, scale: float = 100.0) -> str:
     """Mean ± sd over seeds, in points."""
     sd = np.std(values, ddof=1) if values.size > 1 else float("nan")
     return f"{scale * np.mean(values):+.1f} ± {scale * sd:.1f}"
@@ -195,7 +195,7 @@ def yosinski(options: ReproOptions) -> ClaimResult:
                 "BnB dips in the middle",
                 held,
                 f"dip (BnB at the lower end n={depths[lower_end]} minus the lowest interior "
-                f"BnB, n={depths[k]}) {_pm(dip)} points (noise {100 * _noise(dip, floor):.1f})",
+                f"BnB, n={depths[k]}) {_points(dip)} points (noise {100 * _noise(dip, floor):.1f})",
             )
         )
     else:
@@ -210,7 +210,7 @@ def yosinski(options: ReproOptions) -> ClaimResult:
             "BnB+ recovers the baseline",
             all(recovered),
             "BnB+ minus baseline "
-            + ", ".join(f"n={n} {_pm(g)}" for n, g in zip(depths, gaps))
+            + ", ".join(f"n={n} {_points(g)}" for n, g in zip(depths, gaps))
             + f" points (worst n={depths[worst]}, noise {100 * _noise(gaps[worst], floor):.1f})",
         )
     )
@@ -223,7 +223,7 @@ def yosinski(options: ReproOptions) -> ClaimResult:
         (
             "AnB falls with n",
             bool(fall.mean() > _noise(fall, floor) and rho < 0),
-            f"AnB(n={depths[0]}) - AnB(n={depths[-1]}) = {_pm(fall)} points (noise "
+            f"AnB(n={depths[0]}) - AnB(n={depths[-1]}) = {_points(fall)} points (noise "
             f"{100 * _noise(fall, floor):.1f}), Spearman(n, mean AnB) {rho:+.2f}",
         )
     )
@@ -236,7 +236,7 @@ def yosinski(options: ReproOptions) -> ClaimResult:
             all(g.mean() > _noise(g, floor) for g in gains),
             "AnB+ minus baseline "
             + ", ".join(
-                f"n={n} {_pm(g)} (noise {100 * _noise(g, floor):.1f})"
+                f"n={n} {_points(g)} (noise {100 * _noise(g, floor):.1f})"
                 for n, g in zip(depths, gains)
             )
             + " points",
