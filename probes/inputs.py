@@ -75,6 +75,19 @@ class RunInputs:
     def bn_examples(self) -> int:
         return self.bn_data.examples if self.bn_data is not None else 0
 
+    def provenance(self, run: LoadedRun, seed: int) -> dict[str, object]:
+        """The root attributes of every result file measured on these inputs
+        (results/README.md): the architecture, the data and its batch size, the examples
+        BatchNorm was re-estimated on, the seed and the device."""
+        return {
+            "model": run.config.model.name,
+            "data": self.spec,
+            "batch_size": self.batch_size,
+            "bn_examples": self.bn_examples,
+            "seed": seed,
+            "device": self.runtime.describe(),
+        }
+
 
 def run_inputs(run: LoadedRun, runtime: Runtime, options: ProbeOptions) -> RunInputs:
     """The inputs of ``run``'s model under ``options``: its examples of ``options.split`` in
