@@ -43,10 +43,11 @@ def pair_options(
     """The output folder (default: results/repro, or results/repro/PAIR) and the
     ``ReproOptions`` of a claim or study, with a progress bar."""
     from cli.progress import ProgressBar
+    from landscape.experiments.recipes import results_folder
     from landscape.experiments.repro import ReproOptions
 
     if out is None:
-        out = Path("results/repro") / ("" if pair == "synthetic" else pair)
+        out = results_folder(pair)
     options = ReproOptions(
         quick=quick,
         runs=runs or out / "runs",

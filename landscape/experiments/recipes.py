@@ -5,6 +5,7 @@ reproduced claims vary one knob at a time around them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from finetune.config import PolicyConfig
@@ -101,3 +102,9 @@ PAIRS: dict[str, Pair] = {
         ),
     )
 }
+
+
+def results_folder(pair: str) -> Path:
+    """Where a pair's claims and studies write by default, relative to the repository, and
+    where their committed files live: results/repro, or results/repro/PAIR."""
+    return Path("results/repro") / ("" if pair == "synthetic" else pair)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import h5py
 
+from landscape.experiments.recipes import PAIRS, results_folder
 from landscape.experiments.repro import claims
 from landscape.experiments.tables import ROOT, register_table
-
-PAIRS = {"synthetic": "results/repro", "real": "results/repro/real"}
 
 
 @register_table("claims")
@@ -20,8 +19,8 @@ def claims_table() -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for number, (name, claim) in enumerate(claims().items(), start=1):
         cells = [f"{number}. {claim.title}", claim.paper]
-        for folder in PAIRS.values():
-            with h5py.File(ROOT / folder / f"{name}.h5") as f:
+        for pair in PAIRS:
+            with h5py.File(ROOT / results_folder(pair) / f"{name}.h5") as f:
                 held = bool(f["summary"].attrs["held"])
                 cells += [str(f.attrs["verdict"]), "yes" if held else "no"]
         cells.append(f"`landscape repro {name} [--pair real]`")

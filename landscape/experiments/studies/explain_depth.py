@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from landscape.experiments.recipes import PAIRS, results_folder
 from landscape.experiments.repro import ReproOptions
 from landscape.experiments.repro.depth import ROLES, depth_run
 from landscape.experiments.studies import register_study
@@ -111,5 +112,4 @@ def agreement_table(folders: dict[str, str | Path]) -> str:
 @register_table("explain-depth")
 def _documented_table() -> str:
     """The committed explanations of both pairs against their depth claims."""
-    results = ROOT / "results" / "repro"
-    return agreement_table({"synthetic": results, "real": results / "real"})
+    return agreement_table({pair: ROOT / results_folder(pair) for pair in PAIRS})

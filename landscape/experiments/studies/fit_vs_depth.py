@@ -21,6 +21,7 @@ import numpy as np
 
 from finetune.config import build_config
 from finetune.result_files import write_result
+from landscape.experiments.recipes import PAIRS, results_folder
 from landscape.experiments.repro import ReproOptions
 from landscape.experiments.studies import register_study
 from landscape.experiments.tables import ROOT, register_table
@@ -86,8 +87,8 @@ def _documented_table() -> str:
         "| pair | target | " + " | ".join(f"ρ {label}" for label in MEASURES.values()) + " |",
         "|" + " --- |" * (2 + len(MEASURES)),
     ]
-    for pair, folder in (("synthetic", "results/repro"), ("real", "results/repro/real")):
-        with h5py.File(ROOT / folder / FILE) as f:
+    for pair in PAIRS:
+        with h5py.File(ROOT / results_folder(pair) / FILE) as f:
             targets = list(f["targets"].asstr()[()])
             for j, target in enumerate(targets):
                 cells = [_cell(f[f"rho/{m}"][j], f[f"p_value/{m}"][j]) for m in MEASURES]

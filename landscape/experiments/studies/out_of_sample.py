@@ -42,6 +42,7 @@ from finetune.models import create_model
 from finetune.result_files import write_result
 from finetune.rundir import read_config
 from finetune.runs import run_summary
+from landscape.experiments.recipes import PAIRS, results_folder
 from landscape.experiments.repro import ReproOptions, spec_slug
 from landscape.experiments.repro.non_binary import FULL_TRIALS, QUICK_TRIALS, search
 from landscape.experiments.repro.yosinski import base_a_run
@@ -477,9 +478,8 @@ def verdict(study: Study) -> str:
 
 # The committed studies the documents' table stacks, in its order of rows.
 STUDY_FILES = (
-    "results/repro/out_of_sample.h5",
-    "results/repro/real/out_of_sample.h5",
-    "results/repro/landscape_vit_p4/out_of_sample.h5",
+    *(results_folder(pair) / FILE for pair in PAIRS),
+    Path("results/repro/landscape_vit_p4") / FILE,
 )
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from finetune.config import build_config, flat_options
 from finetune.result_files import write_result
+from landscape.experiments.recipes import PAIRS, results_folder
 from landscape.experiments.repro import ReproOptions
 from landscape.experiments.studies import register_study
 from landscape.experiments.studies.out_of_sample import SEEDS, fit_advice, settings
@@ -36,7 +37,6 @@ SHIFTED_LR = (1.0, 2.0, 5.0)
 FIT_SHIFT = (0.05, 0.1, 0.2)
 CURRENT = Rules()
 T_NEEDED = 2.0
-PAIR_FOLDERS = {"synthetic": "results/repro", "real": "results/repro/real"}
 
 
 def variants() -> list[Rules]:
@@ -129,7 +129,7 @@ def _documented_table() -> str:
     """Both pairs' committed grids: every variant on every target, then the left-out
     comparison and the verdict."""
     targets, labels, test, current = read_grid(
-        [ROOT / folder / FILE for folder in PAIR_FOLDERS.values()]
+        [ROOT / results_folder(pair) / FILE for pair in PAIRS]
     )
     lines = ["| rules (shifted lr, threshold) | " + " | ".join(targets) + " | mean |",
              "|" + " --- |" * (len(targets) + 2)]  # fmt: skip
