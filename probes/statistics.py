@@ -148,10 +148,10 @@ def exact_rank_p(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarra
     n = len(xs)
     if n > 8:
         raise ValueError(f"exact permutations of {n} points are too many; use rank_correlation")
-    rx, ry = rankdata(xs), rankdata(ys)
-    observed = float(_rank_pearson(rx[None], ry[None])[0])
+    observed = spearman(xs, ys)
     if math.isnan(observed):
         return math.nan
+    rx, ry = rankdata(xs), rankdata(ys)
     orders = np.array(list(itertools.permutations(range(n))))
     rhos = _rank_pearson(np.tile(rx, (len(orders), 1)), ry[orders])
     return float((rhos >= observed - 1e-12).mean())

@@ -292,6 +292,14 @@ def _write(
     )
 
 
+def rank_outcome(held: bool, positive: bool) -> str:
+    """The outcome of a claim judged by a rank correlation beyond its noise: held, or, when
+    only its sign agrees, not distinguishable from no effect, or not held."""
+    if held:
+        return "held"
+    return "not distinguishable from no effect" if positive else "not held"
+
+
 def mean_and_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and sample standard deviation over the last axis (seeds), NaNs ignored; the
     spread is NaN where a cell has one value."""
