@@ -447,9 +447,13 @@ def study_table(study: Study) -> str:
             f"({'never' if bar.never_below else 'sometimes'} below the default by more than "
             f"the seed error; mean gain {100 * bar.mean_gain:+.2f} points against the "
             f"{LABELS[bar.better_search]}'s {100 * bar.search_gain:+.2f}; cost "
-            f"{bar.cost:.3g} fine-tuning{'' if bar.cost == 1 else 's'})"
+            f"{_fine_tunings(bar.cost)})"
         )
     return "\n".join(lines)
+
+
+def _fine_tunings(cost: float) -> str:
+    return f"{cost:.3g} fine-tuning{'' if cost == 1 else 's'}"
 
 
 def bars(study: Study) -> list[Bar]:
@@ -472,7 +476,7 @@ def verdict(study: Study) -> str:
         f"the default against the {LABELS[closest.better_search]}'s "
         f"{100 * closest.search_gain:+.2f}, "
         f"{'never' if closest.never_below else 'sometimes'} below the default beyond the "
-        f"seed error, at {closest.cost:.3g} fine-tuning{'' if closest.cost == 1 else 's'}."
+        f"seed error, at {_fine_tunings(closest.cost)}."
     )
 
 

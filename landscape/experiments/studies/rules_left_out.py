@@ -26,7 +26,7 @@ from finetune.result_files import write_result
 from landscape.experiments.recipes import PAIRS, results_folder
 from landscape.experiments.repro import ReproOptions
 from landscape.experiments.studies import register_study
-from landscape.experiments.studies.out_of_sample import SEEDS, fit_advice, settings
+from landscape.experiments.studies.out_of_sample import SEEDS, cells, fit_advice, settings
 from landscape.experiments.tables import ROOT, register_table
 from landscape.tune.advisor import Rules, advise
 from probes.statistics import spread
@@ -133,12 +133,9 @@ def _documented_table() -> str:
     )
     lines = ["| rules (shifted lr, threshold) | " + " | ".join(targets) + " | mean |",
              "|" + " --- |" * (len(targets) + 2)]  # fmt: skip
-    for v, name in enumerate(labels):
-        cells = [f"{100 * spread(test[v, t]).mean:.1f} ± {100 * spread(test[v, t]).sd:.1f}"
-                 for t in range(len(targets))]  # fmt: skip
+    for v, (name, row) in enumerate(zip(labels, cells(test))):
         mark = " (current)" if v == current else ""
-        lines.append(f"| {name}{mark} | " + " | ".join(cells)
-                     + f" | {100 * test[v].mean():.1f} |")  # fmt: skip
+        lines.append(f"| {name}{mark} | " + " | ".join(row) + f" | {100 * test[v].mean():.1f} |")
     rows, gains, harmed, change = leave_one_out(test, labels, targets, current)
     lines += ["", "| left out | chosen on the others | its accuracy | current rules | gain ± SE |",
               "| --- | --- | --- | --- | --- |"]  # fmt: skip
