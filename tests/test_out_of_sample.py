@@ -4,6 +4,8 @@ numbers are read back against the runs it names."""
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -105,3 +107,14 @@ def test_quick_study_on_one_target(tmp_path):
     assert round(float(test[0, 0, 0]), 6) in tests
     assert 0 <= chosen[NAMES.index("surgical")][0]["surgical"] < 5
     assert "# " not in study_table(read_study([path])).splitlines()[0]
+    # Run again with its fine-tunings gone: the file's finished row is kept, nothing trains.
+    for run in runs:
+        shutil.rmtree(run)
+    (again,) = run_study("out_of_sample", options, tmp_path / "out")
+    with h5py.File(again) as f:
+        np.testing.assert_array_equal(f["test_acc"][()], test)
+        assert f.attrs["source"] == str(source)
+    assert not list((tmp_path / "runs").glob("oos-*"))
+    # Another seed is another study: trained, not kept.
+    run_study("out_of_sample", replace(options, seeds=(1,)), tmp_path / "out")
+    assert list((tmp_path / "runs").glob("oos-*"))

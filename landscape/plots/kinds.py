@@ -401,7 +401,7 @@ KINDS: dict[str, ResultKind] = {
             "out_of_sample",
             (out_of_sample,),
             Layout(
-                attributes=("pair", "model", "seeds", "trials", "quick", "rules"),
+                attributes=("pair", "model", "source", "seeds", "trials", "quick", "rules"),
                 datasets=(
                     "targets/labels", "targets/data", "targets/per_class", "targets/in_sample",
                     "targets/objective", "targets/objective_runs", "targets/objective_note",

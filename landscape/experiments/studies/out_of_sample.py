@@ -273,7 +273,12 @@ def out_of_sample(options: ReproOptions, out: Path) -> list[Path]:
     test, cost = np.full(shape, np.nan), np.full(shape, np.nan)
     chosen = np.full(shape, "", dtype=object)
     path = out / FILE
+    kept = _finished_rows(path, options, seeds, found)
     for t, setting in enumerate(found):
+        if t in kept:
+            options.log(f"{setting.target.label}: kept from {path}")
+            test[t], cost[t], chosen[t] = kept[t]
+            continue
         for m, (name, function) in enumerate(METHODS.items()):
             for k, seed in enumerate(seeds):
                 options.log(f"{setting.target.label}: {name}, seed {seed}")
@@ -284,6 +289,48 @@ def out_of_sample(options: ReproOptions, out: Path) -> list[Path]:
         _write(path, options, seeds, found[:done], test[:done], cost[:done], chosen[:done],
                time.perf_counter() - started)  # fmt: skip
     return [path]
+
+
+def _finished_rows(
+    path: Path, options: ReproOptions, seeds: tuple[int, ...], found: list[Setting]
+) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The rows of an earlier file at ``path`` this study would compute again, by index in
+    ``found``: same pair, model, size, source, seeds, trials and methods, and a target with
+    the same label, data, size and objective. A study resumes from its file even where its
+    runs are gone (a fresh clone keeps the committed file, not the runs)."""
+    if not path.exists():
+        return {}
+    with h5py.File(path) as f:
+        same_study = (
+            str(f.attrs["pair"]) == options.pair
+            and str(f.attrs["model"]) == options.model
+            and bool(f.attrs["quick"]) == options.quick
+            and str(f.attrs.get("source", "")) == _source_name(options)
+            and tuple(int(s) for s in f.attrs["seeds"]) == seeds
+            and int(f.attrs["trials"]) == (QUICK_TRIALS if options.quick else FULL_TRIALS)
+            and [s.decode() for s in f["methods/names"][()]] == list(METHODS)
+        )
+        if not same_study:
+            return {}
+        rows = zip(
+            (s.decode() for s in f["targets/labels"][()]),
+            (s.decode() for s in f["targets/data"][()]),
+            f["targets/per_class"][()],
+            (s.decode() for s in f["targets/objective"][()]),
+            f["test_acc"][()],
+            f["cost"][()],
+            f["chosen"][()].astype(str),
+        )
+        done = {(label, data, int(size), objective): (test, cost, chosen.astype(object))
+                for label, data, size, objective, test, cost, chosen in rows}  # fmt: skip
+    keys = {t: (s.target.label, s.target.data, s.target.per_class or 0, s.objective.kind)
+            for t, s in enumerate(found)}  # fmt: skip
+    return {t: done[key] for t, key in keys.items() if key in done}
+
+
+def _source_name(options: ReproOptions) -> str:
+    """The source the file records: the one given with --source, else "" (the pair's own)."""
+    return "" if options.source is None else str(options.source)
 
 
 def _write(
@@ -316,6 +363,7 @@ def _write(
         attrs={
             "pair": options.pair,
             "model": options.model,
+            "source": _source_name(options),
             "seeds": list(seeds),
             "trials": QUICK_TRIALS if options.quick else FULL_TRIALS,
             "quick": options.quick,
