@@ -13,12 +13,12 @@ from test_cli import run_cli
 from test_results_layout import actual, described_device, documented, documented_device
 
 from landscape.bench import suite as benchmarks
-from landscape.bench.options import BenchOptions
-from landscape.bench.suite import BenchKnobs, run_benchmarks
+from landscape.bench.options import BenchOptions, SuiteOptions
+from landscape.bench.suite import run_benchmarks
 from landscape.bench.training import TrainBench
 
 TINY = BenchOptions(image_size=16, batch_size=16, device="cpu")
-TINY_KNOBS = BenchKnobs(
+TINY_SIZES = SuiteOptions(
     train_steps=3, reg_steps=2, barrier_examples=32, barrier_points=3, bn_batches=1, repeats=1
 )
 TINY_FLAGS = [
@@ -34,7 +34,7 @@ def _summary(path):
 
 
 def test_runner_writes_one_documented_file_per_chosen_benchmark(tmp_path):
-    report = run_benchmarks(TINY, only=("barrier", "reg"), knobs=TINY_KNOBS, out_dir=tmp_path)
+    report = run_benchmarks(TINY, only=("barrier", "reg"), sizes=TINY_SIZES, out_dir=tmp_path)
     reg, barrier = tmp_path / "reg_cpu.h5", tmp_path / "barrier_cpu.h5"
     assert report.files == [reg, barrier]
     assert sorted(tmp_path.iterdir()) == [barrier, reg]
@@ -64,7 +64,7 @@ def test_training_runs_once_per_compile_mode_into_its_own_file(tmp_path, monkeyp
 
     monkeypatch.setattr(benchmarks, "bench_train", fake)
     report = run_benchmarks(
-        TINY, only=["train"], compile_modes=[False, True], knobs=TINY_KNOBS, out_dir=tmp_path
+        TINY, only=["train"], compile_modes=[False, True], sizes=TINY_SIZES, out_dir=tmp_path
     )
     names = ["train_cpu.h5", "train_compiled_cpu.h5"]
     assert calls == [(False, 3, tmp_path / names[0]), (True, 3, tmp_path / names[1])]
@@ -94,8 +94,8 @@ def test_bench_command_runs_the_chosen_benchmarks_and_prints_one_table(
 
 def test_training_runs_on_the_dataset_data_names_and_records_it(tmp_path):
     spec = "synthetic:near[0-2]"
-    knobs = replace(TINY_KNOBS, data=spec)
-    report = run_benchmarks(TINY, only=["train"], knobs=knobs, out_dir=tmp_path)
+    sizes = replace(TINY_SIZES, data=spec)
+    report = run_benchmarks(TINY, only=["train"], sizes=sizes, out_dir=tmp_path)
     path = tmp_path / "train_cpu.h5"
     assert report.files == [path]
     assert actual(path) == documented("bench_train")
@@ -123,7 +123,6 @@ def test_training_runs_on_the_dataset_data_names_and_records_it(tmp_path):
         (["--only", "cka", "--data", "synthetic:near"], "--data"),
         (["--only", "train,nope"], "unknown benchmark(s) nope"),
         (["--compile-modes", "off,maybe"], "--compile-modes"),
-        (["--channels-last", "yes"], "--channels-last"),
         (["--cka-examples", "0"], "--cka-examples"),
         (["--barrier-points", "1"], "--barrier-points"),
     ],
@@ -132,4 +131,12 @@ def test_bad_bench_options_end_in_one_line(args, message, tmp_path, monkeypatch,
     code, _, err = run_cli(monkeypatch, capsys, "bench", *args, "--out-dir", str(tmp_path))
     assert code == 1 and err.startswith("error:") and err.count("\n") == 1
     assert message in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_value_outside_a_flags_choices_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(monkeypatch, capsys, "bench", "--channels-last", "yes",
+                           "--out-dir", str(tmp_path))  # fmt: skip
+    assert code == 2 and err.startswith("error:") and err.count("\n") == 1
+    assert "--channels-last" in err and "'auto', 'on', 'off'" in err
     assert not any(tmp_path.iterdir())

@@ -349,13 +349,13 @@ def test_a_missing_run_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_bench_sharpness_counts_its_products_and_matches_its_documented_layout(tmp_path):
-    from landscape.bench.options import BenchOptions
-    from landscape.bench.suite import BenchKnobs, run_benchmarks
+    from landscape.bench.options import BenchOptions, SuiteOptions
+    from landscape.bench.suite import run_benchmarks
 
     options = BenchOptions(image_size=16, batch_size=8, device="cpu")
-    knobs = BenchKnobs(sharpness_batches=2, sharpness_iterations=2, hutchinson_samples=3,
-                       repeats=1)  # fmt: skip
-    report = run_benchmarks(options, only=["sharpness"], knobs=knobs, out_dir=tmp_path)
+    sizes = SuiteOptions(sharpness_batches=2, sharpness_iterations=2, hutchinson_samples=3,
+                         repeats=1)  # fmt: skip
+    report = run_benchmarks(options, only=["sharpness"], sizes=sizes, out_dir=tmp_path)
     path = tmp_path / "sharpness_cpu.h5"
     assert report.files == [path]
     assert actual(path) == documented("bench_sharpness")

@@ -23,13 +23,12 @@ from finetune.errors import ConfigError
 from finetune.evaluation.measure import measure
 from finetune.result_files import write_result
 from finetune.runtime import Runtime
-from landscape.bench.options import BenchOptions, device_description
+from landscape.bench.options import BENCH_DATA, BenchOptions, device_description
 from landscape.bench.twins import model_prep, random_twins
 from landscape.geometry.barrier import interpolation_curves
 from landscape.geometry.paths import Line
 from probes.inputs import ProbeData, RunInputs
 
-BENCH_DATA = "synthetic:source"
 BARRIER_BATCH = 256
 
 

@@ -24,12 +24,11 @@ from finetune.errors import ConfigError
 from finetune.models import create_model
 from finetune.result_files import write_result
 from finetune.runtime import Runtime
-from landscape.bench.options import BenchOptions, device_description
+from landscape.bench.options import BENCH_DATA, BenchOptions, device_description
 from landscape.bench.twins import model_prep, random_twins
 from probes.activations import group_layers, named_layers
 from probes.similarity import cka_matrix
 
-BENCH_DATA = "synthetic:source"
 REPEATS = 3
 CKA_BATCH = 128
 

@@ -1,6 +1,8 @@
-"""What every benchmark shares: the model, image size, batch, device, precision, memory
-format and compilation it measures under, and the description of the machine that every
-benchmark file carries, since its numbers mean nothing without it."""
+"""The options of ``landscape bench``: what every benchmark shares (the model, image size,
+batch, device, precision, memory format and compilation it measures under), each
+benchmark's own sizes, and the description of the machine that every benchmark file
+carries, since its numbers mean nothing without it. The command's flags are generated from
+these fields."""
 
 from __future__ import annotations
 
@@ -9,38 +11,42 @@ from dataclasses import dataclass
 
 import torch
 
-from finetune.config import TRI_STATE, TrainConfig
+from finetune.config import TRI_STATE, TrainConfig, check_choices, option
+from finetune.data import resolve_spec
 from finetune.errors import ConfigError
 from finetune.runtime import Runtime, resolve_runtime
 
-PRECISIONS = ("auto", "fp32", "bf16")
+BENCH_DATA = "synthetic:source"  # every benchmark's images; the training one's default
+DATA_FLAG = "--data"  # as for ``landscape finetune``
+BENCHMARKS = ("train", "reg", "cka", "barrier", "sharpness")
+# What runs when --only is not given: all but sharpness, the slowest.
+DEFAULT_BENCHMARKS = BENCHMARKS[:-1]
 
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """``batch_size`` None lets each benchmark use its own default (training steps 64, the
-    CKA minibatch 128, the barrier's evaluation batch 256); ``compile`` applies to the
-    training benchmark only, the others run their models uncompiled."""
+    """``batch_size`` None lets each benchmark use its own default; ``compile`` applies to
+    the training benchmark only (``landscape bench`` sets it from --compile-modes), the
+    others run their models uncompiled."""
 
-    model: str = "test_resnet"
-    image_size: int = 32
-    batch_size: int | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    channels_last: str = "auto"
-    compile: bool = False
+    model: str = option("test_resnet", "timm architecture")
+    image_size: int = option(32, "image side in pixels")
+    batch_size: int | None = option(
+        None,
+        "batch of every benchmark (default: 64 for training steps, 128 for the CKA "
+        "minibatch, 256 for barrier evaluations, 64 for sharpness)",
+    )
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    precision: str = option("auto", "auto, fp32 or bf16", choices=("auto", "fp32", "bf16"))
+    channels_last: str = option("auto", "auto (on a GPU), on or off", choices=TRI_STATE)
+    compile: bool = option(False, "torch.compile the training benchmark's model")
 
     def __post_init__(self) -> None:
+        check_choices(self)
         if self.image_size < 1 or (self.batch_size is not None and self.batch_size < 1):
             raise ConfigError(
                 f"--image-size and --batch-size must be positive, got {self.image_size} and "
                 f"{self.batch_size}"
-            )
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
-        if self.channels_last not in TRI_STATE:
-            raise ConfigError(
-                f"--channels-last must be auto, on or off, got {self.channels_last!r}"
             )
 
     def batch(self, default: int) -> int:
@@ -58,6 +64,68 @@ class BenchOptions:
             compile=self.compile and compiles,
         )
         return resolve_runtime(train)
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """Each benchmark's own sizes, and the dataset of the training benchmark (``data``, a
+    registry spec read from ``data_root``; the others always use BENCH_DATA). Checked when
+    built, so a bad size never wastes the benchmarks before it. ``cka_examples`` may be
+    given as a comma-separated string."""
+
+    train_steps: int = option(60, "timed steps of each loop")
+    reg_steps: int = option(50, "timed steps per variant, 3 rounds")
+    cka_examples: tuple[int, ...] = option(
+        (256, 1024, 4096), "comma-separated example counts of the CKA matrix"
+    )
+    torch_cka: bool = option(True, "also time torch-cka on the same matrix")
+    barrier_examples: int = option(1000, "evaluation examples of the barrier")
+    barrier_points: int = option(25, "points of the barrier curve")
+    bn_batches: int = option(4, "batches of BatchNorm re-estimation")
+    repeats: int = option(3, "timed barrier rounds and sharpness gradients; the best counts")
+    sharpness_batches: int = option(4, "training batches of the sharpness benchmark")
+    sharpness_iterations: int = option(20, "power iterations per block (no early stop)")
+    hutchinson_samples: int = option(20, "Rademacher vectors of the sharpness trace")
+    data: str = option(
+        BENCH_DATA,
+        "dataset spec of the training benchmark, its training split at --image-size "
+        "(landscape datasets lists them; e.g. fashion_mnist[0-4]); the others always use "
+        f"{BENCH_DATA}",
+    )
+    data_root: str = option("data", "folder holding downloaded datasets (as for finetune)")
+    download: bool = option(False, "download the --data dataset if it is missing")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cka_examples", _counts("--cka-examples", self.cka_examples))
+        sizes = dict(
+            train_steps=self.train_steps,
+            reg_steps=self.reg_steps,
+            barrier_examples=self.barrier_examples,
+            barrier_points=self.barrier_points - 1,
+            bn_batches=self.bn_batches,
+            repeats=self.repeats,
+            sharpness_batches=self.sharpness_batches,
+            sharpness_iterations=self.sharpness_iterations,
+            hutchinson_samples=self.hutchinson_samples,
+        )
+        bad = [name.replace("_", "-") for name, value in sizes.items() if value < 1]
+        if bad:
+            raise ConfigError(
+                f"--{', --'.join(bad)} too small (counts must be positive, points at least 2)"
+            )
+        resolve_spec(self.data, flag=DATA_FLAG)
+
+
+def _counts(flag: str, value: object) -> tuple[int, ...]:
+    """A comma-separated string or a sequence of positive integers, as a tuple."""
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        counts = tuple(int(v) for v in items)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise ConfigError(f"{flag} takes comma-separated positive integers, got {value!r}")
+    return counts
 
 
 def device_description(runtime: Runtime) -> dict[str, object]:

@@ -22,13 +22,12 @@ from finetune.errors import ConfigError
 from finetune.models import create_model
 from finetune.result_files import write_result
 from finetune.runtime import Runtime
-from landscape.bench.options import BenchOptions, device_description
+from landscape.bench.options import BENCH_DATA, BenchOptions, device_description
 from landscape.bench.twins import model_prep
 from landscape.geometry.options import SharpnessOptions
 from landscape.geometry.sharpness import batch_losses, measure_sharpness
 from probes.inputs import ProbeData
 
-BENCH_DATA = "synthetic:source"
 SHARPNESS_BATCH = 64
 
 

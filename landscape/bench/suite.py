@@ -9,66 +9,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from finetune.data import resolve_spec
 from finetune.errors import ConfigError
 from landscape.bench.barrier import bench_barrier
 from landscape.bench.cka import bench_cka
-from landscape.bench.options import BenchOptions, device_description
-from landscape.bench.sharpness import bench_sharpness
-from landscape.bench.training import (
+from landscape.bench.options import (
     BENCH_DATA,
+    BENCHMARKS,
     DATA_FLAG,
-    bench_regularisers,
-    bench_train,
-    train_per_class,
+    DEFAULT_BENCHMARKS,
+    BenchOptions,
+    SuiteOptions,
+    device_description,
 )
-
-BENCHMARKS = ("train", "reg", "cka", "barrier", "sharpness")
-# What runs when --only is not given.
-DEFAULT_BENCHMARKS = ("train", "reg", "cka", "barrier")
-
-
-@dataclass(frozen=True)
-class BenchKnobs:
-    """Each benchmark's own sizes, and the dataset of the training benchmark (``data``, a
-    registry spec read from ``data_root``; the others always use synthetic:source); what
-    they share is in ``BenchOptions``."""
-
-    train_steps: int = 60
-    reg_steps: int = 50
-    cka_examples: tuple[int, ...] = (256, 1024, 4096)
-    torch_cka: bool = True
-    barrier_examples: int = 1000
-    barrier_points: int = 25
-    bn_batches: int = 4
-    repeats: int = 3
-    sharpness_batches: int = 4
-    sharpness_iterations: int = 20
-    hutchinson_samples: int = 20
-    data: str = BENCH_DATA
-    data_root: str = "data"
-    download: bool = False
-
-    def __post_init__(self) -> None:
-        """Checked before any benchmark runs, so a bad size never wastes the ones before it."""
-        sizes = dict(
-            train_steps=self.train_steps,
-            reg_steps=self.reg_steps,
-            cka_examples=min(self.cka_examples, default=0),
-            barrier_examples=self.barrier_examples,
-            barrier_points=self.barrier_points - 1,
-            bn_batches=self.bn_batches,
-            repeats=self.repeats,
-            sharpness_batches=self.sharpness_batches,
-            sharpness_iterations=self.sharpness_iterations,
-            hutchinson_samples=self.hutchinson_samples,
-        )
-        bad = [name.replace("_", "-") for name, value in sizes.items() if value < 1]
-        if bad:
-            raise ConfigError(
-                f"--{', --'.join(bad)} too small (counts must be positive, points at least 2)"
-            )
-        resolve_spec(self.data, flag=DATA_FLAG)
+from landscape.bench.sharpness import bench_sharpness
+from landscape.bench.training import bench_regularisers, bench_train, train_per_class
 
 
 @dataclass(frozen=True)
@@ -117,7 +71,7 @@ def run_benchmarks(
     *,
     only: Sequence[str] = DEFAULT_BENCHMARKS,
     compile_modes: Sequence[bool] | None = None,
-    knobs: BenchKnobs = BenchKnobs(),
+    sizes: SuiteOptions = SuiteOptions(),
     out_dir: Path = Path("results/bench"),
     log: Callable[[str], None] = lambda line: None,
 ) -> BenchReport:
@@ -130,7 +84,7 @@ def run_benchmarks(
             f"unknown benchmark(s) {', '.join(unknown) or '(none given)'}; "
             f"choose from {', '.join(BENCHMARKS)}"
         )
-    if "train" not in only and knobs.data != BENCH_DATA:
+    if "train" not in only and sizes.data != BENCH_DATA:
         raise ConfigError(
             f"{DATA_FLAG} applies to the training benchmark only, which --only leaves out"
         )
@@ -138,7 +92,7 @@ def run_benchmarks(
     if not modes:
         raise ConfigError("give at least one compile mode (off, on)")
     if "train" in only:
-        train_per_class(options, knobs.train_steps, knobs.data, knobs.data_root, knobs.download)
+        train_per_class(options, sizes.train_steps, sizes.data, sizes.data_root, sizes.download)
     runtime = options.runtime(compiles=False)
     rows: list[BenchRow] = []
     files: list[Path] = []
@@ -147,18 +101,18 @@ def run_benchmarks(
             stem = f"{name}_compiled" if compiled else name
             out = Path(out_dir) / f"{stem}_{runtime.device.type}.h5"
             log(f"bench {name}{', compiled' if compiled else ''} -> {out}")
-            rows += _RUNNERS[name](replace(options, compile=compiled), knobs, out)
+            rows += _RUNNERS[name](replace(options, compile=compiled), sizes, out)
             files.append(out)
     return BenchReport(device_description(runtime), rows, files)
 
 
-def _train(options: BenchOptions, knobs: BenchKnobs, out: Path) -> list[BenchRow]:
+def _train(options: BenchOptions, sizes: SuiteOptions, out: Path) -> list[BenchRow]:
     r = bench_train(
         options,
-        steps=knobs.train_steps,
-        data=knobs.data,
-        data_root=knobs.data_root,
-        download=knobs.download,
+        steps=sizes.train_steps,
+        data=sizes.data,
+        data_root=sizes.data_root,
+        download=sizes.download,
         out=out,
     )
     compiled = ", compiled" if r.compile else ""
@@ -171,8 +125,8 @@ def _train(options: BenchOptions, knobs: BenchKnobs, out: Path) -> list[BenchRow
     ]
 
 
-def _reg(options: BenchOptions, knobs: BenchKnobs, out: Path) -> list[BenchRow]:
-    r = bench_regularisers(options, steps=knobs.reg_steps, out=out)
+def _reg(options: BenchOptions, sizes: SuiteOptions, out: Path) -> list[BenchRow]:
+    r = bench_regularisers(options, steps=sizes.reg_steps, out=out)
     base = f"{r.model} {r.image_size}px b{r.batch_size}, l2sp"
     none, ratio_of = 1000 * r.seconds_none, "l2sp / no regulariser"
     return [
@@ -190,8 +144,8 @@ def _reg(options: BenchOptions, knobs: BenchKnobs, out: Path) -> list[BenchRow]:
     ]
 
 
-def _cka(options: BenchOptions, knobs: BenchKnobs, out: Path) -> list[BenchRow]:
-    r = bench_cka(options, examples=knobs.cka_examples, compare=knobs.torch_cka, out=out)
+def _cka(options: BenchOptions, sizes: SuiteOptions, out: Path) -> list[BenchRow]:
+    r = bench_cka(options, examples=sizes.cka_examples, compare=sizes.torch_cka, out=out)
     rows = [
         BenchRow(
             "cka",
@@ -218,13 +172,13 @@ def _cka(options: BenchOptions, knobs: BenchKnobs, out: Path) -> list[BenchRow]:
     return rows
 
 
-def _barrier(options: BenchOptions, knobs: BenchKnobs, out: Path) -> list[BenchRow]:
+def _barrier(options: BenchOptions, sizes: SuiteOptions, out: Path) -> list[BenchRow]:
     r = bench_barrier(
         options,
-        examples=knobs.barrier_examples,
-        points=knobs.barrier_points,
-        bn_batches=knobs.bn_batches,
-        repeats=knobs.repeats,
+        examples=sizes.barrier_examples,
+        points=sizes.barrier_points,
+        bn_batches=sizes.bn_batches,
+        repeats=sizes.repeats,
         out=out,
     )
     base = f"{r.points} points, {r.examples} images"
@@ -244,13 +198,13 @@ def _barrier(options: BenchOptions, knobs: BenchKnobs, out: Path) -> list[BenchR
     ]
 
 
-def _sharpness(options: BenchOptions, knobs: BenchKnobs, out: Path) -> list[BenchRow]:
+def _sharpness(options: BenchOptions, sizes: SuiteOptions, out: Path) -> list[BenchRow]:
     r = bench_sharpness(
         options,
-        batches=knobs.sharpness_batches,
-        iterations=knobs.sharpness_iterations,
-        hutchinson_samples=knobs.hutchinson_samples,
-        repeats=knobs.repeats,
+        batches=sizes.sharpness_batches,
+        iterations=sizes.sharpness_iterations,
+        hutchinson_samples=sizes.hutchinson_samples,
+        repeats=sizes.repeats,
         out=out,
     )
     setting = f"{r.hvps} products ({r.groups + 1} blocks), {r.examples} images, {r.seconds:.1f} s"
@@ -267,7 +221,7 @@ def _sharpness(options: BenchOptions, knobs: BenchKnobs, out: Path) -> list[Benc
     ]
 
 
-_RUNNERS: dict[str, Callable[[BenchOptions, BenchKnobs, Path], list[BenchRow]]] = {
+_RUNNERS: dict[str, Callable[[BenchOptions, SuiteOptions, Path], list[BenchRow]]] = {
     "train": _train,
     "reg": _reg,
     "cka": _cka,

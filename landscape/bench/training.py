@@ -27,10 +27,8 @@ from finetune.models import classifier_keys, create_model
 from finetune.regularisers.penalties import Bucket, add_to_gradients
 from finetune.result_files import write_result
 from finetune.runtime import Runtime, resolve_runtime
-from landscape.bench.options import BenchOptions, device_description
+from landscape.bench.options import BENCH_DATA, DATA_FLAG, BenchOptions, device_description
 
-BENCH_DATA = "synthetic:source"
-DATA_FLAG = "--data"  # as for ``landscape finetune``
 TRAIN_BATCH = 64
 
 
