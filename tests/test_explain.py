@@ -102,9 +102,7 @@ def test_cka_jackknife_leaves_out_one_batch_as_a_fresh_accumulator_would():
     without_first = MinibatchCKA(1, 1)
     for a, b in batches[1:]:
         without_first.update([a], [a + b[:, :1]])
-    np.testing.assert_allclose(
-        cka_of_terms(terms.sum(0) - terms[0], 1, 1), without_first.compute()
-    )
+    np.testing.assert_allclose(cka_of_terms(terms.sum(0) - terms[0], 1, 1), without_first.compute())
 
 
 def test_group_change_of_frozen_groups(runs):
@@ -230,6 +228,7 @@ def test_cli_writes_the_file_and_its_plot(runs, tmp_path):
 def sweep(runs, tmp_path_factory):
     """A finished 4-trial sweep of lr and freezing around the tiny source."""
     from landscape.tune.sweep import run_sweep
+    from landscape.tune.sweep_options import SweepOptions
 
     root = tmp_path_factory.mktemp("sweep")
     space = root / "space.toml"
@@ -239,7 +238,7 @@ def sweep(runs, tmp_path_factory):
         "[space]\nlr = { low = 1e-3, high = 0.1, log = true }\n"
         "freeze-groups = { low = 0, high = 3 }\n"
     )
-    run_sweep(space, trials=4, out=root / "sweep", heartbeat=1, prune=False)
+    run_sweep(space, SweepOptions(trials=4, heartbeat=1, prune=False), out=root / "sweep")
     return root / "sweep"
 
 

@@ -51,8 +51,9 @@ def described_device(path: Path) -> dict:
 def actual(path: Path) -> dict[str, set[str]]:
     datasets: set[str] = set()
     with h5py.File(path) as f:
-        f.visititems(lambda name, obj: datasets.add(name) if isinstance(obj, h5py.Dataset)
-                     else None)
+        f.visititems(
+            lambda name, obj: datasets.add(name) if isinstance(obj, h5py.Dataset) else None
+        )
         return {
             "Root attributes": set(f.attrs) - COMMON,
             "Datasets": datasets,
@@ -150,7 +151,10 @@ def committed_results(root: Path = ROOT) -> list[Path]:
     (the demo's files, a claim's run directories, all git-ignored) left there."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--", "results/*.h5"],
-        cwd=root, capture_output=True, text=True, check=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return sorted(root / name for name in listed.split("\0") if name)
 
@@ -233,9 +237,19 @@ def test_repro_matches_its_documented_layout(tmp_path, monkeypatch):
     @register_claim("toy", "a toy claim", "a toy finding")
     def toy(options: ReproOptions) -> ClaimResult:
         values = np.array([[[0.5, 0.7]], [[0.1, np.nan]]])
-        return ClaimResult(["a", "b"], ["acc"], values, np.array([1.0, 2.0]), "x", "y",
-                           {"line": (np.array([0.6, 0.1]), np.array([0.14, np.nan]))},
-                           statistic=0.5, threshold=0.0, held=True, verdict="toy held")
+        return ClaimResult(
+            ["a", "b"],
+            ["acc"],
+            values,
+            np.array([1.0, 2.0]),
+            "x",
+            "y",
+            {"line": (np.array([0.6, 0.1]), np.array([0.14, np.nan]))},
+            statistic=0.5,
+            threshold=0.0,
+            held=True,
+            verdict="toy held",
+        )
 
     result = run_claim("toy", ReproOptions(quick=True, runs=tmp_path), tmp_path)
     assert actual(tmp_path / "toy.h5") == documented("repro")
@@ -262,6 +276,7 @@ def test_fit_matches_its_documented_layout(tmp_path):
 
 def test_sweep_matches_its_documented_layout(tmp_path):
     from landscape.tune.sweep import run_sweep
+    from landscape.tune.sweep_options import SweepOptions
 
     space = tmp_path / "space.toml"
     space.write_text(
@@ -269,7 +284,7 @@ def test_sweep_matches_its_documented_layout(tmp_path):
         "batch-size = 8\n[space]\nlr = { low = 1e-3, high = 0.1, log = true }\n"
         "l2 = { low = 1e-5, high = 1e-2, log = true, zero = true, per-group = true }\n"
     )
-    report = run_sweep(space, trials=1, out=tmp_path / "sweep", heartbeat=1)
+    report = run_sweep(space, SweepOptions(trials=1, heartbeat=1), out=tmp_path / "sweep")
     assert actual(report.path) == documented("sweep")
     assert registry_problems(report.path) == []
     with h5py.File(report.path) as f:

@@ -44,6 +44,7 @@ from landscape.tune.sweep import (
     sweep_report,
     value_se,
 )
+from landscape.tune.sweep_options import SweepOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = """
@@ -89,7 +90,7 @@ def load(out: Path, name: str = "space") -> optuna.Study:
 def test_every_trial_is_a_complete_run_of_its_point(tmp_path, source, monkeypatch, capsys):
     space = write_space(tmp_path, source)
     out = tmp_path / "sweep"
-    report = run_sweep(space, trials=3, out=out, heartbeat=1)
+    report = run_sweep(space, SweepOptions(trials=3, heartbeat=1), out=out)
 
     assert [t.state for t in report.trials] == ["COMPLETE"] * 3
     assert len({t.run for t in report.trials}) == 3
@@ -119,7 +120,7 @@ def test_every_trial_is_a_complete_run_of_its_point(tmp_path, source, monkeypatc
 
     # Run again: the study already holds 3 finished trials, so nothing is trained.
     stamps = {t.run: (Path(t.run) / rundir.FINAL).stat().st_mtime_ns for t in report.trials}
-    again = run_sweep(space, trials=3, out=out, heartbeat=1)
+    again = run_sweep(space, SweepOptions(trials=3, heartbeat=1), out=out)
     assert [t.number for t in again.trials] == [0, 1, 2]
     assert stamps == {r: (Path(r) / rundir.FINAL).stat().st_mtime_ns for r in stamps}
 
@@ -136,7 +137,7 @@ def test_every_trial_is_a_complete_run_of_its_point(tmp_path, source, monkeypatc
     other.mkdir()
     changed = write_space(other, source, SPACE.replace("0.1, log", "0.2, log"))
     with pytest.raises(ConfigError, match="another space"):
-        run_sweep(changed, trials=3, out=out, heartbeat=1)
+        run_sweep(changed, SweepOptions(trials=3, heartbeat=1), out=out)
 
 
 def _poll(db: Path) -> tuple[list[tuple[int, str]], dict[int, str]]:
@@ -217,7 +218,7 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, source
 def test_two_workers_share_one_sqlite_study(tmp_path, source):
     space = write_space(tmp_path, source, per_class=8, epochs=4)
     out = tmp_path / "sweep"
-    report = run_sweep(space, trials=6, out=out, workers=2, heartbeat=1)
+    report = run_sweep(space, SweepOptions(trials=6, workers=2, heartbeat=1), out=out)
 
     study = load(out)
     states = [t.state.name for t in study.get_trials()]
@@ -392,7 +393,7 @@ def test_best_config_picks_the_reports_best_trial(tmp_path):
 def test_splits_run_each_trial_once_per_split_seed(tmp_path, source, monkeypatch, capsys):
     space = write_space(tmp_path, source)
     out = tmp_path / "sweep"
-    report = run_sweep(space, trials=1, out=out, splits=2, heartbeat=1)
+    report = run_sweep(space, SweepOptions(trials=1, splits=2, heartbeat=1), out=out)
 
     (trial,) = report.trials
     assert trial.state == "COMPLETE" and len(trial.runs) == 2 and trial.runs[0] == trial.run
@@ -418,9 +419,9 @@ def test_splits_run_each_trial_once_per_split_seed(tmp_path, source, monkeypatch
     assert "mean of 2 split seeds" in report.table()
 
     # Resumed without --splits, the study keeps its 2; another number is refused.
-    assert run_sweep(space, trials=1, out=out, heartbeat=1).objective.splits == 2
+    assert run_sweep(space, SweepOptions(trials=1, heartbeat=1), out=out).objective.splits == 2
     with pytest.raises(ConfigError, match="made with --splits 2"):
-        run_sweep(space, trials=1, out=out, splits=1, heartbeat=1)
+        run_sweep(space, SweepOptions(trials=1, splits=1, heartbeat=1), out=out)
 
 
 def test_splits_below_one_is_one_line_naming_the_flag(tmp_path, source, monkeypatch, capsys):
@@ -564,7 +565,9 @@ def folder_space(tmp_path: Path, source: Path) -> Path:
 def test_folds_score_a_trial_by_the_mean_of_its_folds(tmp_path, source):
     space = folder_space(tmp_path, source)
     out = tmp_path / "sweep"
-    report = run_sweep(space, trials=2, out=out, objective="folds", folds=2, heartbeat=1)
+    report = run_sweep(
+        space, SweepOptions(trials=2, objective="folds", folds=2, heartbeat=1), out=out
+    )
 
     assert (report.objective.kind, report.objective.folds, report.objective.examples) == (
         "folds", 2, 12,
@@ -599,7 +602,7 @@ def test_folds_score_a_trial_by_the_mean_of_its_folds(tmp_path, source):
     # Resumed without objective options, the study keeps its own; other ones are refused.
     stamps = {r: (Path(r) / rundir.FINAL).stat().st_mtime_ns for t in report.trials
               for r in t.runs}  # fmt: skip
-    again = run_sweep(space, trials=2, out=out, heartbeat=1)
+    again = run_sweep(space, SweepOptions(trials=2, heartbeat=1), out=out)
     assert again.objective == report.objective
     assert stamps == {r: (Path(r) / rundir.FINAL).stat().st_mtime_ns for r in stamps}
     for options, message in [
@@ -609,7 +612,7 @@ def test_folds_score_a_trial_by_the_mean_of_its_folds(tmp_path, source):
         (dict(resolution=0.05), "made with --resolution 0.02"),
     ]:
         with pytest.raises(ConfigError, match=message):
-            run_sweep(space, trials=2, out=out, heartbeat=1, **options)
+            run_sweep(space, SweepOptions(trials=2, heartbeat=1, **options), out=out)
 
 
 def test_the_cli_says_before_the_trials_when_the_objective_cannot_rank(
@@ -629,8 +632,8 @@ def test_the_cli_says_before_the_trials_when_the_objective_cannot_rank(
     code, stdout, stderr = run_cli(monkeypatch, capsys, "sweep", "--space", str(space),
                                    "--trials", "1", "--objective", "best",
                                    "--out", str(tmp_path / "bad"))  # fmt: skip
-    assert code == 1 and stdout == ""
-    assert stderr.strip().splitlines() == [
-        "error: --objective must be one of auto, split, folds, got 'best'"
-    ]
+    assert code == 2 and stdout == ""  # outside the flag's choices: a usage error
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith("error:") and "--objective" in line
+    assert "'best' is not one of 'auto', 'split', 'folds'" in line
     assert not (tmp_path / "bad").exists()

@@ -41,15 +41,14 @@ from finetune.errors import ConfigError, LandscapeError
 from finetune.result_files import write_result
 from finetune.runs import ensure_run, run_summary
 from landscape.tune.space import SearchSpace, load_space
+from landscape.tune.sweep_options import DEFAULT_OUT, OBJECTIVES, SweepOptions
 
-DEFAULT_OUT = Path("results/sweep")
 OBJECTIVE = "final_eval_acc"
 RESULT = "sweep.h5"
 RUNS = "runs"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # A trial's slot is held while it runs; a waiting trial holds none.
 _HOLDING = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-OBJECTIVES = ("auto", "split", "folds")
 DEFAULT_RESOLUTION = 0.02
 DEFAULT_FOLDS = next(f.default for f in fields(DataConfig) if f.name == "folds")
 # The accuracy at which the objective's standard error is anticipated: a good trial's.
@@ -207,42 +206,34 @@ def study_name(space_path: str | Path) -> str:
 
 def run_sweep(
     space_path: str | Path,
+    options: SweepOptions,
     *,
-    trials: int,
     out: str | Path = DEFAULT_OUT,
-    storage: str | None = None,
-    study: str | None = None,
-    workers: int = 1,
-    seed: int = 0,
-    objective: str = "auto",
-    splits: int | None = None,
-    folds: int | None = None,
-    resolution: float | None = None,
-    prune: bool = True,
-    heartbeat: int = 10,
     progress: engine.Progress | None = None,
     log: Callable[[str], None] = lambda line: None,
 ) -> SweepReport:
-    """Bring the study to ``trials`` finished (complete or pruned) trials, running what is
-    missing with ``workers`` processes here, each trial a few run directories in
-    ``out/runs`` (see ``run_trial``); then write ``out/sweep.h5`` and return the report.
+    """Bring the study to ``options.trials`` finished (complete or pruned) trials, running
+    what is missing with ``options.workers`` processes here, each trial a few run
+    directories in ``out/runs`` (see ``run_trial``); then write ``out/sweep.h5`` and return
+    the report.
 
-    A new study takes its objective from ``choose_objective`` (``objective``, ``splits``
-    split seeds, ``folds``, ``resolution``; None: 1, 5, 0.02) before any trial runs, logs
-    its message when it cannot rank differences of ``resolution``, and records it; a
-    resumed study keeps the objective it was made with, and refuses another one given
-    explicitly. Run again after a crash, the same call runs only what is missing: a trial
-    whose worker died is failed once its heartbeat (every ``heartbeat`` seconds) is
-    ``2 * heartbeat`` seconds old and retried with the same options, which resumes its run
-    directory."""
-    if trials < 1 or workers < 1 or heartbeat < 1:
-        raise ConfigError("--trials, --workers and --heartbeat must be >= 1")
+    A new study takes its objective from ``choose_objective`` (the options' ``objective``,
+    ``splits`` split seeds, ``folds``, ``resolution``) before any trial runs, logs its
+    message when it cannot rank differences of ``resolution``, and records it; a resumed
+    study keeps the objective it was made with, and refuses another one given explicitly.
+    Run again after a crash, the same call runs only what is missing: a trial whose worker
+    died is failed once its heartbeat (every ``options.heartbeat`` seconds) is twice as old
+    and retried with the same options, which resumes its run directory."""
+    if options.trials is None:
+        raise ConfigError("give --trials N (or --report)")
+    objective, splits, folds = options.objective, options.splits, options.folds
+    resolution, heartbeat = options.resolution, options.heartbeat
     _check_request(objective, splits, folds, resolution)
     space = load_space(space_path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    url = storage or default_storage(out)
-    name = study or study_name(space_path)
+    url = options.storage or default_storage(out)
+    name = options.study or study_name(space_path)
     opened = _open_storage(url, heartbeat)
     found = optuna.create_study(
         study_name=name, storage=opened, direction="maximize", load_if_exists=True
@@ -254,12 +245,13 @@ def run_sweep(
     if chosen.message:
         log(chosen.message)
     # Pruning starts after a quarter of the epochs (the first ones say little).
-    warmup = max(1, base.train.epochs // 4) if prune else None
-    job = _Job(space, out, url, name, trials, seed, chosen, warmup, heartbeat)
-    if workers == 1:
+    warmup = max(1, base.train.epochs // 4) if options.prune else None
+    job = _Job(space, out, url, name, options.trials, options.seed, chosen, warmup, heartbeat)
+    if options.workers == 1:
         _work(job, 0, progress, log)
     else:
-        _pool(replace(job, threads=max(1, _cores() // workers)), workers, found, log)
+        threads = max(1, _cores() // options.workers)
+        _pool(replace(job, threads=threads), options.workers, found, log)
     return sweep_report(out=out, storage=url, study=name)
 
 
@@ -762,9 +754,7 @@ def _cannot_rank(objective: Objective) -> str:
     """The first part of a message: the objective's images and error against the
     resolution."""
     if objective.kind == "folds":
-        what = (
-            f"{objective.folds}-fold cross-validation over {objective.examples} training images"
-        )
+        what = f"{objective.folds}-fold cross-validation over {objective.examples} training images"
     elif objective.splits > 1:
         each = objective.examples // objective.splits
         what = f"{objective.splits} split seeds of {each} validation images"
