@@ -91,8 +91,9 @@ _PARAMETERS = MEASURE_PARAMETERS + [
     ),
     keyword(
         "pilot_runs",
-        typer.Option(None, "--pilot-runs", help="--pilot: where the pilot run goes "
-                     "(default: beside OUT)"),
+        typer.Option(
+            None, "--pilot-runs", help="--pilot: where the pilot run goes (default: beside OUT)"
+        ),
         Path | None,
     ),
     keyword(

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from finetune.errors import ConfigError, LandscapeError
+from finetune.errors import LandscapeError
 from probes.options import ProbeOptions
 
 
@@ -24,18 +24,6 @@ def user_errors() -> Iterator[None]:
     except LandscapeError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
-
-
-def int_list(text: str, flag: str, minimum: int = 1) -> list[int]:
-    """``1,2,4`` -> [1, 2, 4]; anything else (or a value under ``minimum``) is a
-    ConfigError naming the flag."""
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"{flag} takes comma-separated integers, got {text!r}") from None
-    if not values or min(values) < minimum:
-        raise ConfigError(f"{flag} takes comma-separated integers >= {minimum}, got {text!r}")
-    return values
 
 
 def stderr_log(quiet: bool) -> Callable[[str], None]:

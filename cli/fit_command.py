@@ -39,9 +39,7 @@ def fit_command(**values: Any) -> None:
     with user_errors():
         config = build_config("finetune", {}, values)
         options = measure_options(config, **given)
-        result = fit_measures(
-            config.model, config.data, k=k, folds=folds, options=options, out=out
-        )
+        result = fit_measures(config.model, config.data, k=k, folds=folds, options=options, out=out)
         png = plot_file(out)
     typer.echo(result.table())
     typer.echo(f"wrote {out} and {png}")

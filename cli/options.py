@@ -39,13 +39,11 @@ def options_parameters(
 def options_from(cls: type, values: dict[str, Any]) -> Any:
     """An instance of ``cls`` from the parsed values of its flags, which are removed from
     ``values`` (the command's other options remain)."""
-    names = [f.name for f in fields(cls) if flag_name(f) in values]
-    return cls(**plain({name: values.pop(name) for name in names}))
+    given = [f for f in fields(cls) if flag_name(f) in values]
+    return cls(**plain({f.name: values.pop(flag_name(f)) for f in given}))
 
 
-def _parameter(
-    f: Field, panel: str | None, *, given_only: bool = False
-) -> inspect.Parameter:
+def _parameter(f: Field, panel: str | None, *, given_only: bool = False) -> inspect.Parameter:
     """A typer option for the dataclass field ``f``. ``given_only``: default None (= not
     given) with the field's default shown in the help."""
     name = flag_name(f)

@@ -27,9 +27,7 @@ with_parameters(
         RUN_B,
         keyword(
             "layers",
-            typer.Option(
-                "groups", "--layers", help="groups, all, or comma-separated module names"
-            ),
+            typer.Option("groups", "--layers", help="groups, all, or comma-separated module names"),
             str,
         ),
         keyword(

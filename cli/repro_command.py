@@ -1,25 +1,41 @@
-"""``landscape repro NAME``: run one published claim's experiment and say whether it held."""
+"""``landscape repro NAME``: run one published claim's experiment and say whether it held.
+Its flags, shared with ``landscape study``, are generated from ``ReproOptions``."""
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from cli.common import int_list, stderr_log, user_errors
+from cli.common import keyword, stderr_log, user_errors
+from cli.options import options_from, options_parameters, plain, with_parameters
+from landscape.experiments.repro import ReproOptions
 
-
-def split_specs(text: str) -> tuple[str, ...]:
-    """Comma-separated dataset specs; commas inside a class subset ``[...]`` stay."""
-    specs, depth, current = [], 0, ""
-    for char in text:
-        depth += {"[": 1, "]": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            specs.append(current)
-            current = ""
-        else:
-            current += char
-    return tuple(spec.strip() for spec in [*specs, current] if spec.strip())
+# The flags of a claim or a study: the options, where they write, how much they say.
+PAIR_PARAMETERS: list[inspect.Parameter] = [
+    *options_parameters(ReproOptions, skip=("runs", "progress", "log")),
+    keyword(
+        "out",
+        typer.Option(
+            None,
+            "--out",
+            help="folder of the result files and plots (default: results/repro, or "
+            "results/repro/PAIR)",
+        ),
+        Path | None,
+    ),
+    keyword(
+        "runs",
+        typer.Option(
+            None, "--runs", help="folder of the runs, reused when run again (default: OUT/runs)"
+        ),
+        Path | None,
+    ),
+    keyword("quiet", typer.Option(False, "--quiet", "-q", help="no progress output"), bool),
+]
 
 
 def list_registry(entries: dict) -> None:
@@ -29,83 +45,33 @@ def list_registry(entries: dict) -> None:
         typer.echo(f"{entry.name:<{width}s}{entry.title}")
 
 
-def pair_options(
-    quick: bool,
-    pair: str,
-    out: Path | None,
-    runs: Path | None,
-    model: str,
-    init: Path | None,
-    seeds: str | None,
-    data: str | None,
-    quiet: bool,
-):
+def pair_options(values: dict[str, Any]) -> tuple[Path, ReproOptions]:
     """The output folder (default: results/repro, or results/repro/PAIR) and the
-    ``ReproOptions`` of a claim or study, with a progress bar."""
+    ``ReproOptions`` of a claim or study, with a progress bar, from the parsed values of
+    ``PAIR_PARAMETERS``."""
     from cli.progress import ProgressBar
     from landscape.experiments.recipes import results_folder
-    from landscape.experiments.repro import ReproOptions
 
-    if out is None:
-        out = results_folder(pair)
-    options = ReproOptions(
-        quick=quick,
-        runs=runs or out / "runs",
-        source=init,
-        model=model,
-        seeds=tuple(int_list(seeds, "--seeds", minimum=0)) if seeds else None,
-        data=split_specs(data) if data else None,
-        pair=pair,
-        progress=ProgressBar(quiet),
-        log=stderr_log(quiet),
-    )
-    return out, options
+    values = plain(values)
+    quiet = values.pop("quiet")
+    out = values.pop("out") or results_folder(values["pair"])
+    values["runs"] = values.pop("runs") or out / "runs"
+    options = options_from(ReproOptions, values)
+    return out, replace(options, progress=ProgressBar(quiet), log=stderr_log(quiet))
 
 
-def repro_command(
-    name: str = typer.Argument(..., help="the claim; 'list' lists them"),
-    quick: bool = typer.Option(False, "--quick", help="the CI-sized version"),
-    pair: str = typer.Option(
-        "synthetic",
-        "--pair",
-        help="source and targets: synthetic (synthetic:source -> near/far) or real "
-        "(fashion_mnist[0-4] -> fashion_mnist[5-9] / digits)",
-    ),
-    out: Path | None = typer.Option(
-        None, "--out", help="folder of NAME.h5/.png (default: results/repro, or results/repro/PAIR)"
-    ),
-    runs: Path | None = typer.Option(
-        None, "--runs", help="folder of the runs, reused when run again (default: OUT/runs)"
-    ),
-    model: str = typer.Option("test_resnet", "--model", help="timm architecture"),
-    init: Path | None = typer.Option(
-        None, "--init", help="pre-trained source run (default: the pair's recipe, trained once)"
-    ),
-    seeds: str | None = typer.Option(None, "--seeds", help="comma-separated seeds"),
-    data: str | None = typer.Option(
-        None,
-        "--data",
-        help="comma-separated target dataset specs, in the roles of the claim's own "
-        "(depth: a near then a distant target)",
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
-    rejudge: bool = typer.Option(
-        False,
-        "--rejudge",
-        help="recompute the verdict of OUT/NAME.h5 from its table alone and rewrite it (no "
-        "training; claims whose verdict reads only their numbers)",
-    ),
-) -> None:
+def repro_command(**values: Any) -> None:
     """Run the experiment of one published claim on tiny models, write OUT/NAME.h5 and
     OUT/NAME.png, and print its numbers and whether the claim held."""
     from landscape.experiments import repro
     from landscape.plots import plot_file
 
+    name, rejudge = values.pop("name"), values.pop("rejudge")
     with user_errors():
         if name == "list":
             list_registry(repro.claims())
             return
-        out, options = pair_options(quick, pair, out, runs, model, init, seeds, data, quiet)
+        out, options = pair_options(values)
         if rejudge:
             result = repro.rejudge(name, out / f"{name}.h5")
         else:
@@ -117,3 +83,27 @@ def repro_command(
     for note in result.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"wrote {out / f'{name}.h5'} and {png}")
+
+
+with_parameters(
+    repro_command,
+    [
+        inspect.Parameter(
+            "name",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=typer.Argument(..., help="the claim; 'list' lists them"),
+            annotation=str,
+        ),
+        *PAIR_PARAMETERS,
+        keyword(
+            "rejudge",
+            typer.Option(
+                False,
+                "--rejudge",
+                help="recompute the verdict of OUT/NAME.h5 from its table alone and rewrite "
+                "it (no training; claims whose verdict reads only their numbers)",
+            ),
+            bool,
+        ),
+    ],
+)

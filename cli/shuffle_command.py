@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from cli.common import int_list, keyword, stderr_log, user_errors
+from cli.common import keyword, stderr_log, user_errors
 from cli.options import config_file_parameter, config_parameters, plain, with_parameters
 
 
@@ -17,7 +17,7 @@ def shuffle_command(**values: Any) -> None:
     """Fine-tune from pre-trained and random init on block-shuffled images at several block
     sizes; write the result file and its plot, print the table."""
     from cli.progress import ProgressBar
-    from finetune.config import build_config, load_config_file
+    from finetune.config import build_config, comma_ints, load_config_file
     from landscape.experiments.shuffle import run_shuffle
     from landscape.plots import plot_file
 
@@ -27,8 +27,8 @@ def shuffle_command(**values: Any) -> None:
     block_text, seed_text = values.pop("block_sizes"), values.pop("seeds")
     progress = ProgressBar(quiet)
     with user_errors():
-        block_sizes = int_list(block_text, "--block-sizes")
-        seeds = int_list(seed_text, "--seeds", minimum=0)
+        block_sizes = list(comma_ints(block_text, "--block-sizes"))
+        seeds = list(comma_ints(seed_text, "--seeds", minimum=0))
         file_values = load_config_file(config_file) if config_file else {}
         base = build_config("finetune", file_values, values)
         report = run_shuffle(

@@ -454,6 +454,19 @@ def check_choices(options: object) -> None:
             )
 
 
+def comma_ints(value: object, flag: str, minimum: int = 1) -> tuple[int, ...]:
+    """``"1,2,4"`` (a flag's text) or a sequence of integers -> (1, 2, 4); anything else,
+    or a value under ``minimum``, is a ConfigError naming ``flag``."""
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        numbers = tuple(int(v) for v in items if str(v).strip())  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{flag} takes comma-separated integers, got {value!r}") from None
+    if not numbers or min(numbers) < minimum:
+        raise ConfigError(f"{flag} takes comma-separated integers >= {minimum}, got {value!r}")
+    return numbers
+
+
 def flag_for(section: object, name: str) -> str:
     """The flag a user types for field ``name`` of a config section (class or instance),
     as error messages name it: ``--data`` for ``DataConfig.spec``."""

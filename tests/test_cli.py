@@ -8,6 +8,8 @@ import timm
 from safetensors.torch import save_file
 
 from cli.main import main
+from finetune.errors import ConfigError
+from landscape.experiments.repro import ReproOptions
 
 FAST = [
     "--image-size",
@@ -144,12 +146,23 @@ def test_repro_lists_the_claims(monkeypatch, capsys):
 def test_repro_pair_must_be_known(monkeypatch, capsys, tmp_path):
     code, _, stderr = run_cli(monkeypatch, capsys, "repro", "l2sp", "--pair", "nope",
                               "--out", str(tmp_path))
-    assert code == 1 and "unknown --pair 'nope'" in stderr and stderr.count("\n") == 1
+    assert code == 2 and stderr.count("\n") == 1  # outside the flag's choices: usage
+    assert "--pair" in stderr and "'nope' is not one of 'synthetic', 'real'" in stderr
     assert not list(tmp_path.iterdir())
+    with pytest.raises(ConfigError, match="--pair must be one of synthetic, real, got 'nope'"):
+        ReproOptions(runs=tmp_path, pair="nope")  # the library says it with the flag's name
+
+
+def test_repro_options_take_the_flags_text(tmp_path):
+    options = ReproOptions(runs=str(tmp_path), seeds="2,0", data="digits,fashion_mnist[0,1]")
+    assert options.runs == tmp_path and options.seeds == (2, 0)
+    assert options.data == ("digits", "fashion_mnist[0,1]")
+    with pytest.raises(ConfigError, match="--seeds takes comma-separated integers >= 0"):
+        ReproOptions(runs=tmp_path, seeds="1,-1")
 
 
 def test_repro_data_keeps_commas_inside_a_class_subset():
-    from cli.repro_command import split_specs
+    from landscape.experiments.repro import split_specs
 
     assert split_specs("fashion_mnist[0,2,4-6], digits,synthetic:far") == (
         "fashion_mnist[0,2,4-6]", "digits", "synthetic:far"

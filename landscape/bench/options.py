@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from finetune.config import TRI_STATE, TrainConfig, check_choices, option
+from finetune.config import TRI_STATE, TrainConfig, check_choices, comma_ints, option
 from finetune.data import resolve_spec
 from finetune.errors import ConfigError
 from finetune.runtime import Runtime, resolve_runtime
@@ -96,7 +96,7 @@ class SuiteOptions:
     download: bool = option(False, "download the --data dataset if it is missing")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "cka_examples", _counts("--cka-examples", self.cka_examples))
+        object.__setattr__(self, "cka_examples", comma_ints(self.cka_examples, "--cka-examples"))
         sizes = dict(
             train_steps=self.train_steps,
             reg_steps=self.reg_steps,
@@ -114,18 +114,6 @@ class SuiteOptions:
                 f"--{', --'.join(bad)} too small (counts must be positive, points at least 2)"
             )
         resolve_spec(self.data, flag=DATA_FLAG)
-
-
-def _counts(flag: str, value: object) -> tuple[int, ...]:
-    """A comma-separated string or a sequence of positive integers, as a tuple."""
-    items = value.split(",") if isinstance(value, str) else value
-    try:
-        counts = tuple(int(v) for v in items)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        counts = ()
-    if not counts or min(counts) < 1:
-        raise ConfigError(f"{flag} takes comma-separated positive integers, got {value!r}")
-    return counts
 
 
 def device_description(runtime: Runtime) -> dict[str, object]:

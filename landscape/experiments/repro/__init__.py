@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 from finetune import engine
-from finetune.config import RunConfig, build_config
+from finetune.config import RunConfig, build_config, check_choices, comma_ints, option
 from finetune.errors import ConfigError
 from finetune.result_files import write_result
 from finetune.runs import ensure_run
@@ -29,25 +29,44 @@ from landscape.experiments.recipes import PAIRS, Pair
 
 @dataclass(frozen=True)
 class ReproOptions:
-    """Where and how big: ``quick`` for CI; ``runs`` holds every run directory (reused
-    when a claim is run again); ``pair`` names the source and targets (a key of PAIRS);
-    ``source`` is a pre-trained source run (default: the pair's source recipe, trained into
-    ``runs/source``); ``model``, ``seeds`` and ``data`` (the target datasets, in the order
-    the claim takes them) override the claim's."""
+    """Where and how big: ``runs`` holds every run directory (reused when a claim is run
+    again); ``source`` is a pre-trained source run (default: the pair's source recipe,
+    trained into ``runs/source``); ``model``, ``seeds`` and ``data`` (the target datasets,
+    in the order the claim takes them) override the claim's. ``seeds`` and ``data`` may be
+    given as comma-separated strings. The flags of ``landscape repro`` and ``landscape
+    study`` are generated from these fields (``runs``, ``progress`` and ``log`` are the
+    command's own)."""
 
-    quick: bool
     runs: Path
-    source: Path | None = None
-    model: str = "test_resnet"
-    seeds: tuple[int, ...] | None = None
-    data: tuple[str, ...] | None = None
-    pair: str = "synthetic"
+    quick: bool = option(False, "the CI-sized version")
+    pair: str = option(
+        "synthetic",
+        "source and targets: "
+        + "; ".join(f"{name} ({pair.description})" for name, pair in PAIRS.items()),
+        choices=tuple(PAIRS),
+    )
+    model: str = option("test_resnet", "timm architecture")
+    source: Path | None = option(
+        None, "pre-trained source run (default: the pair's recipe, trained once)", flag="init"
+    )
+    seeds: tuple[int, ...] | None = option(None, "comma-separated seeds (default: the claim's)")
+    data: tuple[str, ...] | None = option(
+        None,
+        "comma-separated target dataset specs, in the roles of the claim's own (depth: a near "
+        "then a distant target)",
+    )
     progress: engine.Progress | None = None
     log: Callable[[str], None] = lambda line: None
 
     def __post_init__(self) -> None:
-        if self.pair not in PAIRS:
-            raise ConfigError(f"unknown --pair {self.pair!r}; known: {', '.join(PAIRS)}")
+        check_choices(self)
+        object.__setattr__(self, "runs", Path(self.runs))
+        if self.source is not None:
+            object.__setattr__(self, "source", Path(self.source))
+        if self.seeds is not None:
+            object.__setattr__(self, "seeds", comma_ints(self.seeds, "--seeds", minimum=0))
+        if isinstance(self.data, str):
+            object.__setattr__(self, "data", split_specs(self.data) or None)
 
     @property
     def setting(self) -> Pair:
@@ -109,6 +128,19 @@ class ReproOptions:
             return config
         every = config.train.keep_every or config.train.epochs
         return replace(config, train=replace(config.train, eval_every=every))
+
+
+def split_specs(text: str) -> tuple[str, ...]:
+    """Comma-separated dataset specs; commas inside a class subset ``[...]`` stay."""
+    specs, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            specs.append(current)
+            current = ""
+        else:
+            current += char
+    return tuple(spec.strip() for spec in [*specs, current] if spec.strip())
 
 
 def spec_slug(spec: str) -> str:
