@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Callable
-from dataclasses import MISSING, Field, fields
+from dataclasses import MISSING, Field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,23 +32,55 @@ def options_parameters(
     cls: type, skip: tuple[str, ...] = (), panel: str | None = None
 ) -> list[inspect.Parameter]:
     """One keyword parameter per field of the options dataclass ``cls`` (e.g.
-    ``probes.options.ProbeOptions``) with the field's own default, help and choices."""
-    return [_parameter(f, panel) for f in fields(cls) if flag_name(f) not in skip]
+    ``probes.options.ProbeOptions``) with the field's own default, help and choices; a field
+    made with ``option_group`` gives the flags of the dataclass it holds."""
+    parameters = []
+    for f in fields(cls):
+        if f.metadata.get("group"):
+            held, fixed, texts = f.default, f.metadata["fixed"], f.metadata["help"]
+            parameters += [
+                _parameter(g, panel, default=getattr(held, g.name), help=texts.get(g.name))
+                for g in fields(held)
+                if g.name not in fixed
+            ]
+        elif flag_name(f) not in skip:
+            parameters.append(_parameter(f, panel))
+    names = [p.name for p in parameters]
+    if len(set(names)) < len(names):
+        raise ValueError(f"{cls.__name__} and the options it holds repeat a flag: {names}")
+    return parameters
 
 
 def options_from(cls: type, values: dict[str, Any]) -> Any:
     """An instance of ``cls`` from the parsed values of its flags, which are removed from
-    ``values`` (the command's other options remain)."""
-    given = [f for f in fields(cls) if flag_name(f) in values]
-    return cls(**plain({f.name: values.pop(flag_name(f)) for f in given}))
+    ``values`` (the command's other options remain); a group's flags fill the dataclass it
+    holds, from the group's default."""
+    own = {}
+    for f in fields(cls):
+        if f.metadata.get("group"):
+            held = [g for g in fields(f.default) if flag_name(g) in values]
+            given = {g.name: values.pop(flag_name(g)) for g in held}
+            own[f.name] = replace(f.default, **plain(given))
+        elif flag_name(f) in values:
+            own[f.name] = values.pop(flag_name(f))
+    return cls(**plain(own))
 
 
-def _parameter(f: Field, panel: str | None, *, given_only: bool = False) -> inspect.Parameter:
-    """A typer option for the dataclass field ``f``. ``given_only``: default None (= not
-    given) with the field's default shown in the help."""
+def _parameter(
+    f: Field,
+    panel: str | None,
+    *,
+    given_only: bool = False,
+    default: Any = MISSING,
+    help: str | None = None,
+) -> inspect.Parameter:
+    """A typer option for the dataclass field ``f`` (``default`` and ``help`` in place of
+    the field's own when given). ``given_only``: default None (= not given) with the
+    field's default shown in the help."""
     name = flag_name(f)
     base = _TYPES.get(str(f.type).split("|")[0].strip(), str)
-    default = f.default if f.default is not MISSING else None
+    if default is MISSING:
+        default = f.default if f.default is not MISSING else None
     shown = "" if default is None or not given_only else f" (default: {_show(default)})"
     if isinstance(default, tuple):
         default = _show(default)  # a list flag takes and shows "a,b,c"
@@ -58,7 +90,7 @@ def _parameter(f: Field, panel: str | None, *, given_only: bool = False) -> insp
     option = typer.Option(
         None if given_only else default,
         *decls,
-        help=f"{f.metadata.get('help', '')}{shown}",
+        help=f"{help or f.metadata.get('help', '')}{shown}",
         rich_help_panel=panel,
         show_default=not given_only and default is not None,
     )

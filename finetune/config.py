@@ -24,6 +24,14 @@ def option(default: Any, help: str, *, flag: str | None = None, choices: tuple[s
     return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
 
 
+def option_group(default: Any, *, fixed: tuple[str, ...] = (), help: dict[str, str] | None = None):
+    """A field holding another options dataclass (``default``, e.g. a ``ProbeOptions``)
+    rather than copying its fields: its fields are the command's flags too, with the
+    defaults of ``default``, except the ``fixed`` ones (the command sets them), and with
+    ``help`` replacing a field's help text where this use differs."""
+    return field(default=default, metadata={"group": True, "fixed": fixed, "help": help or {}})
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = option("test_resnet", "timm architecture name", flag="model")

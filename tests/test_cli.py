@@ -2,6 +2,7 @@
 in the output folder; the commands' happy paths."""
 
 import sys
+from dataclasses import replace
 
 import pytest
 import timm
@@ -202,3 +203,17 @@ def test_help_lists_every_command_once_in_the_order_of_the_work():
     positions = [text.index(f"─ {panel} ") for panel in PANELS]
     assert positions == sorted(positions)
     assert text.index(" pretrain ") < text.index(" finetune ") < text.index(" bench ")
+
+
+def test_an_option_group_gives_the_held_options_flags_with_its_defaults():
+    from cli.options import options_from, options_parameters
+    from landscape.geometry.options import CRITICALITY_PROBE, CriticalityOptions
+
+    parameters = {p.name: p for p in options_parameters(CriticalityOptions)}
+    assert {"points", "examples", "seed", "device"} <= set(parameters)
+    assert "split" not in parameters and "data" not in parameters  # fixed by criticality
+    assert parameters["examples"].default.default == 1000  # the group's, not ProbeOptions'
+    values = {"points": 3, "examples": 64, "seed": 2, "out": "f.h5"}
+    options = options_from(CriticalityOptions, values)
+    assert options.points == 3 and options.probe == replace(CRITICALITY_PROBE, examples=64, seed=2)
+    assert values == {"out": "f.h5"}  # the command's own options remain

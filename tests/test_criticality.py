@@ -6,6 +6,7 @@ and the stored grid's arithmetic against the weight files; the command, its file
 one-line errors."""
 
 import dataclasses
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -29,11 +30,12 @@ from landscape.geometry.criticality import (
     objective_grid,
     smallest_feasible,
 )
-from landscape.geometry.options import CriticalityOptions
+from landscape.geometry.options import CRITICALITY_PROBE, CriticalityOptions
 from landscape.plots import plot_file
 from probes.inputs import run_inputs
 
-OPTIONS = CriticalityOptions(points=3, sigmas=(0.01, 0.1, 1.0), draws=2, device="cpu")
+OPTIONS = CriticalityOptions(points=3, sigmas=(0.01, 0.1, 1.0), draws=2,
+                             probe=replace(CRITICALITY_PROBE, device="cpu"))  # fmt: skip
 FROZEN = 4  # stem, layer1.0, layer2.0, layer3.0: transferred and frozen
 
 
@@ -83,7 +85,7 @@ def test_the_rewinds_end_at_the_runs_own_error_and_the_whole_line_is_the_barrier
     runtime = OPTIONS.runtime()
     for weights, column in (("final.safetensors", -1), ("init.safetensors", 0)):
         loaded = load_run(target / weights)
-        inputs = run_inputs(loaded, runtime, OPTIONS.probe_options())
+        inputs = run_inputs(loaded, runtime, OPTIONS.probe)
         loss, acc = evaluate(loaded.model, inputs.data, inputs.prep, runtime,
                              bn_data=inputs.bn_data)  # fmt: skip
         assert result.whole_error[column] == pytest.approx(1.0 - acc, abs=1e-12)
@@ -92,7 +94,7 @@ def test_the_rewinds_end_at_the_runs_own_error_and_the_whole_line_is_the_barrier
     assert np.all(result.curve_error[:, -1] == result.final_error)
     # The whole model along (1 - a) theta0 + a thetaF is the barrier's line from init.
     line = barrier_between(target / "init.safetensors", target, points=3,
-                           options=OPTIONS.probe_options())  # fmt: skip
+                           options=OPTIONS.probe)  # fmt: skip
     np.testing.assert_array_equal(line.curves["bn/error"], result.whole_error)
     np.testing.assert_allclose(line.curves["bn/loss"], result.whole_loss, rtol=1e-12)
     assert result.whole_error[0] > 0.5  # the initial head is a random one
@@ -227,8 +229,8 @@ def test_two_processes_give_the_criticality_of_one(runs, tmp_path):
     # 40 training images in batches of 12: four batches (the last of 4), two per process.
     flags = ["--points", "2", "--sigmas", "0.1", "--draws", "1", "--batch-size", "12",
              "--bn-batches", "2", "--device", "cpu"]  # fmt: skip
-    options = CriticalityOptions(points=2, sigmas=(0.1,), draws=1, batch_size=12, bn_batches=2,
-                                 device="cpu")  # fmt: skip
+    probe = replace(CRITICALITY_PROBE, batch_size=12, bn_batches=2, device="cpu")
+    options = CriticalityOptions(points=2, sigmas=(0.1,), draws=1, probe=probe)
     one = module_criticality(target, options=options)
     done = torchrun("criticality", str(target), *flags, "--out", str(tmp_path / "two.h5"))
     assert done.returncode == 0, done.stderr[-3000:]

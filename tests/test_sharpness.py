@@ -4,6 +4,7 @@ the head block of a test_resnet run), a quadratic whose Hessian is known in clos
 PyHessian when it is installed. Then the run-level probe, its file, command and benchmark."""
 
 import copy
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -26,11 +27,19 @@ from landscape.geometry.hessian import (
     mean_and_error,
     top_eigenvalues,
 )
-from landscape.geometry.options import SharpnessOptions
+from landscape.geometry.options import SHARPNESS_PROBE, SharpnessOptions
 from landscape.geometry.sharpness import measure_sharpness, sharpness
 from landscape.plots import plot_file
 from probes.inputs import eval_prep, probe_data
 from probes.options import ProbeOptions
+
+ON_CPU = replace(SHARPNESS_PROBE, device="cpu")
+
+
+def batched(batch_size: int) -> ProbeOptions:
+    """The sharpness probe on the CPU in batches of ``batch_size``."""
+    return replace(ON_CPU, batch_size=batch_size)
+
 
 TIGHT = dict(iterations=500, tol=1e-13)
 
@@ -252,7 +261,7 @@ def test_the_head_block_of_a_run_matches_its_exact_hessian(run):
     # The head's Hessian formed whole from the run's features (the rest fixed, BatchNorm
     # in eval mode), against the probe restricted to the head on the same batches.
     options = SharpnessOptions(
-        iterations=200, tol=1e-6, hutchinson_samples=200, vectors_per_pass=100, device="cpu"
+        iterations=200, tol=1e-6, hutchinson_samples=200, vectors_per_pass=100, probe=ON_CPU
     )
     runtime = options.runtime()
     loaded = load_run(run)
@@ -283,13 +292,13 @@ def test_the_head_block_of_a_run_matches_its_exact_hessian(run):
     assert result.hvps == sum(e.iterations for e in result.eigen) + 200
 
 
-QUICK = dict(iterations=4, tol=0.0, hutchinson_samples=4, vectors_per_pass=4, device="cpu")
+QUICK = dict(iterations=4, tol=0.0, hutchinson_samples=4, vectors_per_pass=4)
 
 
 def test_a_runs_sharpness_does_not_depend_on_how_its_examples_are_batched(run, tmp_path):
     out = tmp_path / "s.h5"
-    two = sharpness(run, options=SharpnessOptions(batches=2, batch_size=16, **QUICK), out=out)
-    one = sharpness(run, options=SharpnessOptions(batches=1, batch_size=32, **QUICK))
+    two = sharpness(run, options=SharpnessOptions(batches=2, probe=batched(16), **QUICK), out=out)
+    one = sharpness(run, options=SharpnessOptions(batches=1, probe=batched(32), **QUICK))
     assert (two.examples, two.batches, one.examples, one.batches) == (32, 2, 32, 1)
     assert two.groups == [g.name for g in layer_groups(load_run(run).model)]
     np.testing.assert_allclose([e.value for e in two.eigen], [e.value for e in one.eigen],
@@ -377,8 +386,8 @@ def test_two_processes_give_the_sharpness_of_one(run, tmp_path):
     # 40 training images in batches of 12: four batches (the last of 4), two per process.
     flags = ["--batches", "4", "--batch-size", "12", "--iterations", "3", "--tol", "0",
              "--hutchinson-samples", "3", "--device", "cpu"]  # fmt: skip
-    options = SharpnessOptions(batches=4, batch_size=12, iterations=3, tol=0.0,
-                               hutchinson_samples=3, device="cpu")  # fmt: skip
+    options = SharpnessOptions(batches=4, iterations=3, tol=0.0, hutchinson_samples=3,
+                               probe=batched(12))  # fmt: skip
     one = sharpness(run, options=options)
     done = torchrun("sharpness", str(run), *flags, "--out", str(tmp_path / "two.h5"))
     assert done.returncode == 0, done.stderr[-3000:]

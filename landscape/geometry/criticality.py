@@ -331,7 +331,7 @@ def measure_criticality(
         line = Line(model, start, final_state)
         live = model.state_dict()
         targets = [live[name] for name in group.params]
-        directions = noise_directions(targets, options.draws, options.seed, group.index)
+        directions = noise_directions(targets, options.draws, options.probe.seed, group.index)
         for p, alpha in enumerate(alphas):
             line.set(float(alpha))
             curves[g, p] = meter()
@@ -402,8 +402,7 @@ def module_criticality(
     measured = groups if head else groups[:-1]
     if not measured:
         raise ConfigError(f"{final.label} has no layer group but its head to measure")
-    probe = options.probe_options()
-    inputs = run_inputs(final, runtime, probe)
+    inputs = run_inputs(final, runtime, options.probe)
     result = measure_criticality(
         inputs,
         init.model.state_dict(),
@@ -417,7 +416,7 @@ def module_criticality(
             "criticality",
             result.datasets(),
             attrs={
-                **inputs.provenance(final, options.seed),
+                **inputs.provenance(final, options.probe.seed),
                 **pair_attrs(final, init),
                 "head": head,
                 "points": options.points,

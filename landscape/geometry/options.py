@@ -9,21 +9,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from finetune.config import TrainConfig, check_choices, option
+from finetune.config import option, option_group
 from finetune.errors import ConfigError
-from finetune.runtime import Runtime, resolve_runtime
-from probes.options import DEFAULT_BN_BATCHES, ProbeOptions
+from finetune.runtime import Runtime
+from probes.options import ProbeOptions
+
+# Where the Hessian is measured: seeded batches of the run's own training split, in fp32.
+SHARPNESS_PROBE = ProbeOptions(split="train", precision="fp32")
 
 
 @dataclass(frozen=True)
 class SharpnessOptions:
-    """What the Hessian is measured on and how long the estimators run. ``batch_size`` None
-    means the run's training batch size (it fits in memory with a graph)."""
+    """What the Hessian is measured on (``batches`` batches of ``probe.batch_size``
+    examples, None: the run's training batch size, which fits in memory with a graph) and
+    how long the estimators run."""
 
     batches: int = option(8, "training batches (fixed, seeded, no augmentation) the loss averages")
-    batch_size: int | None = option(
-        None, "examples per batch (default: the run's training batch size)"
-    )
     iterations: int = option(
         100, "most power iterations (Hessian-vector products) per top eigenvalue"
     )
@@ -36,31 +37,30 @@ class SharpnessOptions:
         "Hutchinson vectors sharing one pass over the batches (memory: two parameter-sized "
         "vectors each)",
     )
-    seed: int = option(0, "seed of the batches' examples and of the random vectors")
-    device: str = option("auto", "auto, cpu, cuda or cuda:N")
-    precision: str = option(
-        "fp32", "fp32, or bf16 autocast of the forward pass (coarser)", choices=("fp32", "bf16")
+    probe: ProbeOptions = option_group(
+        SHARPNESS_PROBE,
+        fixed=("data", "split", "examples", "bn_batches"),
+        help={
+            "batch_size": "examples per batch (default: the run's training batch size)",
+            "seed": "seed of the batches' examples and of the random vectors",
+            "precision": "fp32, or bf16 autocast of the forward pass (coarser; auto: bf16 "
+            "on a GPU)",
+        },
     )
 
     def __post_init__(self) -> None:
-        check_choices(self)
-        for name in (
-            "batches",
-            "batch_size",
-            "iterations",
-            "hutchinson_samples",
-            "vectors_per_pass",
-        ):
+        for name in ("batches", "iterations", "hutchinson_samples", "vectors_per_pass"):
             value = getattr(self, name)
-            if value is not None and value < 1:
+            if value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
         if not self.tol >= 0:
             raise ConfigError(f"--tol must be >= 0, got {self.tol}")
+        if (self.probe.data, self.probe.split) != (None, "train"):
+            raise ConfigError("sharpness measures the run's own training split")
 
     def runtime(self) -> Runtime:
-        """Device and precision (fp32 unless bf16 is asked for); under torchrun this joins
-        the process group."""
-        return resolve_runtime(TrainConfig(device=self.device, precision=self.precision))
+        """Device and precision; under torchrun this joins the process group."""
+        return self.probe.runtime()
 
 
 # Noise scales of the criticality search, as fractions of a group's root-mean-square final
@@ -68,12 +68,17 @@ class SharpnessOptions:
 DEFAULT_SIGMAS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 
+# Where criticality measures the training error: a seeded subset of the run's own training
+# split; the fields a user may change are the command's flags.
+CRITICALITY_PROBE = ProbeOptions(split="train", examples=1000)
+
+
 @dataclass(frozen=True)
 class CriticalityOptions:
     """The grids of module criticality (Chatterji et al. 2019) and where the training error
-    is measured: a seeded subset of the run's training split, BatchNorm re-estimated at
-    every point as the barrier does. ``sigmas`` may be given as a comma-separated string;
-    it is kept sorted ascending."""
+    is measured (``probe``: a seeded subset of the run's training split, BatchNorm
+    re-estimated at every point as the barrier does). ``sigmas`` may be given as a
+    comma-separated string; it is kept sorted ascending."""
 
     points: int = option(11, "evenly spaced a from 0 (the group at theta0) to 1 (final), ends in")
     sigmas: tuple[float, ...] = option(
@@ -85,24 +90,17 @@ class CriticalityOptions:
         0.1, "most training error above the run's own that a noisy rewound group may add"
     )
     draws: int = option(2, "Gaussian noise draws averaged at every (a, sigma)")
-    examples: int | None = option(
-        1000, "training examples measured, a seeded subset (all when fewer)"
-    )
-    batch_size: int | None = option(
-        None, "examples per batch (default: the run's evaluation batch size)"
-    )
-    bn_batches: int = option(
-        DEFAULT_BN_BATCHES,
-        "training batches to re-estimate BatchNorm statistics on at every point; 0: off",
-    )
-    seed: int = option(0, "seed of the examples' order and of the noise")
-    device: str = option("auto", "auto, cpu, cuda or cuda:N")
-    precision: str = option(
-        "auto", "auto is bf16 autocast on a GPU, fp32 on the CPU", choices=("auto", "fp32", "bf16")
+    probe: ProbeOptions = option_group(
+        CRITICALITY_PROBE,
+        fixed=("data", "split"),
+        help={
+            "examples": "training examples measured, a seeded subset (all when fewer)",
+            "batch_size": "examples per batch (default: the run's evaluation batch size)",
+            "seed": "seed of the examples' order and of the noise",
+        },
     )
 
     def __post_init__(self) -> None:
-        check_choices(self)
         object.__setattr__(self, "sigmas", _positive_floats("--sigmas", self.sigmas))
         if self.points < 2:
             raise ConfigError(f"--points must be at least 2, got {self.points}")
@@ -110,24 +108,13 @@ class CriticalityOptions:
             raise ConfigError(f"--draws must be positive, got {self.draws}")
         if not 0 <= self.epsilon < math.inf:
             raise ConfigError(f"--epsilon must be >= 0, got {self.epsilon}")
-        self.probe_options()  # --examples, --batch-size and --bn-batches checked there
-
-    def probe_options(self) -> ProbeOptions:
-        """Where the error is measured, as the barrier's options: the training split."""
-        return ProbeOptions(
-            split="train",
-            examples=self.examples,
-            batch_size=self.batch_size,
-            bn_batches=self.bn_batches,
-            seed=self.seed,
-            device=self.device,
-            precision=self.precision,
-        )
+        if (self.probe.data, self.probe.split) != (None, "train"):
+            raise ConfigError("module criticality measures the run's own training split")
 
     def runtime(self) -> Runtime:
         """Device and precision (bf16 and channels_last on a GPU under auto); under
         torchrun this joins the process group."""
-        return self.probe_options().runtime()
+        return self.probe.runtime()
 
 
 def _positive_floats(flag: str, value: object) -> tuple[float, ...]:

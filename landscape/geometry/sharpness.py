@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,6 @@ from landscape.geometry.hessian import (
 )
 from landscape.geometry.options import SharpnessOptions
 from probes.inputs import eval_prep, probe_data
-from probes.options import ProbeOptions
 
 
 @dataclass
@@ -174,7 +173,7 @@ def measure_sharpness(
         lambda: batch_losses(model, data, prep, runtime), data.examples, runtime.processes
     )
     hessian = Hessian(loss, params)
-    generator = torch.Generator().manual_seed(options.seed)
+    generator = torch.Generator().manual_seed(options.probe.seed)
     was_training = model.training
     model.eval()
     runtime.synchronize()
@@ -221,8 +220,8 @@ def sharpness(
     loaded = load_run(run, device=runtime.device)
     if runtime.channels_last:
         loaded.model.to(memory_format=torch.channels_last)
-    batch_size = options.batch_size or loaded.config.train.batch_size
-    wanted = ProbeOptions(split="train", examples=options.batches * batch_size, seed=options.seed)
+    batch_size = options.probe.batch_size or loaded.config.train.batch_size
+    wanted = replace(options.probe, examples=options.batches * batch_size)
     train = probe_data(loaded, runtime, wanted)
     data = train.fixed(batch_size, runtime.processes)
     prep = eval_prep(loaded, runtime)
@@ -244,7 +243,7 @@ def sharpness(
                 "tol": options.tol,
                 "hutchinson_samples": options.hutchinson_samples,
                 "vectors_per_pass": options.vectors_per_pass,
-                "seed": options.seed,
+                "seed": options.probe.seed,
                 "device": runtime.describe(),
             },
             summary=result.summary(),

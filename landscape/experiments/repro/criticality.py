@@ -14,6 +14,8 @@ must be learnt."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from finetune.runs import run_summary
@@ -24,14 +26,17 @@ from landscape.experiments.repro import (
     register_claim,
 )
 from landscape.geometry.criticality import module_criticality
-from landscape.geometry.options import CriticalityOptions
+from landscape.geometry.options import CRITICALITY_PROBE, CriticalityOptions
 
 INITS = ("P-T", "RI-T")
 COLUMNS = ["criticality", "error rise a=0", "distance"]
 # Quick: three rewind points and three noise scales on a few examples; full: the command's
 # defaults (11 points, 7 noise scales, 2 draws, every training example of a 10-per-class
 # target).
-QUICK = CriticalityOptions(points=3, sigmas=(0.01, 0.1, 1.0), draws=1, examples=64, bn_batches=4)
+QUICK = CriticalityOptions(
+    points=3, sigmas=(0.01, 0.1, 1.0), draws=1,
+    probe=replace(CRITICALITY_PROBE, examples=64, bn_batches=4),
+)  # fmt: skip
 FULL = CriticalityOptions()
 
 
