@@ -17,11 +17,11 @@ from test_cli import run_cli
 
 from finetune import engine
 from finetune.data.input_spec import InputSpec
-from landscape.tune.advisor import FITS, SHIFTED, UNCLEAR, Rules, advise, group_status
+from landscape.tune.advisor import FITS, SHIFTED, UNCLEAR, FitRules, advise, group_status
 from probes.fit import FitResult
 from probes.logme import LogMEResult
 
-RULES = Rules()
+RULES = FitRules()
 BASE = {"model": "test_resnet", "data": "synthetic:near", "epochs": 30, "lr": 0.01}
 N = 100  # examples of the hand-made cross-validation
 

@@ -8,24 +8,24 @@ rule acts only on a difference larger than that error; where the data cannot tel
 advice keeps the binary default (transfer, train, base rate) and says so. A body layer group
 *fits* the target when its BatchNorm layers see the target's inputs with statistics close to
 their running (source) statistics: mean symmetric KL plus its error below
-``Rules.fit_shift``; it is *shifted* when the distance minus its error is above, *unclear*
+``FitRules.fit_shift``; it is *shifted* when the distance minus its error is above, *unclear*
 otherwise. Groups without BatchNorm (ViTs, ConvNeXts) are judged the same way by how far
-their linear-probe accuracy falls below the best group's, against ``Rules.probe_margin``.
+their linear-probe accuracy falls below the best group's, against ``FitRules.probe_margin``.
 The images per class are counted in the data (the fewest of any class). The rules:
 
 - **transfer**: the trailing groups that are shifted and whose linear probe is not better
   than the group below's by more than the paired error are re-initialised (they hold
   source-specific features); the others keep their initial weights;
-- **freeze**: with scarce data (at most ``Rules.scarce`` images per class), the leading
-  groups that fit are frozen, all but the last ``Rules.trainable`` transferred groups;
-- **learning rate**: shifted groups (and re-initialised ones) train at ``Rules.shifted_lr``
-  times the base rate (their weights must move far); groups that fit at ``Rules.ample_lr``
-  with ample data, and with scarce data at ``Rules.fit_decay ** d`` for the d-th fitting
+- **freeze**: with scarce data (at most ``FitRules.scarce`` images per class), the leading
+  groups that fit are frozen, all but the last ``FitRules.trainable`` transferred groups;
+- **learning rate**: shifted groups (and re-initialised ones) train at ``FitRules.shifted_lr``
+  times the base rate (their weights must move far); groups that fit at ``FitRules.ample_lr``
+  with ample data, and with scarce data at ``FitRules.fit_decay ** d`` for the d-th fitting
   group below the top one (layer-wise decay: the lower, the more general); unclear groups
-  at the base rate; the new head at ``Rules.head_lr``, or as fast as the fastest body group;
+  at the base rate; the new head at ``FitRules.head_lr``, or as fast as the fastest body group;
 - **regulariser**: transferred groups get a light pull toward their initial weights
-  (L2-SP ``Rules.l2sp``) and no L2; the new head and re-initialised groups plain L2
-  (``Rules.l2``)."""
+  (L2-SP ``FitRules.l2sp``) and no L2; the new head and re-initialised groups plain L2
+  (``FitRules.l2``)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ ALL = "all"  # the value of transfer_groups that is the default: nothing re-init
 
 
 @dataclass(frozen=True)
-class Rules:
+class FitRules:
     """The thresholds and strengths of the advisor's rules (see the module docstring)."""
 
     fit_shift: float = 0.1
@@ -138,7 +138,7 @@ class Advice:
 FITS, SHIFTED, UNCLEAR = "fits", "shifted", "unclear"
 
 
-def group_status(fit: FitResult, rules: Rules) -> list[str]:
+def group_status(fit: FitResult, rules: FitRules) -> list[str]:
     """Whether each body group fits the target, is shifted from it, or the data cannot
     tell (see the module docstring)."""
     best = int(np.argmax(fit.linear_acc))
@@ -158,7 +158,7 @@ def group_status(fit: FitResult, rules: Rules) -> list[str]:
     return status
 
 
-def advise(fit: FitResult, base: dict[str, Any], *, rules: Rules = Rules()) -> Advice:
+def advise(fit: FitResult, base: dict[str, Any], *, rules: FitRules = FitRules()) -> Advice:
     """The advised configuration: ``base`` (the run's own options: model, init, data,
     epochs, lr, ...) with the non-binary options set by the rules from ``fit``."""
     status = group_status(fit, rules)
@@ -292,7 +292,7 @@ def advise_run(
     k: int = 10,
     folds: int = DEFAULT_FOLDS,
     options: ProbeOptions | None = None,
-    rules: Rules = Rules(),
+    rules: FitRules = FitRules(),
     out: str | Path | None = None,
     fit_out: str | Path | None = None,
 ) -> Advice:

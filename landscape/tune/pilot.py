@@ -40,7 +40,7 @@ NEEDED = ("adapted", "rewritten")
 class PilotRules:
     """The pilot's length and the constants of the rules (see the module docstring).
     ``needed_lr`` is the fit advisor's rate for groups that must move
-    (``landscape.tune.advisor.Rules.shifted_lr``)."""
+    (``landscape.tune.advisor.FitRules.shifted_lr``)."""
 
     fraction: float = 1 / 3
     needed_lr: float = 5.0

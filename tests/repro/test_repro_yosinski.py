@@ -69,7 +69,7 @@ def test_yosinski_quick_synthetic(tmp_path):
     model = create_model(options.model, num_classes=10, image_size=32)
     groups = len(layer_groups(model))
     owner = group_of_every_tensor(model, layer_groups(model))
-    b_spec = options.setting.halves[1]
+    b_spec = options.pair_recipes.halves[1]
 
     def run(variant: str, n: int, seed: int = 0):
         name = variant_name(b_spec, variant, n, QUICK_PER_CLASS, QUICK_EPOCHS, seed)

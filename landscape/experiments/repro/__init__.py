@@ -69,13 +69,13 @@ class ReproOptions:
             object.__setattr__(self, "data", split_specs(self.data) or None)
 
     @property
-    def setting(self) -> Pair:
-        """The pair of source and targets the claims run on."""
+    def pair_recipes(self) -> Pair:
+        """The pair the claims run on: its source and targets, and their recipes."""
         return PAIRS[self.pair]
 
     def target_recipe(self, data: str) -> dict:
         """The demo's target recipe on ``data``, with the pair's settings and the model."""
-        return self.setting.target_recipe(self.model, data)
+        return self.pair_recipes.target_recipe(self.model, data)
 
     def seeds_or(self, quick: tuple[int, ...], full: tuple[int, ...]) -> tuple[int, ...]:
         """The seeds given, else the claim's default for this size."""
@@ -96,14 +96,15 @@ class ReproOptions:
 
     def near_and_far(self) -> dict[str, str]:
         """The near and the far target by role (--data gives both, in that order)."""
-        return dict(zip(("near", "far"), self.targets((self.setting.near, self.setting.far))))
+        pair = self.pair_recipes
+        return dict(zip(("near", "far"), self.targets((pair.near, pair.far))))
 
     def source_run(self) -> Path:
         """A pre-trained source run: the given one, or the pair's source recipe trained
         once."""
         if self.source is not None:
             return self.source
-        return self.pretrain("source", self.setting.source_recipe(self.model))
+        return self.pretrain("source", self.pair_recipes.source_recipe(self.model))
 
     def pretrain(self, name: str, values: dict) -> Path:
         """A completed pre-training run of ``values`` in ``runs/name`` (reused if there)."""

@@ -74,7 +74,7 @@ def judge(result: ClaimResult) -> ClaimResult:
     judge=judge,
 )
 def better_source(options: ReproOptions) -> ClaimResult:
-    (target,) = options.targets((options.setting.near,))
+    (target,) = options.targets((options.pair_recipes.near,))
     size = QUICK if options.quick else FULL
     image_size = size["image_size"]
     seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2))
@@ -106,7 +106,7 @@ def better_source(options: ReproOptions) -> ClaimResult:
     spreads = {m: values[:, 1 + k].std(axis=1, ddof=ddof) for k, m in enumerate(MODES)}
     notes = [
         f"sources: {options.model} pre-trained on "
-        f"{options.setting.source_recipe(options.model)['data']} at {image_size}px"
+        f"{options.pair_recipes.source_recipe(options.model)['data']} at {image_size}px"
         + (
             f" on {size['source_per_class']} images per class, batch {size['batch_size']},"
             if size["source_per_class"]
@@ -145,7 +145,7 @@ def _sources(options: ReproOptions, size: dict) -> list[tuple[str, Path]]:
     per_class = size["source_per_class"]
     for epochs in size["epochs"]:
         recipe = {
-            **options.setting.source_recipe(options.model),
+            **options.pair_recipes.source_recipe(options.model),
             "epochs": epochs,
             "image_size": size["image_size"],
             "train_per_class": per_class,

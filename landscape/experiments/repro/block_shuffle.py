@@ -70,7 +70,7 @@ def block_shuffle(options: ReproOptions) -> ClaimResult:
     size = QUICK if options.quick else FULL
     image_size = size["image_size"]
     seeds = options.seeds_or(quick=(0, 1, 2), full=(0, 1, 2))
-    (target,) = options.targets((options.setting.near,))
+    (target,) = options.targets((options.pair_recipes.near,))
     source = options.source_run()
     recipe = {**options.target_recipe(target), "image_size": image_size}
     base = options.run_config("finetune", {**recipe, "init": str(source)})

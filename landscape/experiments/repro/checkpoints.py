@@ -133,7 +133,7 @@ def _kept_source(options: ReproOptions) -> Path:
     source recipe kept every epoch (at 16px on fewer images when quick)."""
     if options.source is not None:
         return options.source
-    recipe = {**options.setting.source_recipe(options.model), "keep_every": 1}
+    recipe = {**options.pair_recipes.source_recipe(options.model), "keep_every": 1}
     if not options.quick:
         return options.pretrain("source-keep1", recipe)
     return options.pretrain(f"{QUICK_SOURCE_NAME}-keep1", {**recipe, **QUICK_SOURCE})

@@ -69,7 +69,7 @@ def epochs_for(n: int, classes: int, batch_size: int, quick: bool) -> int:
     "few target examples and shrinks as target data grows.",
 )
 def l2sp(options: ReproOptions) -> ClaimResult:
-    (task,) = options.targets((options.setting.near,))
+    (task,) = options.targets((options.pair_recipes.near,))
     source = options.source_run()
     seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2, 3, 4))
     sizes = QUICK_SIZES if options.quick else FULL_SIZES

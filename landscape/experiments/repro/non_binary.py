@@ -164,7 +164,7 @@ def non_binary(options: ReproOptions) -> ClaimResult:
     seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2))
     trials = QUICK_TRIALS if options.quick else FULL_TRIALS
     roles = ("far",) if options.quick else ("near", "far")
-    targets = options.targets(tuple(getattr(options.setting, role) for role in roles))
+    targets = options.targets(tuple(getattr(options.pair_recipes, role) for role in roles))
     values = np.full((len(SPACES), len(targets), len(seeds)), np.nan)
     notes = []
     for j, (role, target) in enumerate(zip(roles, targets)):

@@ -142,7 +142,7 @@ def _sources(options: ReproOptions) -> dict[str, Path]:
             "regularised_source pre-trains all of its sources from the pair's recipe; "
             "leave out --init"
         )
-    recipe = options.setting.source_recipe(options.model)
+    recipe = options.pair_recipes.source_recipe(options.model)
     prefix = "source"
     if options.quick:
         recipe = {**recipe, **QUICK_SOURCE}

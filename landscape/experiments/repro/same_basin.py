@@ -33,7 +33,7 @@ def same_basin(options: ReproOptions) -> ClaimResult:
     beyond on this scarce target."""
     seeds = options.seeds_or(quick=(0, 1, 2), full=(0, 1, 2, 3, 4))
     points = 13 if options.quick else 25
-    (target,) = options.targets((options.setting.near,))
+    (target,) = options.targets((options.pair_recipes.near,))
     source = options.source_run()
     pairs = list(combinations(seeds, 2))
     values = np.full((len(INITS), len(COLUMNS), len(pairs)), np.nan)

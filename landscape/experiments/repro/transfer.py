@@ -110,7 +110,7 @@ def transfer(options: ReproOptions) -> ClaimResult:
         f"{statistic:.2f} {'>' if held else '<='} {threshold:g}"
     )
     notes = [
-        f"source {options.setting.source_recipe(options.model)['data']} "
+        f"source {options.pair_recipes.source_recipe(options.model)['data']} "
         f"(test accuracy {run_summary(source)['test_acc']:.3f}); targets "
         + ", ".join(f"{setting.label} = {setting.spec}" for setting in chosen)
         + f"; the demo's target recipe, {epochs} epochs",

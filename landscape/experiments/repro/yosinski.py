@@ -89,12 +89,12 @@ def base_a_run(options: ReproOptions) -> Path:
     """baseA: the given source run, the pair's own source when it is trained on A alone,
     else the pair's source recipe trained on A (quick: for at most QUICK_BASE_A_EPOCHS
     epochs)."""
-    a_spec = options.setting.halves[0]
+    a_spec = options.pair_recipes.halves[0]
     if options.source is not None:
         return options.source
-    if options.setting.source_recipe(options.model)["data"] == a_spec:
+    if options.pair_recipes.source_recipe(options.model)["data"] == a_spec:
         return options.source_run()
-    recipe = {**options.setting.source_recipe(options.model), "data": a_spec}
+    recipe = {**options.pair_recipes.source_recipe(options.model), "data": a_spec}
     if options.quick:
         recipe["epochs"] = min(recipe["epochs"], QUICK_BASE_A_EPOCHS)
     return options.pretrain(f"yosinski-baseA-{spec_slug(a_spec)}-e{recipe['epochs']}", recipe)
@@ -127,8 +127,8 @@ def _points(values: np.ndarray, scale: float = 100.0) -> str:
     "n (features grow specific), AnB+ beats the baseline at every n.",
 )
 def yosinski(options: ReproOptions) -> ClaimResult:
-    a_spec = options.setting.halves[0]
-    (b_spec,) = options.targets((options.setting.halves[1],))
+    a_spec = options.pair_recipes.halves[0]
+    (b_spec,) = options.targets((options.pair_recipes.halves[1],))
     recipe = options.target_recipe(b_spec)
     per_class = QUICK_PER_CLASS if options.quick else FULL_PER_CLASS
     epochs = QUICK_EPOCHS if options.quick else recipe["epochs"]

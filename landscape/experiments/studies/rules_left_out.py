@@ -1,13 +1,13 @@
 """The fit advisor's rules, tested by leaving one target out. The two constants that decide
 most of the advice are the learning-rate multiplier of shifted groups
-(``Rules.shifted_lr``) and the BN-shift threshold that calls a group shifted or fitting
-(``Rules.fit_shift``, which also decides re-initialisation). For every variant on a 3 x 3
+(``FitRules.shifted_lr``) and the BN-shift threshold that calls a group shifted or fitting
+(``FitRules.fit_shift``, which also decides re-initialisation). For every variant on a 3 x 3
 grid of the two, and on every target of the out-of-sample study (its settings, fit measured
 once per target), the advice is trained with seeds 0, 1, 2.
 
 The verdict reads every pair's file together: for each target, the variant with the best
 mean test accuracy over the *other* targets is chosen, and its accuracy on the left-out
-target is compared with the current rules' (``Rules()``), paired by seed. The rules change
+target is compared with the current rules' (``FitRules()``), paired by seed. The rules change
 only if the mean left-out gain exceeds ``T_NEEDED`` standard errors (sd of the per-target
 gains / sqrt(targets)) and no left-out target loses more than its own seed error (the SE of
 its paired differences)."""
@@ -28,23 +28,23 @@ from landscape.experiments.repro import ReproOptions
 from landscape.experiments.studies import register_study
 from landscape.experiments.studies.out_of_sample import SEEDS, cells, fit_advice, settings
 from landscape.experiments.tables import ROOT, register_table
-from landscape.tune.advisor import Rules, advise
+from landscape.tune.advisor import FitRules, advise
 from probes.statistics import spread
 
 NAME = "rules_left_out"
 FILE = "rules_left_out.h5"
 SHIFTED_LR = (1.0, 2.0, 5.0)
 FIT_SHIFT = (0.05, 0.1, 0.2)
-CURRENT = Rules()
+CURRENT = FitRules()
 T_NEEDED = 2.0
 
 
-def variants() -> list[Rules]:
+def variants() -> list[FitRules]:
     """The grid of rules, the current ones among them."""
     return [replace(CURRENT, shifted_lr=s, fit_shift=f) for s in SHIFTED_LR for f in FIT_SHIFT]
 
 
-def label(rules: Rules) -> str:
+def label(rules: FitRules) -> str:
     return f"x{rules.shifted_lr:g}, {rules.fit_shift:g}"
 
 
