@@ -1,7 +1,8 @@
 """The statistics every measurement and verdict reads its errors from: the mean with its
-sample standard deviation and standard error over seeds, the delete-one-group jackknife of
-a statistic of additive parts (batches of examples), and the rank correlation with a
-bootstrap interval over pairs and a permutation p-value. One home, so that a table, a rule
+sample standard deviation and standard error over seeds, Student's one-sided t test of
+paired differences, the delete-one-group jackknife of a statistic of additive parts
+(batches of examples), and the rank correlation with a bootstrap interval over pairs and a
+permutation p-value. One home, so that a table, a rule
 and a verdict compute an error the same way."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import rankdata
+from scipy.stats import t as student_t
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,34 @@ def spread(values: Sequence[float] | np.ndarray) -> Spread:
     mean = float(data.mean())
     sd = float(data.std(ddof=1)) if n > 1 else math.nan
     return Spread(mean, sd, sd / math.sqrt(n) if n > 1 else math.nan, n)
+
+
+@dataclass(frozen=True)
+class PairedT:
+    """Student's one-sided t test that paired differences have a mean above zero: their
+    mean, sd and SE over ``n`` pairs, t = mean / SE, and ``bar``, the critical t at
+    ``alpha`` for n - 1 degrees of freedom (NaN with fewer than two pairs)."""
+
+    mean: float
+    sd: float
+    se: float
+    n: int
+    t: float
+    bar: float
+
+    @property
+    def beyond(self) -> bool:
+        """Whether the mean is above zero beyond its noise (t above the bar)."""
+        return bool(self.t > self.bar)
+
+
+def paired_t(differences: Sequence[float] | np.ndarray, alpha: float = 0.05) -> PairedT:
+    """The one-sided t test of ``differences`` (one per seed, paired by seed) at ``alpha``."""
+    d = spread(differences)
+    if d.n < 2:
+        return PairedT(d.mean, d.sd, d.se, d.n, math.nan, math.nan)
+    t = d.mean / d.se if d.se > 0 else math.copysign(math.inf, d.mean)
+    return PairedT(d.mean, d.sd, d.se, d.n, t, float(student_t.ppf(1 - alpha, d.n - 1)))
 
 
 def plus_minus(

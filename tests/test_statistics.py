@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from probes.statistics import jackknife, plus_minus, rank_correlation, spearman, spread
+from probes.statistics import (
+    jackknife,
+    paired_t,
+    plus_minus,
+    rank_correlation,
+    spearman,
+    spread,
+)
 
 
 def test_spread_is_the_sample_sd_and_its_standard_error():
@@ -66,3 +73,17 @@ def test_plus_minus_shows_an_error_only_when_there_is_one():
     assert plus_minus(0.0456, 0.0012, "+.3g", ".2g") == "+0.0456 ± 0.0012"
     assert plus_minus(0.5, 0.0) == plus_minus(0.5, float("nan")) == "0.500"
     assert plus_minus(float("nan"), 0.1) == "nan"
+
+
+@pytest.mark.parametrize("d", [[0.01, 0.03, 0.02], [0.5, -0.1, 0.2, 0.3], [-0.02, -0.01, 0.0]])
+def test_paired_t_is_scipys_one_sided_test(d):
+    test = paired_t(d, alpha=0.05)
+    theirs = stats.ttest_1samp(d, 0.0, alternative="greater")
+    assert test.t == pytest.approx(theirs.statistic) and test.n == len(d)
+    assert test.beyond == (theirs.pvalue < 0.05)  # t above the bar exactly when p < alpha
+    assert test.bar == pytest.approx(stats.t.ppf(0.95, len(d) - 1))
+
+
+def test_paired_t_of_one_pair_is_never_beyond():
+    test = paired_t([0.4])
+    assert math.isnan(test.t) and not test.beyond

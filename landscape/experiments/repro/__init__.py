@@ -325,9 +325,10 @@ def _write(
     )
 
 
-def rank_outcome(held: bool, positive: bool) -> str:
-    """The outcome of a claim judged by a rank correlation beyond its noise: held, or, when
-    only its sign agrees, not distinguishable from no effect, or not held."""
+def judged_outcome(held: bool, positive: bool) -> str:
+    """The outcome of a claim judged by a statistic beyond its noise (a permutation p, a
+    paired t): held, or, when only the effect's sign agrees, not distinguishable from no
+    effect, or not held."""
     if held:
         return "held"
     return "not distinguishable from no effect" if positive else "not held"

@@ -25,7 +25,7 @@ from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
 from landscape.experiments.recipes import PROBE_LR, linear_probe
-from landscape.experiments.repro import ClaimResult, ReproOptions, rank_outcome, register_claim
+from landscape.experiments.repro import ClaimResult, ReproOptions, judged_outcome, register_claim
 from probes.statistics import exact_rank_p, seed_bootstrap_rho, spearman
 
 # Quick: 16px sources on 100 images per class (cheap to pre-train); full: the demo's source
@@ -51,7 +51,7 @@ def judge(result: ClaimResult) -> ClaimResult:
     p = max(value[1] for value in found.values())
     held = bool(p < ALPHA)
     positive = all(value[0] > 0 for value in found.values())
-    outcome = rank_outcome(held, positive)
+    outcome = judged_outcome(held, positive)
     cells = "; ".join(
         f"{mode} " + ", ".join(f"{a:.3f}" for a in mean)
         + f" (rho {rho:+.2f}, p {p_mode:.3f}, seed-bootstrap [{low:+.2f}, {high:+.2f}])"

@@ -23,7 +23,7 @@ from finetune import rundir
 from landscape.experiments.repro import (
     ClaimResult,
     ReproOptions,
-    rank_outcome,
+    judged_outcome,
     register_claim,
     spec_slug,
 )
@@ -46,7 +46,7 @@ def judge(result: ClaimResult) -> ClaimResult:
     rho, p = spearman(blocks, gap_mean), exact_rank_p(blocks, gap_mean)
     low, high = seed_bootstrap_rho(blocks, gaps)
     held = bool(p < ALPHA)
-    outcome = rank_outcome(held, rho > 0)
+    outcome = judged_outcome(held, rho > 0)
     gap_text = ", ".join(f"{r.split()[0]} {100 * g:+.1f}" for r, g in zip(result.rows, gap_mean))
     spread = gaps.std(axis=1, ddof=1) if gaps.shape[1] > 1 else np.zeros(len(blocks))
     verdict = (

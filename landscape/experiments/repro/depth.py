@@ -7,11 +7,15 @@ targets (``synthetic:near`` and ``synthetic:far`` by default) with the demo's ta
 while the first K layer groups stay frozen at the pre-trained weights (``--freeze-groups
 K``, BatchNorm statistics frozen too), for K = 0 (plain fine-tuning) up to every group but
 the head (a linear probe on the pre-trained features). Statistic: the drop in mean test
-accuracy from K = 0 to the deepest K on far minus the same drop on near; the claim holds
-when it is > 0."""
+accuracy from K = 0 to the deepest K on far minus the same drop on near, per seed (seeds
+paired across targets and depths); the claim holds when its mean is above zero by a
+one-sided paired t test at 5% (``judge``, which reads only the table, so the verdict can be
+recomputed from a committed file)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +23,35 @@ import numpy as np
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
-from landscape.experiments.repro import ClaimResult, ReproOptions, mean_and_spread, register_claim
+from landscape.experiments.repro import (
+    ClaimResult,
+    ReproOptions,
+    judged_outcome,
+    mean_and_spread,
+    register_claim,
+)
+from probes.statistics import paired_t
 
 NAME = "depth"
 ROLES = ("near", "far")  # the near and the distant target, in this order
 QUICK_EPOCHS = 15
+ALPHA = 0.05  # the one-sided level of the paired t test the claim is judged by
+
+
+def judge(result: ClaimResult) -> ClaimResult:
+    """The verdict from the table alone (targets near, far x depths x seeds): the drop from
+    K = 0 to the deepest K on far minus near, per seed, and its one-sided paired t test."""
+    drops = result.values[:, 0] - result.values[:, -1]  # (targets, seeds)
+    test = paired_t(drops[1] - drops[0], ALPHA)
+    mean_drop = np.nanmean(drops, axis=1)
+    verdict = (
+        f"freezing K=0 -> {result.columns[-1]} groups costs {mean_drop[1]:+.3f} test accuracy "
+        f"on far vs {mean_drop[0]:+.3f} on near; far minus near = {test.mean:+.3f} ± "
+        f"{test.sd:.3f} (sd over {test.n} seeds), paired t = {test.t:.2f} (> {test.bar:.2f} "
+        f"needed, one-sided {ALPHA:g}): {judged_outcome(test.beyond, test.mean > 0)}"
+    )
+    return replace(result, statistic=test.t, threshold=test.bar, held=test.beyond,
+                   verdict=verdict)  # fmt: skip
 
 
 def group_count(model: str) -> int:
@@ -60,6 +88,7 @@ def depth_run(options: ReproOptions, role: str, task: str, frozen: int, seed: in
     "Transferability falls with depth for distant tasks",
     "Yosinski et al. 2014: transferring and freezing more layers hurts more the more "
     "dissimilar the target is from the source (features grow task-specific with depth).",
+    judge=judge,
 )
 def depth(options: ReproOptions) -> ClaimResult:
     tasks = tuple(options.near_and_far().values())
@@ -76,19 +105,8 @@ def depth(options: ReproOptions) -> ClaimResult:
                 values[i, j, s] = run_summary(run)["test_acc"]
     mean, spread = mean_and_spread(values)
     drop = mean[:, 0] - mean[:, -1]  # per task: K = 0 minus the deepest K
-    statistic = float(drop[1] - drop[0])
-    # The same statistic per seed (seeds paired across tasks and depths): its spread.
     per_seed = (values[1, 0] - values[1, -1]) - (values[0, 0] - values[0, -1])
-    per_seed_sd = float(np.std(per_seed, ddof=1)) if len(seeds) > 1 else float("nan")
-    threshold = 0.0
-    held = statistic > threshold
     deepest = depths[-1]
-    verdict = (
-        f"freezing K=0 -> K={deepest} groups costs "
-        f"{drop[1]:+.3f} test accuracy on far vs {drop[0]:+.3f} on near; far minus near = "
-        f"{statistic:+.3f} (per-seed sd {per_seed_sd:.3f}, {len(seeds)} seeds) "
-        f"{'>' if held else '<='} {threshold}"
-    )
     notes = [
         f"{options.model}, {groups} groups; K = frozen groups from the input "
         f"(K = {deepest}: only the head trains); demo target recipe "
@@ -112,17 +130,19 @@ def depth(options: ReproOptions) -> ClaimResult:
             f"{recipe['train_per_class']} images per class the pre-trained features "
             "fit and fine-tuning them only overfits."
         )
-    return ClaimResult(
-        rows=list(tasks),
-        columns=[f"K={k}" for k in depths],
-        values=values,
-        x=np.asarray(depths, dtype=float),
-        xlabel="frozen layer groups K (from the input)",
-        ylabel="test accuracy",
-        series={task: (mean[i], spread[i]) for i, task in enumerate(tasks)},
-        statistic=statistic,
-        threshold=threshold,
-        held=held,
-        verdict=verdict,
-        notes=notes,
+    return judge(
+        ClaimResult(
+            rows=list(tasks),
+            columns=[f"K={k}" for k in depths],
+            values=values,
+            x=np.asarray(depths, dtype=float),
+            xlabel="frozen layer groups K (from the input)",
+            ylabel="test accuracy",
+            series={task: (mean[i], spread[i]) for i, task in enumerate(tasks)},
+            statistic=math.nan,
+            threshold=math.nan,
+            held=False,
+            verdict="",
+            notes=notes,
+        )
     )
