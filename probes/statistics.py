@@ -1,9 +1,9 @@
 """The statistics every measurement and verdict reads its errors from: the mean with its
 sample standard deviation and standard error over seeds, Student's one-sided t test of
-paired differences, the delete-one-group jackknife of a statistic of additive parts
-(batches of examples), and the rank correlation with a bootstrap interval over pairs and a
-permutation p-value. One home, so that a table, a rule
-and a verdict compute an error the same way."""
+paired differences and Welch's of two groups, the delete-one-group jackknife of a statistic
+of additive parts (batches of examples), and the rank correlation with a bootstrap interval
+over pairs and a permutation p-value. One home, so that a table, a rule and a verdict
+compute an error the same way."""
 
 from __future__ import annotations
 
@@ -66,6 +66,44 @@ def paired_t(differences: Sequence[float] | np.ndarray, alpha: float = 0.05) -> 
         return PairedT(d.mean, d.sd, d.se, d.n, math.nan, math.nan)
     t = d.mean / d.se if d.se > 0 else math.copysign(math.inf, d.mean)
     return PairedT(d.mean, d.sd, d.se, d.n, t, float(student_t.ppf(1 - alpha, d.n - 1)))
+
+
+@dataclass(frozen=True)
+class WelchT:
+    """Welch's one-sided t test that group a's mean is above group b's: the difference, its
+    standard error, t, Welch's degrees of freedom and ``bar``, the critical t at
+    ``alpha``."""
+
+    difference: float
+    se: float
+    t: float
+    df: float
+    bar: float
+
+    @property
+    def beyond(self) -> bool:
+        """Whether a's mean is above b's beyond the noise (t above the bar)."""
+        return bool(self.t > self.bar)
+
+
+def welch_t(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    units: tuple[int, int] | None = None,
+    alpha: float = 0.05,
+) -> WelchT:
+    """Welch's one-sided test of mean(a) > mean(b) at ``alpha``. ``units`` are the
+    independent units behind each group's values when fewer than the values (runs behind
+    pairs of runs: each group's standard error is its sd over the root of its units);
+    default: the values' counts."""
+    sa, sb = spread(a), spread(b)
+    na, nb = units if units is not None else (sa.n, sb.n)
+    va, vb = sa.sd**2 / na, sb.sd**2 / nb
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1)) if se > 0 else math.inf
+    difference = sa.mean - sb.mean
+    t = difference / se if se > 0 else math.copysign(math.inf, difference)
+    return WelchT(difference, se, t, df, float(student_t.ppf(1 - alpha, df)))
 
 
 def plus_minus(

@@ -13,6 +13,7 @@ from probes.statistics import (
     rank_correlation,
     spearman,
     spread,
+    welch_t,
 )
 
 
@@ -87,3 +88,16 @@ def test_paired_t_is_scipys_one_sided_test(d):
 def test_paired_t_of_one_pair_is_never_beyond():
     test = paired_t([0.4])
     assert math.isnan(test.t) and not test.beyond
+
+
+def test_welch_t_is_scipys_one_sided_test_with_the_units_given():
+    a, b = [0.92, 0.95, 0.93, 0.90], [0.70, 0.85, 0.78, 0.80, 0.75]
+    ours = welch_t(a, b, alpha=0.05)
+    theirs = stats.ttest_ind(a, b, equal_var=False, alternative="greater")
+    assert ours.t == pytest.approx(theirs.statistic) and ours.beyond == (theirs.pvalue < 0.05)
+    # Fewer independent units than values: the standard errors over the units.
+    fewer = welch_t(a, b, units=(2, 3))
+    by_stats = stats.ttest_ind_from_stats(np.mean(a), np.std(a, ddof=1), 2, np.mean(b),
+                                          np.std(b, ddof=1), 3, equal_var=False)  # fmt: skip
+    assert fewer.t == pytest.approx(by_stats.statistic) and fewer.t < ours.t
+    assert fewer.bar == pytest.approx(stats.t.ppf(0.95, fewer.df)) and fewer.df < ours.df

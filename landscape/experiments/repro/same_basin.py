@@ -1,23 +1,66 @@
 """Claim 1, *same basin* (Neyshabur, Sedghi, Zhang 2020): two runs fine-tuned from the
 same pre-trained weights with different seeds are more similar by CKA, closer in parameter
-space and separated by a smaller loss barrier than two runs from random inits."""
+space and separated by a smaller loss barrier than two runs from random inits.
+
+Judged from the table alone (``judge``, so the verdict can be recomputed from a committed
+file): each of the three comparisons by Welch's one-sided t test at 5% between the two
+inits' values over their pairs of seeds, each init's standard error taken over its seeds
+rather than its pairs (the pairs share seeds, so the seeds are the independent units); the
+claim holds when all three are beyond their noise."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
 
 from finetune.runs import run_summary
 from landscape.experiments.recipes import CKA_EXAMPLES
-from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim
+from landscape.experiments.repro import ClaimResult, ReproOptions, judged_outcome, register_claim
 from landscape.geometry.barrier import barrier_between
 from probes.distance import distance_between_runs
 from probes.options import ProbeOptions
 from probes.similarity import compare_runs
+from probes.statistics import welch_t
 
 INITS = ("pre-trained", "random")
 COLUMNS = ["mean CKA", "distance", "loss barrier", "error barrier"]
+ALPHA = 0.05  # the one-sided level of each comparison's Welch t test
+# Each comparison as the paper: its column, and whether pre-trained pairs are higher there.
+COMPARISONS = {"CKA higher": (0, True), "distance smaller": (1, False),
+               "loss barrier smaller": (2, False)}  # fmt: skip
+
+
+def seeds_behind(pairs: int) -> int:
+    """The seeds whose every pair gives ``pairs`` pairs: k with k (k - 1) / 2 = pairs."""
+    return round((1 + math.sqrt(1 + 8 * pairs)) / 2)
+
+
+def judge(result: ClaimResult) -> ClaimResult:
+    """The verdict from the table alone (inits x measures x pairs): each comparison by
+    Welch's one-sided t test over the inits' seeds; held when all three are beyond."""
+    pretrained, random = result.values
+    seeds = seeds_behind(pretrained.shape[1])
+    tests = {
+        name: welch_t(pretrained[c], random[c], (seeds, seeds), ALPHA) if higher
+        else welch_t(random[c], pretrained[c], (seeds, seeds), ALPHA)
+        for name, (c, higher) in COMPARISONS.items()
+    }  # fmt: skip
+    beyond = sum(test.beyond for test in tests.values())
+    same_sign = all(test.difference > 0 for test in tests.values())
+    mean = result.values.mean(axis=2)
+    verdict = (
+        f"pre-trained vs random pairs over {pretrained.shape[1]} pairs of {seeds} seeds: CKA "
+        f"{mean[0, 0]:.3f} vs {mean[1, 0]:.3f}, distance {mean[0, 1]:.2f} vs {mean[1, 1]:.2f} "
+        f"({mean[1, 1] / mean[0, 1]:.0f}x), loss barrier {mean[0, 2]:.3f} vs {mean[1, 2]:.3f}; "
+        "Welch t (one-sided 0.05, standard errors over the seeds): "
+        + ", ".join(f"{name} {test.t:.1f} (> {test.bar:.2f})" for name, test in tests.items())
+        + f"; {beyond} of 3 beyond their noise: {judged_outcome(beyond == 3, same_sign)}"
+    )
+    return replace(result, statistic=float(beyond), threshold=2.5, held=beyond == 3,
+                   verdict=verdict)  # fmt: skip
 
 
 @register_claim(
@@ -25,6 +68,7 @@ COLUMNS = ["mean CKA", "distance", "loss barrier", "error barrier"]
     "Runs from the same pre-trained weights share a basin; runs from random inits do not",
     "P-T runs: no loss barrier between them, ~10x closer in parameters and higher CKA than "
     "RI-T runs (Neyshabur et al. 2020)",
+    judge=judge,
 )
 def same_basin(options: ReproOptions) -> ClaimResult:
     """Fine-tune the demo's target recipe from the source and from random init with every
@@ -63,42 +107,31 @@ def same_basin(options: ReproOptions) -> ClaimResult:
                 line.error_barrier.linear,
             ]
             curves[i, k] = line.curves[f"{line.curve}/loss"]
-    mean = values.mean(axis=2)
-    checks = {
-        "CKA higher": mean[0, 0] > mean[1, 0],
-        "distance smaller": mean[0, 1] < mean[1, 1],
-        "loss barrier smaller": mean[0, 2] < mean[1, 2],
-    }
-    held_count = sum(checks.values())
-    verdict = (
-        f"pre-trained vs random pairs over {len(pairs)} pairs: CKA {mean[0, 0]:.3f} vs "
-        f"{mean[1, 0]:.3f}, distance {mean[0, 1]:.2f} vs {mean[1, 1]:.2f} "
-        f"({mean[1, 1] / mean[0, 1]:.0f}x), loss barrier {mean[0, 2]:.3f} vs "
-        f"{mean[1, 2]:.3f}; {held_count} of 3 comparisons as the paper"
-    )
     spread = curves.std(axis=1, ddof=1) if len(pairs) > 1 else np.zeros((2, points))
-    return ClaimResult(
-        rows=[f"{init} init, pairs of seeds" for init in INITS],
-        columns=COLUMNS,
-        values=values,
-        x=alphas,
-        xlabel="a in (1 - a) theta_A + a theta_B",
-        ylabel="train loss (BatchNorm re-estimated)",
-        series={
-            f"{init} init": (curves[i].mean(axis=0), spread[i]) for i, init in enumerate(INITS)
-        },
-        statistic=float(held_count),
-        threshold=2.5,
-        held=held_count == 3,
-        verdict=verdict,
-        notes=[
-            "barriers on the training images, which every run fits, so that the barrier "
-            "compares two solutions of one problem (on the test split a pair of poor "
-            "random-init runs shows little barrier between two equally poor models)",
-            f"{target}, the pair's target recipe; test accuracy over seeds: "
-            + ", ".join(
-                f"{init} {np.mean(accs):.3f} ± {np.std(accs, ddof=1):.3f}"
-                for init, accs in accuracy.items()
-            ),
-        ],
+    return judge(
+        ClaimResult(
+            rows=[f"{init} init, pairs of seeds" for init in INITS],
+            columns=COLUMNS,
+            values=values,
+            x=alphas,
+            xlabel="a in (1 - a) theta_A + a theta_B",
+            ylabel="train loss (BatchNorm re-estimated)",
+            series={
+                f"{init} init": (curves[i].mean(axis=0), spread[i]) for i, init in enumerate(INITS)
+            },
+            statistic=math.nan,
+            threshold=math.nan,
+            held=False,
+            verdict="",
+            notes=[
+                "barriers on the training images, which every run fits, so that the barrier "
+                "compares two solutions of one problem (on the test split a pair of poor "
+                "random-init runs shows little barrier between two equally poor models)",
+                f"{target}, the pair's target recipe; test accuracy over seeds: "
+                + ", ".join(
+                    f"{init} {np.mean(accs):.3f} ± {np.std(accs, ddof=1):.3f}"
+                    for init, accs in accuracy.items()
+                ),
+            ],
+        )
     )
