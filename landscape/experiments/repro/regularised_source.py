@@ -6,13 +6,17 @@ The pair's source recipe is pre-trained four times: as it is, with label smoothi
 dropout 0.5 before the classifier, and with both; each source is then fine-tuned and
 linearly probed (every layer group but the head frozen, BatchNorm statistics too) on the
 near and the far target with every seed. Judged on the source with both regularisers
-against the plain one, in three parts: it is at least as accurate on its own task (within
-half a point); its linear probes are worse, averaged over the targets, by more than two
-standard errors; and its fine-tuning gap is smaller than its probe gap. The sources with
-one regulariser each say which of the two does what."""
+against the plain one, in three parts, from the table alone (``judge``, so the verdict can
+be recomputed from a committed file): it is at least as accurate on its own task (within
+half a point: one run per source, no seed spread); its linear probes are worse, averaged
+over the targets per seed, by a one-sided paired t test at 5%; and fine-tuning recovers,
+its gap above the probe's by the same test, paired by seed. The sources with one
+regulariser each say which of the two does what."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +31,14 @@ from landscape.experiments.recipes import (
     QUICK_SOURCE_NAME,
     linear_probe,
 )
-from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim, seed_sd
+from landscape.experiments.repro import (
+    ClaimResult,
+    ReproOptions,
+    judged_outcome,
+    register_claim,
+    seed_sd,
+)
+from probes.statistics import paired_t
 
 # Each source's regularisers on top of the pair's source recipe; the claim is judged on
 # the last against the first.
@@ -40,6 +51,47 @@ SOURCES: dict[str, dict[str, float]] = {
 MODES = ("fine-tune", "linear probe")
 SOURCE_MARGIN = 0.005  # "as good or better" on the source: within half a point
 ROUNDING = 1e-9  # accuracies are fractions: exactly half a point below is within
+ALPHA = 0.05  # the one-sided level of the probe and recovery parts' paired t tests
+
+
+def judge(result: ClaimResult) -> ClaimResult:
+    """The verdict from the table alone (sources x [source acc, then each target's modes]
+    x seeds): the three parts for the source with both regularisers against the plain."""
+    values = result.values
+    roles = [c.removesuffix(f" {MODES[0]}") for c in result.columns[1 :: len(MODES)]]
+    # Each source minus the plain one, in points, averaged over the targets per seed:
+    # (sources, modes, seeds).
+    gaps = 100 * (values[:, 1:] - values[:1, 1:]).reshape(len(values), len(roles), len(MODES), -1)
+    per_seed = gaps.mean(axis=1)
+    tuned, probe = per_seed[-1]
+    hurt, recovers = paired_t(-probe, ALPHA), paired_t(tuned - probe, ALPHA)
+    source_gap = 100 * (values[-1, 0, 0] - values[0, 0, 0])
+    parts = {
+        "source kept": source_gap >= -100 * SOURCE_MARGIN - ROUNDING,
+        "probe hurt": hurt.beyond,
+        "fine-tuning recovers": recovers.beyond,
+    }
+    count = sum(parts.values())
+    same_sign = parts["source kept"] and hurt.mean > 0 and recovers.mean > 0
+    mean, sd = per_seed.mean(axis=2), seed_sd(per_seed)
+    others = "; ".join(
+        f"{name}: source {100 * (values[i, 0, 0] - values[0, 0, 0]):+.1f}, probe "
+        f"{mean[i, 1]:+.1f} ± {sd[i, 1]:.1f}, fine-tune {mean[i, 0]:+.1f} ± {sd[i, 0]:.1f}"
+        for i, name in enumerate(result.rows[1:-1], start=1)
+    )
+    verdict = (
+        f"{count} of 3 parts as the paper for both regularisers: source accuracy "
+        f"{values[0, 0, 0]:.3f} plain vs {values[-1, 0, 0]:.3f} ({source_gap:+.1f} points); "
+        f"minus plain over {' and '.join(roles)} (± sd over {hurt.n} seeds): linear probe "
+        f"{-hurt.mean:+.1f} ± {hurt.sd:.1f} (paired t {hurt.t:.2f}), fine-tuning "
+        f"{mean[-1, 0]:+.1f} ± {sd[-1, 0]:.1f} points, recovering {recovers.mean:+.1f} ± "
+        f"{recovers.sd:.1f} (paired t {recovers.t:.2f}; > {hurt.bar:.2f} needed, one-sided "
+        f"{ALPHA:g}) ("
+        + ", ".join(f"{part}: {'yes' if ok else 'no'}" for part, ok in parts.items())
+        + f"): {judged_outcome(count == 3, same_sign)}; {others}"
+    )
+    return replace(result, statistic=float(count), threshold=2.5, held=count == 3,
+                   verdict=verdict)  # fmt: skip
 
 
 @register_claim(
@@ -48,6 +100,7 @@ ROUNDING = 1e-9  # accuracies are fractions: exactly half a point below is withi
     "Kornblith, Shlens, Le 2019: label smoothing and dropout in pre-training keep source "
     "accuracy but hurt linear probes of the penultimate features on other tasks, and the "
     "gap shrinks under fine-tuning",
+    judge=judge,
 )
 def regularised_source(options: ReproOptions) -> ClaimResult:
     targets = options.near_and_far()
@@ -70,37 +123,6 @@ def regularised_source(options: ReproOptions) -> ClaimResult:
                 values[i, 1 + 2 * j, k] = float(run_summary(tuned)["test_acc"])
                 values[i, 2 + 2 * j, k] = float(run_summary(probe)["test_acc"])
 
-    # Each source minus the plain one, per target and seed, in points:
-    # (sources, modes, targets, seeds).
-    gaps = 100 * (values[:, 1:] - values[:1, 1:]).reshape(
-        len(SOURCES), len(targets), len(MODES), -1
-    )
-    gaps = gaps.transpose(0, 2, 1, 3)
-    per_seed = gaps.mean(axis=2)  # averaged over the targets: (sources, modes, seeds)
-    mean = per_seed.mean(axis=2)
-    se = seed_sd(per_seed.reshape(-1, len(seeds))).reshape(mean.shape) / np.sqrt(len(seeds))
-    tuned_gap, probe_gap = mean[-1]
-    source_gap = 100 * (values[-1, 0, 0] - values[0, 0, 0])
-    parts = {
-        "source kept": source_gap >= -100 * SOURCE_MARGIN - ROUNDING,
-        "probe hurt": probe_gap + 2 * se[-1, 1] < 0,
-        "fine-tuning recovers": tuned_gap > probe_gap,
-    }
-    held_count = sum(parts.values())
-    names = list(SOURCES)
-    verdict = (
-        f"{held_count} of 3 parts as the paper for both regularisers: source accuracy "
-        f"{values[0, 0, 0]:.3f} plain vs {values[-1, 0, 0]:.3f} ({source_gap:+.1f} points); "
-        f"minus plain over {' and '.join(targets.values())}: linear probe {probe_gap:+.1f} ± "
-        f"{se[-1, 1]:.1f}, fine-tuning {tuned_gap:+.1f} ± {se[-1, 0]:.1f} points ("
-        + ", ".join(f"{part}: {'yes' if ok else 'no'}" for part, ok in parts.items())
-        + "); "
-        + "; ".join(
-            f"{names[i]}: source {100 * (values[i, 0, 0] - values[0, 0, 0]):+.1f}, probe "
-            f"{mean[i, 1]:+.1f} ± {se[i, 1]:.1f}, fine-tune {mean[i, 0]:+.1f} ± {se[i, 0]:.1f}"
-            for i in range(1, len(names) - 1)
-        )
-    )
     notes = [
         "sources: the pair's source recipe"
         + (f" with {_settings(QUICK_SOURCE)}" if options.quick else "")
@@ -112,26 +134,28 @@ def regularised_source(options: ReproOptions) -> ClaimResult:
         + f", {len(seeds)} seeds; linear probe = the first {n_groups - 1} of {n_groups} "
         f"layer groups frozen (BatchNorm statistics too), head trained at lr {PROBE_LR:g}",
         "gaps: a source's test accuracy minus the plain source's, in points, averaged over "
-        "the two targets per seed; ± one standard error over seeds",
+        "the two targets per seed; ± the sd over seeds",
     ]
     series = {
         f"{role} {mode}": (values[:, 1 + 2 * j + m].mean(axis=1), seed_sd(values[:, 1 + 2 * j + m]))
         for j, role in enumerate(targets)
         for m, mode in enumerate(MODES)
     }
-    return ClaimResult(
-        rows=list(SOURCES),
-        columns=columns,
-        values=values,
-        x=np.arange(len(SOURCES), dtype=np.float64),
-        xlabel="source: " + ", ".join(f"{i} = {name}" for i, name in enumerate(SOURCES)),
-        ylabel="target test accuracy",
-        series=series,
-        statistic=float(held_count),
-        threshold=2.5,
-        held=held_count == 3,
-        verdict=verdict,
-        notes=notes,
+    return judge(
+        ClaimResult(
+            rows=list(SOURCES),
+            columns=columns,
+            values=values,
+            x=np.arange(len(SOURCES), dtype=np.float64),
+            xlabel="source: " + ", ".join(f"{i} = {name}" for i, name in enumerate(SOURCES)),
+            ylabel="target test accuracy",
+            series=series,
+            statistic=math.nan,
+            threshold=math.nan,
+            held=False,
+            verdict="",
+            notes=notes,
+        )
     )
 
 
