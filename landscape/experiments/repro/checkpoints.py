@@ -5,14 +5,19 @@ before the source accuracy does, so an earlier checkpoint transfers as well as t
 The pair's source recipe is pre-trained keeping its weights after every epoch
 (``--keep-every 1``); the pair's target recipe is fine-tuned from a spread of the kept epochs
 (``RUN:epochK``) on the near and the far target with every seed. A curve's plateau is the
-first of those checkpoints from which it stays within a tolerance of its value at the last
-one: one point for the source's accuracy on its evaluation split, the larger of one point
-and two standard errors of the last checkpoint's seed mean for a target. Judged on the
-source's plateau epoch minus the later of the two targets' (> 0: the targets plateau
-first)."""
+first of those checkpoints from which it stays within one point of its value at the last
+one, the same tolerance for the source's accuracy on its evaluation split and for a
+target's seed mean. The statistic is the source's plateau epoch minus the later of the two
+targets' (> 0: the targets plateau first); its noise bar is a bootstrap over the target
+seeds (each target's plateau recomputed on resampled seed means): the claim holds when the
+statistic is above zero in at least 95% of the resamples. The source is one run, so its
+own curve's noise is not resampled. ``judge`` reads only the table, so the verdict can be
+recomputed from a committed file."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -22,13 +27,54 @@ from finetune import rundir
 from finetune.errors import ConfigError
 from finetune.runs import run_summary
 from landscape.experiments.recipes import QUICK_SOURCE, QUICK_SOURCE_NAME
-from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim, seed_sd
+from landscape.experiments.repro import (
+    ClaimResult,
+    ReproOptions,
+    judged_outcome,
+    register_claim,
+    seed_sd,
+)
 
 # Quick: QUICK_SOURCE, every epoch fine-tuned from; full: the pair's source recipe,
 # fine-tuned from these epochs and its last.
 FULL_EPOCHS = (1, 2, 3, 4, 6, 8, 10, 12, 15)
-SOURCE_TOLERANCE = 0.01
-TARGET_TOLERANCE = 0.01
+TOLERANCE = 0.01  # a plateau: within one point of the curve's last value, every curve
+RESAMPLES = 2000  # seed-bootstrap resamples of the noise bar
+LEVEL = 0.95  # share of resamples in which the targets must plateau first
+
+
+def judge(result: ClaimResult) -> ClaimResult:
+    """The verdict from the table alone (checkpoints x [source, targets] x seeds): the
+    plateau statistic and the share of seed-bootstrap resamples in which it is above 0."""
+    epochs = [int(row.removeprefix("epoch ")) for row in result.rows]
+    roles = [c.removesuffix(" acc") for c in result.columns[1:]]
+    source = plateau_epoch(epochs, result.values[:, 0, 0], TOLERANCE)
+    targets = result.values[:, 1:]  # (checkpoints, targets, seeds)
+    means = targets.mean(axis=2)
+    plateaus = [plateau_epoch(epochs, means[:, j], TOLERANCE) for j in range(len(roles))]
+    statistic = source - max(plateaus)
+    seeds = targets.shape[2]
+    picks = np.random.default_rng(0).integers(0, seeds, (RESAMPLES, seeds))
+    resampled = np.array([
+        source - max(plateau_epoch(epochs, m[:, j], TOLERANCE) for j in range(len(roles)))
+        for m in targets[:, :, picks].mean(axis=3).transpose(2, 0, 1)
+    ])  # fmt: skip
+    share = float(np.mean(resampled > 0))
+    held = share >= LEVEL
+    low, high = np.quantile(resampled, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    verdict = (
+        f"source accuracy plateaus at epoch {source} of {epochs[-1]}, the targets at "
+        + ", ".join(f"{role} epoch {e}" for role, e in zip(roles, plateaus))
+        + f" (within {100 * TOLERANCE:g} point of the last checkpoint): {statistic:+d} epochs; "
+        f"above 0 in {100 * share:.0f}% of {RESAMPLES} seed-bootstrap resamples ("
+        f"{100 * LEVEL:g}% needed), interval [{low:+.0f}, {high:+.0f}]: "
+        f"{judged_outcome(held, statistic > 0)}; "
+        + "; ".join(
+            f"{role} " + ", ".join(f"e{e} {m:.3f}" for e, m in zip(epochs, means[:, j]))
+            for j, role in enumerate(roles)
+        )
+    )
+    return replace(result, statistic=share, threshold=LEVEL, held=held, verdict=verdict)
 
 
 @register_claim(
@@ -36,6 +82,7 @@ TARGET_TOLERANCE = 0.01
     "Target accuracy plateaus earlier in pre-training than source accuracy",
     "Neyshabur et al. 2020: fine-tuned from intermediate pre-training checkpoints, the "
     "target accuracy plateaus before the source accuracy does",
+    judge=judge,
 )
 def checkpoints(options: ReproOptions) -> ClaimResult:
     targets = options.near_and_far()
@@ -61,49 +108,31 @@ def checkpoints(options: ReproOptions) -> ClaimResult:
                 )
                 values[i, 1 + j, k] = float(run_summary(run)["test_acc"])
 
-    # Both plateaus on the same checkpoints: a dip of the source between them counts as
-    # little as one of a target would.
-    source_plateau = plateau_epoch(epochs, values[:, 0, 0], SOURCE_TOLERANCE)
-    means = values[:, 1:].mean(axis=2)
-    spreads = seed_sd(values[:, 1:])
-    plateaus = {}
-    for j, role in enumerate(targets):
-        last_se = spreads[-1, j] / np.sqrt(len(seeds))
-        plateaus[role] = plateau_epoch(epochs, means[:, j], max(TARGET_TOLERANCE, 2 * last_se))
-    statistic = float(source_plateau - max(plateaus.values()))
-    held = statistic > 0
-    verdict = (
-        f"source accuracy plateaus at epoch {source_plateau} of {kept[-1]}, the targets at "
-        + ", ".join(f"{role} epoch {e}" for role, e in plateaus.items())
-        + f": {statistic:+.0f} epochs (> 0 needed): {'held' if held else 'not held'}; "
-        + "; ".join(
-            f"{role} " + ", ".join(f"e{e} {m:.3f}" for e, m in zip(epochs, means[:, j]))
-            for j, role in enumerate(targets)
-        )
-    )
+    means, spreads = values[:, 1:].mean(axis=2), seed_sd(values[:, 1:])
     notes = [
         f"source: {source}, kept every epoch; source accuracy on its evaluation split per "
         "epoch: " + ", ".join(f"e{e} {a:.3f}" for e, a in zip(kept, source_acc)),
         f"targets {targets['near']} and {targets['far']}, the pair's target recipe"
         + (f" at {QUICK_SOURCE['image_size']}px" if options.quick else "")
         + f", {len(seeds)} seeds, fine-tuned from epochs {', '.join(map(str, epochs))}",
-        f"plateau: the first of these checkpoints from which a curve stays within a tolerance "
-        f"of its last value ({SOURCE_TOLERANCE:g} for the source, max({TARGET_TOLERANCE:g}, 2 SE) "
-        "for a target's seed mean)",
+        f"plateau: the first of these checkpoints from which a curve (the source's accuracy, "
+        f"a target's seed mean) stays within {100 * TOLERANCE:g} point of its last value",
     ]
-    return ClaimResult(
-        rows=[f"epoch {e}" for e in epochs],
-        columns=["source acc", *(f"{role} acc" for role in targets)],
-        values=values,
-        x=values[:, 0, 0],
-        xlabel="source accuracy of the checkpoint (its evaluation split)",
-        ylabel="target test accuracy fine-tuned from it",
-        series={role: (means[:, j], spreads[:, j]) for j, role in enumerate(targets)},
-        statistic=statistic,
-        threshold=0.0,
-        held=held,
-        verdict=verdict,
-        notes=notes,
+    return judge(
+        ClaimResult(
+            rows=[f"epoch {e}" for e in epochs],
+            columns=["source acc", *(f"{role} acc" for role in targets)],
+            values=values,
+            x=values[:, 0, 0],
+            xlabel="source accuracy of the checkpoint (its evaluation split)",
+            ylabel="target test accuracy fine-tuned from it",
+            series={role: (means[:, j], spreads[:, j]) for j, role in enumerate(targets)},
+            statistic=math.nan,
+            threshold=math.nan,
+            held=False,
+            verdict="",
+            notes=notes,
+        )
     )
 
 
