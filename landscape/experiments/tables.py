@@ -75,8 +75,10 @@ def write_tables(root: Path = ROOT, names: Sequence[str] | None = None) -> list[
 
 
 def _load() -> None:
-    """Import the modules whose tables register themselves: every study's and the claims'."""
-    from landscape.experiments.repro import summary  # noqa: F401
+    """Import the modules whose tables register themselves: every study's, every claim's
+    and the claims' summary."""
+    from landscape.experiments.repro import claims, summary  # noqa: F401
     from landscape.experiments.studies import studies
 
+    claims()
     studies()

@@ -26,33 +26,43 @@ import numpy as np
 from finetune import rundir
 from finetune.errors import ConfigError
 from finetune.runs import run_summary
-from landscape.experiments.recipes import QUICK_SOURCE, QUICK_SOURCE_NAME
+from landscape.experiments.recipes import PAIRS, QUICK_SOURCE, QUICK_SOURCE_NAME, results_folder
 from landscape.experiments.repro import (
     ClaimResult,
     ReproOptions,
     judged_outcome,
+    read_claim,
     register_claim,
     seed_sd,
 )
+from landscape.experiments.tables import ROOT, register_table
 
 # Quick: QUICK_SOURCE, every epoch fine-tuned from; full: the pair's source recipe,
 # fine-tuned from these epochs and its last.
 FULL_EPOCHS = (1, 2, 3, 4, 6, 8, 10, 12, 15)
+SHOWN_EPOCHS = (1, 3, 6, 10)  # the checkpoints the docs' table shows, with the last
 TOLERANCE = 0.01  # a plateau: within one point of the curve's last value, every curve
 RESAMPLES = 2000  # seed-bootstrap resamples of the noise bar
 LEVEL = 0.95  # share of resamples in which the targets must plateau first
 
 
+def plateaus(result: ClaimResult) -> tuple[list[int], int, list[int]]:
+    """A claim table's checkpoints (epochs), the source's plateau epoch and each target's
+    (on its seed mean)."""
+    epochs = [int(row.removeprefix("epoch ")) for row in result.rows]
+    means = result.values[:, 1:].mean(axis=2)
+    targets = [plateau_epoch(epochs, means[:, j], TOLERANCE) for j in range(means.shape[1])]
+    return epochs, plateau_epoch(epochs, result.values[:, 0, 0], TOLERANCE), targets
+
+
 def judge(result: ClaimResult) -> ClaimResult:
     """The verdict from the table alone (checkpoints x [source, targets] x seeds): the
     plateau statistic and the share of seed-bootstrap resamples in which it is above 0."""
-    epochs = [int(row.removeprefix("epoch ")) for row in result.rows]
+    epochs, source, targets_at = plateaus(result)
     roles = [c.removesuffix(" acc") for c in result.columns[1:]]
-    source = plateau_epoch(epochs, result.values[:, 0, 0], TOLERANCE)
     targets = result.values[:, 1:]  # (checkpoints, targets, seeds)
     means = targets.mean(axis=2)
-    plateaus = [plateau_epoch(epochs, means[:, j], TOLERANCE) for j in range(len(roles))]
-    statistic = source - max(plateaus)
+    statistic = source - max(targets_at)
     seeds = targets.shape[2]
     picks = np.random.default_rng(0).integers(0, seeds, (RESAMPLES, seeds))
     resampled = np.array([
@@ -64,7 +74,7 @@ def judge(result: ClaimResult) -> ClaimResult:
     low, high = np.quantile(resampled, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     verdict = (
         f"source accuracy plateaus at epoch {source} of {epochs[-1]}, the targets at "
-        + ", ".join(f"{role} epoch {e}" for role, e in zip(roles, plateaus))
+        + ", ".join(f"{role} epoch {e}" for role, e in zip(roles, targets_at))
         + f" (within {100 * TOLERANCE:g} point of the last checkpoint): {statistic:+d} epochs; "
         f"above 0 in {100 * share:.0f}% of {RESAMPLES} seed-bootstrap resamples ("
         f"{100 * LEVEL:g}% needed), interval [{low:+.0f}, {high:+.0f}]: "
@@ -166,3 +176,33 @@ def _kept_source(options: ReproOptions) -> Path:
     if not options.quick:
         return options.pretrain("source-keep1", recipe)
     return options.pretrain(f"{QUICK_SOURCE_NAME}-keep1", {**recipe, **QUICK_SOURCE})
+
+
+@register_table("checkpoints")
+def checkpoints_table() -> str:
+    """Per pair, from its committed file: the source's accuracy and each target's seed mean
+    at a few checkpoints (the last with its sd over seeds), the plateaus and the verdict."""
+    lines = [
+        "| pair | epoch | source accuracy (evaluation split) | near target | far target |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    verdicts = []
+    for pair in PAIRS:
+        result, _, _ = read_claim(ROOT / results_folder(pair) / "checkpoints.h5")
+        epochs, source, targets = plateaus(result)
+        means, sds = result.values[:, 1:].mean(axis=2), seed_sd(result.values[:, 1:])
+        for i, epoch in enumerate(epochs):
+            if epoch not in SHOWN_EPOCHS and i != len(epochs) - 1:
+                continue
+            last = i == len(epochs) - 1
+            cells = [f"{m:.3f}" + (f" ± {sd:.3f}" if last else "")
+                     for m, sd in zip(means[i], sds[i])]  # fmt: skip
+            lines.append(f"| {pair} | {epoch}{' (last)' if last else ''} | "
+                         f"{result.values[i, 0, 0]:.3f} | {' | '.join(cells)} |")  # fmt: skip
+        share = f"{100 * result.statistic:.0f}%"
+        verdicts.append(
+            f"- **{pair}**: plateaus at epoch {source} (source), {targets[0]} (near) and "
+            f"{targets[1]} (far); the targets first in {share} of the seed resamples: "
+            f"**{'held' if result.held else 'not held'}**."
+        )
+    return "\n".join([*lines, "", *verdicts])

@@ -26,18 +26,22 @@ from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
 from landscape.experiments.recipes import (
+    PAIRS,
     PROBE_LR,
     QUICK_SOURCE,
     QUICK_SOURCE_NAME,
     linear_probe,
+    results_folder,
 )
 from landscape.experiments.repro import (
     ClaimResult,
     ReproOptions,
     judged_outcome,
+    read_claim,
     register_claim,
     seed_sd,
 )
+from landscape.experiments.tables import ROOT, register_table
 from probes.statistics import paired_t
 
 # Each source's regularisers on top of the pair's source recipe; the claim is judged on
@@ -187,3 +191,23 @@ def _settings(values: dict) -> str:
 
 def _short(field: str) -> str:
     return {"label_smoothing": "ls", "drop_rate": "drop"}[field]
+
+
+@register_table("regularised-source")
+def regularised_source_table() -> str:
+    """Per pair and source, from the committed files: its source accuracy and the targets'
+    fine-tuned and probed test accuracy (mean ± sd over seeds), then each pair's verdict."""
+    result, _, _ = read_claim(ROOT / results_folder("synthetic") / "regularised_source.h5")
+    header = ["pair", "source", *result.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    verdicts = []
+    for pair in PAIRS:
+        result, _, _ = read_claim(ROOT / results_folder(pair) / "regularised_source.h5")
+        mean, sd = result.values.mean(axis=2), seed_sd(result.values)
+        for i, source in enumerate(result.rows):
+            cells = [f"{result.values[i, 0, 0]:.3f}"] + [
+                f"{m:.3f} ± {d:.3f}" for m, d in zip(mean[i, 1:], sd[i, 1:])
+            ]
+            lines.append(f"| {pair} | {source} | {' | '.join(cells)} |")
+        verdicts.append(f"- **{pair}**: {result.verdict}")
+    return "\n".join([*lines, "", *verdicts])
