@@ -23,7 +23,7 @@ from finetune import engine
 from finetune.config import RunConfig, build_config, check_choices, comma_ints, option
 from finetune.errors import ConfigError
 from finetune.result_files import write_result
-from finetune.runs import ensure_run
+from finetune.runs import ensure_run, run_summary
 from landscape.experiments.recipes import PAIRS, Pair
 
 
@@ -115,10 +115,31 @@ class ReproOptions:
     def finetune(self, name: str, values: dict) -> Path:
         """A completed fine-tuning run of ``values`` in ``runs/name`` (reused if there)."""
         config = self.run_config("finetune", values)
-        if self.data is not None:
-            name = f"{name}-on-{spec_slug(config.data.spec)}"
-        self.log(f"fine-tuning -> {self.runs / name}")
-        return ensure_run(config, self.runs / name, progress=self.progress)
+        path = self.run_dir(name, config.data.spec)
+        self.log(f"fine-tuning -> {path}")
+        return ensure_run(config, path, progress=self.progress)
+
+    def run_dir(self, name: str, data: str) -> Path:
+        """Where ``finetune(name, values)`` on the dataset ``data`` puts its run: targets
+        given with --data are named in the run's directory."""
+        return self.runs / (name if self.data is None else f"{name}-on-{spec_slug(data)}")
+
+    def measure(
+        self,
+        grid: dict[tuple[int, ...], tuple[str, dict]],
+        shape: tuple[int, ...],
+        read: Callable[[Path], float] = lambda run: float(run_summary(run)["test_acc"]),
+    ) -> tuple[np.ndarray, dict[tuple[int, ...], Path]]:
+        """The task x setting x seed loop of a claim, as data: ``grid`` maps each index of
+        an array of ``shape`` to the fine-tuning there (its run's name and values). Every
+        run is trained once (reused after); returns the array of ``read(run)`` at each index
+        (NaN where the grid has none) and the run of each index."""
+        values = np.full(shape, np.nan)
+        runs = {}
+        for index, (name, run_values) in grid.items():
+            runs[index] = self.finetune(name, run_values)
+            values[index] = read(runs[index])
+        return values, runs
 
     def run_config(self, kind: str, values: dict) -> RunConfig:
         """The run's configuration; a quick run evaluates only after its last epoch, or the

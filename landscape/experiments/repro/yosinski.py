@@ -119,6 +119,84 @@ def _points(values: np.ndarray, scale: float = 100.0) -> str:
     return f"{scale * np.mean(values):+.1f} ± {scale * sd:.1f}"
 
 
+def grid(
+    options: ReproOptions, b_spec: str, depths: list[int], seeds: tuple[int, ...], base_a: Path
+) -> dict[tuple[int, ...], tuple[str, dict]]:
+    """Every run of the protocol by its index in the (variants, [baseB, *depths], seeds)
+    table: baseB in column 0 of every row (one run per seed), then each variant at each n,
+    copied from baseA or from the seed's baseB."""
+    recipe = options.target_recipe(b_spec)
+    per_class = QUICK_PER_CLASS if options.quick else FULL_PER_CLASS
+    epochs = QUICK_EPOCHS if options.quick else recipe["epochs"]
+    found = {}
+    for s, seed in enumerate(seeds):
+        b_values = {**recipe, "train_per_class": per_class, "epochs": epochs,
+                    "split_seed": seed, "seed": seed}  # fmt: skip
+        b_name = base_b_name(b_spec, per_class, epochs, seed)
+        for i, variant in enumerate(VARIANTS):
+            found[i, 0, s] = (b_name, b_values)
+            init = base_a if variant.startswith("A") else options.run_dir(b_name, b_spec)
+            frozen = not variant.endswith("+")
+            for j, n in enumerate(depths):
+                found[i, j + 1, s] = (
+                    variant_name(b_spec, variant, n, per_class, epochs, seed),
+                    {**b_values, "init": str(init), "transfer_groups": n,
+                     "freeze_groups": n if frozen else 0, "init_seed": seed + FRESH_INIT},
+                )  # fmt: skip
+    return found
+
+
+def findings(values: np.ndarray, depths: list[int], floor: float) -> list[tuple[str, bool, str]]:
+    """The paper's four findings from the table (variants, [baseB, *depths], seeds), each
+    judged against the noise of its paired per-seed differences (at least ``floor``)."""
+    mean = values.mean(axis=2)
+    rows = {variant: values[i, 1:] for i, variant in enumerate(VARIANTS)}  # each (n, seeds)
+    base = values[0, 0]
+    found = [_dip(rows["BnB"], mean[2, 1:], depths, floor)]
+    gaps = rows["BnB+"] - base  # (depths, seeds)
+    worst = int(np.argmin(gaps.mean(axis=1) + [_noise(g, floor) for g in gaps]))
+    found.append((
+        "BnB+ recovers the baseline",
+        all(g.mean() >= -_noise(g, floor) for g in gaps),
+        "BnB+ minus baseline " + ", ".join(f"n={n} {_points(g)}" for n, g in zip(depths, gaps))
+        + f" points (worst n={depths[worst]}, noise {100 * _noise(gaps[worst], floor):.1f})",
+    ))  # fmt: skip
+    fall = rows["AnB"][0] - rows["AnB"][-1]  # per seed: n = 1 minus n = G - 1
+    rho = float(spearmanr(depths, mean[0, 1:]).statistic) if len(depths) > 1 else np.nan
+    found.append((
+        "AnB falls with n",
+        bool(fall.mean() > _noise(fall, floor) and rho < 0),
+        f"AnB(n={depths[0]}) - AnB(n={depths[-1]}) = {_points(fall)} points (noise "
+        f"{100 * _noise(fall, floor):.1f}), Spearman(n, mean AnB) {rho:+.2f}",
+    ))  # fmt: skip
+    gains = rows["AnB+"] - base
+    found.append((
+        "AnB+ beats the baseline",
+        all(g.mean() > _noise(g, floor) for g in gains),
+        "AnB+ minus baseline " + ", ".join(
+            f"n={n} {_points(g)} (noise {100 * _noise(g, floor):.1f})"
+            for n, g in zip(depths, gains)
+        ) + " points",
+    ))  # fmt: skip
+    return found
+
+
+def _dip(bnb: np.ndarray, bnb_mean: np.ndarray, depths: list[int], floor: float):
+    """Finding 1: BnB at the lower end minus its lowest interior value, above the noise."""
+    interior = list(range(1, len(depths) - 1))
+    if not interior:
+        return ("BnB dips in the middle", False, "no interior n to dip at")
+    k = min(interior, key=lambda j: bnb_mean[j])
+    lower_end = int(np.argmin(bnb[[0, -1]].mean(axis=1))) * (len(depths) - 1)
+    dip = bnb[lower_end] - bnb[k]  # per seed
+    return (
+        "BnB dips in the middle",
+        bool(dip.mean() > _noise(dip, floor)),
+        f"dip (BnB at the lower end n={depths[lower_end]} minus the lowest interior BnB, "
+        f"n={depths[k]}) {_points(dip)} points (noise {100 * _noise(dip, floor):.1f})",
+    )
+
+
 @register_claim(
     NAME,
     "Yosinski et al. 2014's transfer protocol: AnB, AnB+, BnB, BnB+",
@@ -127,182 +205,28 @@ def _points(values: np.ndarray, scale: float = 100.0) -> str:
     "n (features grow specific), AnB+ beats the baseline at every n.",
 )
 def yosinski(options: ReproOptions) -> ClaimResult:
-    a_spec = options.pair_recipes.halves[0]
     (b_spec,) = options.targets((options.pair_recipes.halves[1],))
-    recipe = options.target_recipe(b_spec)
-    per_class = QUICK_PER_CLASS if options.quick else FULL_PER_CLASS
-    epochs = QUICK_EPOCHS if options.quick else recipe["epochs"]
     seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2))
-    groups = group_count(options.model)
-    depths = copy_depths(groups, options.quick)
+    depths = copy_depths(group_count(options.model), options.quick)
     base_a = base_a_run(options)
-
-    def train(name: str, **extra) -> Path:
-        return options.finetune(
-            name,
-            {
-                **recipe,
-                "train_per_class": per_class,
-                "epochs": epochs,
-                "split_seed": extra["seed"],
-                **extra,
-            },
-        )
-
-    # values[:, 0] is baseB (n = 0) in every row; values[:, j + 1] is n = depths[j].
-    values = np.full((len(VARIANTS), len(depths) + 1, len(seeds)), np.nan)
-    tuned_a_runs: list[Path] = []
-    chance, test_images = 0.0, 1
-    for s, seed in enumerate(seeds):
-        base_b = train(base_b_name(b_spec, per_class, epochs, seed), seed=seed)
-        record = rundir.read_config(base_b)["data"]
-        chance, test_images = 1.0 / record["num_classes"], record["test_examples"]
-        values[:, 0, s] = run_summary(base_b)["test_acc"]
-        for i, variant in enumerate(VARIANTS):
-            init = base_a if variant.startswith("A") else base_b
-            frozen = not variant.endswith("+")
-            for j, n in enumerate(depths):
-                run = train(
-                    variant_name(b_spec, variant, n, per_class, epochs, seed),
-                    init=str(init),
-                    transfer_groups=n,
-                    freeze_groups=n if frozen else 0,
-                    seed=seed,
-                    init_seed=seed + FRESH_INIT,
-                )
-                values[i, j + 1, s] = run_summary(run)["test_acc"]
-                if variant == "AnB+" and s == 0:
-                    tuned_a_runs.append(run)
-
-    mean, spread = mean_and_spread(values)
-    rows = {variant: values[i] for i, variant in enumerate(VARIANTS)}  # each (n, seeds)
-    base = values[0, 0]  # (seeds,)
-    p = float(base.mean())
-    floor = float(np.sqrt(p * (1 - p) / test_images))
-    findings: list[tuple[str, bool, str]] = []
-
-    # (1) BnB dips in the middle.
-    bnb = rows["BnB"][1:]  # (depths, seeds)
-    interior = list(range(1, len(depths) - 1))
-    if interior:
-        k = min(interior, key=lambda j: mean[2, j + 1])
-        ends = bnb[[0, -1]].mean(axis=1)
-        lower_end = int(np.argmin(ends)) * (len(depths) - 1)
-        dip = bnb[lower_end] - bnb[k]  # per seed: the lower end minus the interior minimum
-        held = bool(dip.mean() > _noise(dip, floor))
-        findings.append(
-            (
-                "BnB dips in the middle",
-                held,
-                f"dip (BnB at the lower end n={depths[lower_end]} minus the lowest interior "
-                f"BnB, n={depths[k]}) {_points(dip)} points (noise {100 * _noise(dip, floor):.1f})",
-            )
-        )
-    else:
-        findings.append(("BnB dips in the middle", False, "no interior n to dip at"))
-
-    # (2) BnB+ recovers the baseline at every n.
-    gaps = rows["BnB+"][1:] - base  # (depths, seeds)
-    worst = int(np.argmin(gaps.mean(axis=1) + [_noise(g, floor) for g in gaps]))
-    recovered = [g.mean() >= -_noise(g, floor) for g in gaps]
-    findings.append(
-        (
-            "BnB+ recovers the baseline",
-            all(recovered),
-            "BnB+ minus baseline "
-            + ", ".join(f"n={n} {_points(g)}" for n, g in zip(depths, gaps))
-            + f" points (worst n={depths[worst]}, noise {100 * _noise(gaps[worst], floor):.1f})",
-        )
-    )
-
-    # (3) AnB falls with n.
-    anb = rows["AnB"][1:]
-    fall = anb[0] - anb[-1]  # per seed: n = 1 minus n = G - 1
-    rho = float(spearmanr(depths, mean[0, 1:]).statistic) if len(depths) > 1 else np.nan
-    findings.append(
-        (
-            "AnB falls with n",
-            bool(fall.mean() > _noise(fall, floor) and rho < 0),
-            f"AnB(n={depths[0]}) - AnB(n={depths[-1]}) = {_points(fall)} points (noise "
-            f"{100 * _noise(fall, floor):.1f}), Spearman(n, mean AnB) {rho:+.2f}",
-        )
-    )
-
-    # (4) AnB+ beats the baseline at every n.
-    gains = rows["AnB+"][1:] - base
-    findings.append(
-        (
-            "AnB+ beats the baseline",
-            all(g.mean() > _noise(g, floor) for g in gains),
-            "AnB+ minus baseline "
-            + ", ".join(
-                f"n={n} {_points(g)} (noise {100 * _noise(g, floor):.1f})"
-                for n, g in zip(depths, gains)
-            )
-            + " points",
-        )
-    )
-
-    held_count = sum(held for _, held, _ in findings)
+    shape = (len(VARIANTS), len(depths) + 1, len(seeds))
+    values, runs = options.measure(grid(options, b_spec, depths, seeds, base_a), shape)
+    record = rundir.read_config(runs[0, 0, 0])["data"]
+    p = float(values[0, 0].mean())
+    floor = float(np.sqrt(p * (1 - p) / record["test_examples"]))
+    found = findings(values, depths, floor)
+    held_count = sum(held for _, held, _ in found)
     verdict = f"{held_count} of {FINDINGS} findings held ({len(seeds)} seeds): " + "; ".join(
         f"({i}) {title}: {'yes' if held else 'no'}, {detail}"
-        for i, (title, held, detail) in enumerate(findings, start=1)
+        for i, (title, held, detail) in enumerate(found, start=1)
     )
-    base_a_acc = float(run_summary(base_a)["test_acc"])
-    base_a_data = rundir.read_config(base_a)["config"]["data"]["spec"]
-    moved = [distance_between_runs(run).total["relative_distance"] for run in tuned_a_runs]
-    notes = [
-        f"A = {a_spec}, B = {b_spec}; {options.model}, {groups} layer groups (stem, "
-        f"{groups - 2} stages, head); n counts copied groups from the input, n = 0 is baseB "
-        "(random init on B), the same runs in every row.",
-        f"B training: {per_class} images per class (seed s draws its own subset, split_seed "
-        f"s, shared by baseB and the four variants of seed s), {epochs} epochs, the pair's "
-        f"target recipe (lr {recipe['lr']}, batch {recipe['batch_size']}, l2 {recipe['l2']}).",
-        f"baseA: {base_a.name}, trained on {base_a_data}, test accuracy {base_a_acc:.3f} on A; "
-        f"baseB: test accuracy {_mean_sd(base)} on B over seeds.",
-        f"AnB+ runs moved from w0 (seed {seeds[0]}): relative distance "
-        + ", ".join(f"n={n} {d:.3f}" for n, d in zip(depths, moved)),
-        "per-finding numbers are mean ± sd over seeds of per-seed paired differences; noise "
-        "is the larger of 2 sd / sqrt(seeds) and the binomial sd of one test accuracy "
-        f"({100 * floor:.1f} points on {test_images} test images); findings 1, 3 and 4 need "
-        "the mean difference above the noise, finding 2 needs BnB+ no further below the "
-        "baseline than the noise.",
-        "deviations from the paper: a tiny test_resnet in layer groups (a residual stage per "
-        "group) instead of AlexNet's 8 layers, with BatchNorm (frozen groups keep A's or B's "
-        "running statistics); B has a few images per class rather than ImageNet's ~1,300. As in "
-        "the paper the re-initialised groups are fresh random weights (init seed = seed + "
-        f"{FRESH_INIT}); the data subset, order and augmentation of a seed are baseB's, so "
-        "the differences between a seed's variants and its baseB are paired.",
-    ]
-    if base.mean() < chance + 0.05:
-        notes.append(
-            f"baseB is within 5 points of chance ({chance:.3f}): from random init it learns "
-            f"next to nothing from {per_class} images per class in {epochs} epochs, so BnB and "
-            "BnB+ copy from an untrained network and findings 1 and 2 test nothing at this size."
-        )
-    if all(g.mean() > _noise(g, floor) for g in gaps):
-        notes.append(
-            f"BnB+ beats baseB at every n (by {100 * gaps.mean():.1f} points on average): "
-            "baseB is under-trained, and BnB+ trains the copied groups a second time; in the "
-            "paper BnB+ only matched baseB."
-        )
-    if rho > 0:
-        notes.append(
-            "AnB rises with n: with this little B data, A's frozen groups generalise better "
-            "than groups re-trained on B, whereas the paper's B had ~1,300 images per class."
-        )
-    if base_a_data != a_spec:
-        notes.append(
-            f"baseA is the given source run, trained on {base_a_data}, not on A = {a_spec}; "
-            "if its data holds B's classes the A lines are not transfer between disjoint "
-            "halves."
-        )
-    x = np.asarray([0, *depths], dtype=float)
+    tuned_a = [runs[1, j + 1, 0] for j in range(len(depths))]  # AnB+, the first seed
+    mean, spread = mean_and_spread(values)
     return ClaimResult(
         rows=list(VARIANTS),
         columns=[f"n={n}" for n in [0, *depths]],
         values=values,
-        x=x,
+        x=np.asarray([0, *depths], dtype=float),
         xlabel="layer groups copied from the A (or B) network (n)",
         ylabel="test accuracy on B",
         series={variant: (mean[i], spread[i]) for i, variant in enumerate(VARIANTS)},
@@ -310,5 +234,92 @@ def yosinski(options: ReproOptions) -> ClaimResult:
         threshold=FINDINGS - 0.5,
         held=held_count == FINDINGS,
         verdict=verdict,
-        notes=notes,
+        notes=notes(options, b_spec, values, depths, base_a, tuned_a, record, floor),
     )
+
+
+def notes(
+    options: ReproOptions,
+    b_spec: str,
+    values: np.ndarray,
+    depths: list[int],
+    base_a: Path,
+    tuned_a: list[Path],
+    record: dict,
+    floor: float,
+) -> list[str]:
+    """What the table alone does not say: the setting, baseA and baseB, how far AnB+ moved,
+    the noise, the deviations from the paper, and what the numbers imply at this size."""
+    a_spec, groups = options.pair_recipes.halves[0], group_count(options.model)
+    recipe = options.target_recipe(b_spec)
+    per_class = QUICK_PER_CLASS if options.quick else FULL_PER_CLASS
+    epochs = QUICK_EPOCHS if options.quick else recipe["epochs"]
+    base, chance = values[0, 0], 1.0 / record["num_classes"]
+    base_a_data = rundir.read_config(base_a)["config"]["data"]["spec"]
+    moved = [distance_between_runs(run).total["relative_distance"] for run in tuned_a]
+    found = [
+        f"A = {a_spec}, B = {b_spec}; {options.model}, {groups} layer groups (stem, "
+        f"{groups - 2} stages, head); n counts copied groups from the input, n = 0 is baseB "
+        "(random init on B), the same runs in every row.",
+        f"B training: {per_class} images per class (seed s draws its own subset, split_seed "
+        f"s, shared by baseB and the four variants of seed s), {epochs} epochs, the pair's "
+        f"target recipe (lr {recipe['lr']}, batch {recipe['batch_size']}, l2 {recipe['l2']}).",
+        f"baseA: {base_a.name}, trained on {base_a_data}, test accuracy "
+        f"{float(run_summary(base_a)['test_acc']):.3f} on A; baseB: test accuracy "
+        f"{_mean_sd(base)} on B over seeds.",
+        "AnB+ runs of the first seed moved from w0: relative distance "
+        + ", ".join(f"n={n} {d:.3f}" for n, d in zip(depths, moved)),
+        "per-finding numbers are mean ± sd over seeds of per-seed paired differences; noise "
+        "is the larger of 2 sd / sqrt(seeds) and the binomial sd of one test accuracy "
+        f"({100 * floor:.1f} points on {record['test_examples']} test images); findings 1, 3 "
+        "and 4 need the mean difference above the noise, finding 2 needs BnB+ no further "
+        "below the baseline than the noise.",
+        "deviations from the paper: a tiny test_resnet in layer groups (a residual stage per "
+        "group) instead of AlexNet's 8 layers, with BatchNorm (frozen groups keep A's or B's "
+        "running statistics); B has a few images per class rather than ImageNet's ~1,300. As in "
+        "the paper the re-initialised groups are fresh random weights (init seed = seed + "
+        f"{FRESH_INIT}); the data subset, order and augmentation of a seed are baseB's, so "
+        "the differences between a seed's variants and its baseB are paired.",
+    ]
+    return found + caveats(values, depths, floor, chance, f"{per_class} images per class "
+                           f"in {epochs} epochs", base_a_data, a_spec)  # fmt: skip
+
+
+def caveats(
+    values: np.ndarray,
+    depths: list[int],
+    floor: float,
+    chance: float,
+    training: str,
+    base_a_data: str,
+    a_spec: str,
+) -> list[str]:
+    """What the numbers imply at this size: a baseB at chance, a BnB+ above baseB, an AnB
+    rising with n, a baseA not trained on A."""
+    base, gaps = values[0, 0], values[3, 1:] - values[0, 0]
+    rho = float(spearmanr(depths, values[0, 1:].mean(axis=1)).statistic) if len(depths) > 1 else 0
+    found = []
+    if base.mean() < chance + 0.05:
+        found.append(
+            f"baseB is within 5 points of chance ({chance:.3f}): from random init it learns "
+            f"next to nothing from {training}, so BnB and "
+            "BnB+ copy from an untrained network and findings 1 and 2 test nothing at this size."
+        )
+    if all(g.mean() > _noise(g, floor) for g in gaps):
+        found.append(
+            f"BnB+ beats baseB at every n (by {100 * gaps.mean():.1f} points on average): "
+            "baseB is under-trained, and BnB+ trains the copied groups a second time; in the "
+            "paper BnB+ only matched baseB."
+        )
+    if rho > 0:
+        found.append(
+            "AnB rises with n: with this little B data, A's frozen groups generalise better "
+            "than groups re-trained on B, whereas the paper's B had ~1,300 images per class."
+        )
+    if base_a_data != a_spec:
+        found.append(
+            f"baseA is the given source run, trained on {base_a_data}, not on A = {a_spec}; "
+            "if its data holds B's classes the A lines are not transfer between disjoint "
+            "halves."
+        )
+    return found
