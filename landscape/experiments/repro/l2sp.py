@@ -36,7 +36,6 @@ import numpy as np
 
 from finetune import rundir
 from finetune.data import get_dataset
-from finetune.runs import run_summary
 from landscape.experiments.recipes import TARGET_RECIPE
 from landscape.experiments.repro import (
     ClaimResult,
@@ -61,6 +60,9 @@ STEPS = 600  # optimizer steps of every run, whatever its size
 QUICK_STEPS = 120
 EVALUATIONS = 10  # validation passes per run: a 5-image-per-class epoch is one step
 ALPHA = 0.05  # the one-sided level of each part's paired t test
+# The table's rows: each regulariser's accuracy, then the gains over plain L2.
+ROWS = ("l2 5e-4", "l2sp preset", "l2sp, head l2 5e-4", "gain (l2sp - l2)",
+        "gain (l2sp, head l2 - l2)")  # fmt: skip
 GAIN_ROW = 3  # the table's row of L2-SP minus L2, per size and seed
 
 
@@ -107,37 +109,59 @@ def l2sp(options: ReproOptions) -> ClaimResult:
     recipe = options.target_recipe(task)
     classes = get_dataset(task, "test", image_size=recipe.get("image_size")).num_classes
     epochs = [epochs_for(n, classes, recipe["batch_size"], options.quick) for n in sizes]
-    values = np.full((len(REGULARISERS), len(sizes), len(seeds)), np.nan)
+    grid = {
+        (i, j, s): (
+            f"l2sp-near-{reg}-n{n}-e{epochs[j]}-seed{seed}-split{seed}",
+            {**recipe, "init": str(source), "train_per_class": n, "epochs": epochs[j],
+             "eval_every": max(1, epochs[j] // EVALUATIONS), "seed": seed,
+             "split_seed": seed, **setting},
+        )
+        for i, (reg, setting) in enumerate(REGULARISERS.items())
+        for j, n in enumerate(sizes)
+        for s, seed in enumerate(seeds)
+    }  # fmt: skip
+    values, runs = options.measure(grid, (len(REGULARISERS), len(sizes), len(seeds)))
     moved = np.full_like(values, np.nan)
-    for i, (reg, setting) in enumerate(REGULARISERS.items()):
-        for j, n in enumerate(sizes):
-            for s, seed in enumerate(seeds):
-                run = options.finetune(
-                    f"l2sp-near-{reg}-n{n}-e{epochs[j]}-seed{seed}-split{seed}",
-                    {
-                        **recipe,
-                        "init": str(source),
-                        "train_per_class": n,
-                        "epochs": epochs[j],
-                        "eval_every": max(1, epochs[j] // EVALUATIONS),
-                        "seed": seed,
-                        "split_seed": seed,
-                        **setting,
-                    },
-                )
-                values[i, j, s] = run_summary(run)["test_acc"]
-                moved[i, j, s] = distance_between_runs(run).total["relative_distance"]
-                if i == j == s == 0:
-                    test_images = rundir.read_config(run)["data"]["test_examples"]
-    accuracy = float(np.nanmean(values))
+    for index, run in runs.items():
+        moved[index] = distance_between_runs(run).total["relative_distance"]
+    gains = values[1] - values[0]  # (sizes, seeds), paired by seed
+    all_values = np.concatenate([values, gains[None], (values[2] - values[0])[None]])
+    mean, spread = mean_and_spread(all_values)
+    test_images = rundir.read_config(runs[0, 0, 0])["data"]["test_examples"]
+    return judge(ClaimResult(
+        rows=list(ROWS),
+        columns=[f"n={n}" for n in sizes],
+        values=all_values,
+        x=np.asarray(sizes, dtype=float),
+        xlabel="training images per class",
+        ylabel="test accuracy",
+        series={row: (mean[i], spread[i]) for i, row in enumerate(ROWS[:len(REGULARISERS)])},
+        statistic=math.nan,
+        threshold=math.nan,
+        held=False,
+        verdict="",
+        xlog=True,
+        notes=notes(task, options, sizes, epochs, all_values, moved, test_images),
+    ))  # fmt: skip
+
+
+def notes(
+    task: str,
+    options: ReproOptions,
+    sizes: tuple[int, ...],
+    epochs: list[int],
+    table: np.ndarray,
+    moved: np.ndarray,
+    test_images: int,
+) -> list[str]:
+    """The setting, the per-seed gains, the binomial noise of one accuracy, the pull toward
+    w0 alone, and how far each regulariser let the weights move."""
+    mean, spread = mean_and_spread(table)
+    gains, gain, gain_sd = table[GAIN_ROW], mean[GAIN_ROW], spread[GAIN_ROW]
+    accuracy = float(np.nanmean(table[: len(REGULARISERS)]))
     binomial_sd = np.sqrt(accuracy * (1 - accuracy) / test_images)
     moved_mean, moved_sd = mean_and_spread(moved)
-    gains = values[1] - values[0]  # (sizes, seeds), paired by seed
-    pull_gains = values[2] - values[0]
-    all_values = np.concatenate([values, gains[None], pull_gains[None]])
-    mean, spread = mean_and_spread(all_values)
-    gain, gain_sd = mean[GAIN_ROW], spread[GAIN_ROW]
-    notes = [
+    found = [
         f"target {task}, {options.model}, demo target recipe (SGD lr {TARGET_RECIPE['lr']}, "
         f"batch {TARGET_RECIPE['batch_size']}); l2 = --l2 5e-4 on every weight, l2sp = "
         "--preset l2sp (alpha 0.1 toward w0 on transferred weights, beta 0.01 on the head).",
@@ -154,52 +178,25 @@ def l2sp(options: ReproOptions) -> ClaimResult:
     ]
     peak = int(np.argmax(gain))
     if 0 < peak < len(sizes) - 1:
-        notes.append(
+        found.append(
             f"the mean gain is not monotone in n: largest at {sizes[peak]}/class "
             f"({gain[peak]:+.4f} ± {gain_sd[peak]:.4f} over seeds)."
         )
-    notes.append(
+    found.append(
         "the pull toward w0 alone (alpha 0.1 on transferred weights, the head at L2's 5e-4 "
         "instead of the preset's 0.01) minus L2: "
         + ", ".join(
             f"{n}/class {mean[4, j]:+.4f} ± {spread[4, j]:.4f}" for j, n in enumerate(sizes)
         )
     )
-    notes.append(
-        f"relative parameter distance from w0, mean ± sd over {len(seeds)} seeds, "
+    found.append(
+        f"relative parameter distance from w0, mean ± sd over {moved.shape[2]} seeds, "
         f"{' / '.join(REGULARISERS)}: "
         + ", ".join(
-            f"{n}/class "
-            + " / ".join(
+            f"{n}/class " + " / ".join(
                 f"{moved_mean[i, j]:.3f} ± {moved_sd[i, j]:.3f}" for i in range(len(REGULARISERS))
             )
             for j, n in enumerate(sizes)
         )
-    )
-    return judge(
-        ClaimResult(
-            rows=[
-                "l2 5e-4",
-                "l2sp preset",
-                "l2sp, head l2 5e-4",
-                "gain (l2sp - l2)",
-                "gain (l2sp, head l2 - l2)",
-            ],
-            columns=[f"n={n}" for n in sizes],
-            values=all_values,
-            x=np.asarray(sizes, dtype=float),
-            xlabel="training images per class",
-            ylabel="test accuracy",
-            series={
-                "l2 5e-4": (mean[0], spread[0]),
-                "l2sp preset": (mean[1], spread[1]),
-                "l2sp, head l2 5e-4": (mean[2], spread[2]),
-            },
-            statistic=math.nan,
-            threshold=math.nan,
-            held=False,
-            verdict="",
-            xlog=True,
-            notes=notes,
-        )
-    )
+    )  # fmt: skip
+    return found
