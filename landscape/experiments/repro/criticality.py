@@ -15,17 +15,17 @@ must be learnt."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
-from finetune.runs import run_summary
 from landscape.experiments.repro import (
     ClaimResult,
     ReproOptions,
     mean_and_spread,
     register_claim,
 )
-from landscape.geometry.criticality import module_criticality
+from landscape.geometry.criticality import CriticalityResult, module_criticality
 from landscape.geometry.options import CRITICALITY_PROBE, CriticalityOptions
 
 INITS = ("P-T", "RI-T")
@@ -52,66 +52,35 @@ def criticality(options: ReproOptions) -> ClaimResult:
     measure = QUICK if options.quick else FULL
     source = options.source_run()
     settings = [(role, init) for role in targets for init in INITS]
-    measured: dict[tuple[str, str], list] = {s: [] for s in settings}
-    accuracy: dict[tuple[str, str], list[float]] = {s: [] for s in settings}
-    for role, init in settings:
-        for seed in seeds:
-            extra = {"init": str(source)} if init == "P-T" else {}
-            name = f"criticality-{role}-{init.lower()}-seed{seed}"
-            run = options.finetune(
-                name, {**options.target_recipe(targets[role]), **extra, "seed": seed}
-            )
-            options.log(f"module criticality of {run}")
-            result = module_criticality(
-                run, options=measure, out=options.runs / f"{name}-criticality.h5"
-            )
-            measured[role, init].append(result)
-            accuracy[role, init].append(float(run_summary(run)["test_acc"]))
-
-    groups = max((r[0].groups for r in measured.values()), key=len)
-    body = len(groups) - 1
-    values = np.full((len(settings) * len(groups), len(COLUMNS), len(seeds)), np.nan)
-    rise = np.full((len(settings), len(groups), len(seeds)), np.nan)
-    location = np.full((len(settings), len(seeds)), np.nan)
-    for s, setting in enumerate(settings):
-        for k, result in enumerate(measured[setting]):
-            n = len(result.groups)
-            rows = slice(s * len(groups), s * len(groups) + n)
-            criticalities = np.array([c.value for c in result.criticalities])
-            rise[s, :n, k] = result.curve_error[:, 0] - result.final_error
-            values[rows, 0, k] = criticalities
-            values[rows, 1, k] = rise[s, :n, k]
-            values[rows, 2, k] = result.distance
-            location[s, k] = critical_depth(criticalities[:body])
+    grid = {
+        (s, k): (
+            f"criticality-{role}-{init.lower()}-seed{seed}",
+            {**options.target_recipe(targets[role]), "seed": seed,
+             **({"init": str(source)} if init == "P-T" else {})},
+        )
+        for s, (role, init) in enumerate(settings)
+        for k, seed in enumerate(seeds)
+    }  # fmt: skip
+    accuracy, runs = options.measure(grid, (len(settings), len(seeds)))
+    measured = {}
+    for index, run in runs.items():
+        options.log(f"module criticality of {run}")
+        out = options.runs / f"{grid[index][0]}-criticality.h5"
+        measured[index] = module_criticality(run, options=measure, out=out)
+    groups = max((r.groups for r in measured.values()), key=len)
+    values, rise, location = _tables(measured, len(settings), groups, len(seeds))
     pretrained = [s for s, (_, init) in enumerate(settings) if init == "P-T"]
     statistic = float(np.nanmean(location[pretrained])) if _any(location[pretrained]) else np.nan
     held = bool(statistic > 0.5)
     where = "; ".join(
         f"{role} {init} {_depth_text(location[s])}" for s, (role, init) in enumerate(settings)
     )
-    scale = f"0 = {groups[0]}, 1 = {groups[body - 1]}; > 0.5 needed"
+    scale = f"0 = {groups[0]}, 1 = {groups[len(groups) - 2]}; > 0.5 needed"
     located = (
         f"the P-T runs' most critical body group sits at depth {statistic:.2f} ({scale})"
         if not np.isnan(statistic)
         else f"no body group of a P-T run is critical at epsilon {measure.epsilon:g} ({scale})"
     )
-    verdict = f"{located}: {'held' if held else 'not held'}; {where}"
-    notes = [
-        f"targets {targets['near']} and {targets['far']}, the pair's target recipe, "
-        f"{len(seeds)} seeds; P-T from {source}; each run rewound toward its own initial "
-        "weights (the source's body and a fresh head for P-T, the random draw for RI-T)",
-        f"criticality grid: {measure.points} rewind points, sigmas "
-        + ", ".join(f"{s:g}" for s in measure.sigmas)
-        + f" of each group's rms weight, {measure.draws} noise draws, epsilon "
-        f"{measure.epsilon:g} of training error, BatchNorm re-estimated on "
-        f"{measure.bn_batches} batches",
-        "columns: criticality, training error with the group at theta0 minus the run's, "
-        "and the group's distance to theta0; "
-        "depth of the most critical body group (ties averaged; undefined when no group is "
-        "critical); the head is left out of it, and out of the P-T rows (a fresh head)",
-        "test accuracy: "
-        + ", ".join(f"{role} {init} {np.mean(a):.3f}" for (role, init), a in accuracy.items()),
-    ]
     mean_rise, spread = mean_and_spread(rise)
     return ClaimResult(
         rows=[f"{role} {init}: {group}" for role, init in settings for group in groups],
@@ -126,9 +95,60 @@ def criticality(options: ReproOptions) -> ClaimResult:
         statistic=statistic,
         threshold=0.5,
         held=held,
-        verdict=verdict,
-        notes=notes,
+        verdict=f"{located}: {'held' if held else 'not held'}; {where}",
+        notes=notes(targets, seeds, source, measure, settings, accuracy),
     )
+
+
+def _tables(
+    measured: dict[tuple[int, int], CriticalityResult], settings: int, groups: list[str], seeds: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From each (setting, seed)'s measurement: the claim's table (settings x groups rows,
+    COLUMNS, seeds), the error rise at a = 0 (settings, groups, seeds) and the depth of the
+    most critical body group (settings, seeds)."""
+    body = len(groups) - 1
+    values = np.full((settings * len(groups), len(COLUMNS), seeds), np.nan)
+    rise = np.full((settings, len(groups), seeds), np.nan)
+    location = np.full((settings, seeds), np.nan)
+    for (s, k), result in measured.items():
+        n = len(result.groups)
+        rows = slice(s * len(groups), s * len(groups) + n)
+        criticalities = np.array([c.value for c in result.criticalities])
+        rise[s, :n, k] = result.curve_error[:, 0] - result.final_error
+        values[rows, 0, k] = criticalities
+        values[rows, 1, k] = rise[s, :n, k]
+        values[rows, 2, k] = result.distance
+        location[s, k] = critical_depth(criticalities[:body])
+    return values, rise, location
+
+
+def notes(
+    targets: dict[str, str],
+    seeds: tuple[int, ...],
+    source: Path,
+    measure: CriticalityOptions,
+    settings: list[tuple[str, str]],
+    accuracy: np.ndarray,
+) -> list[str]:
+    """The setting, the criticality grid, what the columns hold, the runs' test accuracy."""
+    return [
+        f"targets {targets['near']} and {targets['far']}, the pair's target recipe, "
+        f"{len(seeds)} seeds; P-T from {source}; each run rewound toward its own initial "
+        "weights (the source's body and a fresh head for P-T, the random draw for RI-T)",
+        f"criticality grid: {measure.points} rewind points, sigmas "
+        + ", ".join(f"{s:g}" for s in measure.sigmas)
+        + f" of each group's rms weight, {measure.draws} noise draws, epsilon "
+        f"{measure.epsilon:g} of training error, BatchNorm re-estimated on "
+        f"{measure.probe.bn_batches} batches",
+        "columns: criticality, training error with the group at theta0 minus the run's, "
+        "and the group's distance to theta0; "
+        "depth of the most critical body group (ties averaged; undefined when no group is "
+        "critical); the head is left out of it, and out of the P-T rows (a fresh head)",
+        "test accuracy: "
+        + ", ".join(
+            f"{role} {init} {a:.3f}" for (role, init), a in zip(settings, accuracy.mean(axis=1))
+        ),  # fmt: skip
+    ]
 
 
 def critical_depth(criticalities: np.ndarray) -> float:
