@@ -15,7 +15,9 @@ half, the gap shrinking with more data, is reported per target beside it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -58,77 +60,63 @@ def settings(options: ReproOptions) -> list[Setting]:
     ]
 
 
+def judge(result: ClaimResult) -> ClaimResult:
+    """The verdict from the table alone (P-T, RI-T, gap x settings x seeds): the smallest
+    gap over twice its standard error over seeds must be above 1 (with one seed: the
+    smallest gap above 0)."""
+    seeds = result.values.shape[2]
+    mean, spread = mean_and_spread(result.values)
+    gap, gap_sd = mean[2], spread[2]
+    errors = 2 * gap_sd / np.sqrt(seeds) if seeds > 1 else np.full_like(gap, np.nan)
+    ratios = gap / np.where(errors > 0, errors, np.nan)
+    statistic = float(np.nanmin(ratios)) if seeds > 1 else float(gap.min())
+    threshold = 1.0 if seeds > 1 else 0.0
+    held = statistic > threshold
+    verdict = (
+        "pre-trained minus random-init test accuracy: "
+        + ", ".join(
+            f"{label} {100 * g:+.1f} ± {100 * e:.1f} points"
+            for label, g, e in zip(result.columns, gap, gap_sd)
+        )
+        + f" ({seeds} seeds, paired); smallest gap / 2 standard errors = "
+        f"{statistic:.2f} {'>' if held else '<='} {threshold:g}"
+    )
+    return replace(result, statistic=statistic, threshold=threshold, held=held, verdict=verdict)
+
+
 @register_claim(
     NAME,
     "Pre-trained weights beat random init on small targets, most with the least data",
     "Kornblith, Shlens, Le 2019: fine-tuning pre-trained networks beats training from random "
     "initialisation on small datasets; the gap narrows as the target dataset grows.",
+    judge=judge,
 )
 def transfer(options: ReproOptions) -> ClaimResult:
     source = options.source_run()
     seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2, 3, 4))
     chosen = settings(options)
-    values = np.full((len(INITS) + 1, len(chosen), len(seeds)), np.nan)
-    moved = np.full((len(INITS), len(chosen)), np.nan)
-    for j, setting in enumerate(chosen):
-        recipe = options.target_recipe(setting.spec)
-        epochs = QUICK_EPOCHS if options.quick else recipe["epochs"]
-        for i, init in enumerate(INITS):
-            extra = {"init": str(source)} if init == "pre-trained" else {}
-            for s, seed in enumerate(seeds):
-                run = options.finetune(
-                    f"transfer-{setting.role}-n{setting.n or 'all'}-{'pt' if extra else 'rt'}"
-                    f"-e{epochs}-seed{seed}",
-                    {
-                        **recipe,
-                        **extra,
-                        "train_per_class": setting.n,
-                        "epochs": epochs,
-                        "seed": seed,
-                        "split_seed": seed,
-                    },
-                )
-                values[i, j, s] = run_summary(run)["test_acc"]
-                if s == 0:
-                    moved[i, j] = distance_between_runs(run).total["relative_distance"]
-    values[2] = values[0] - values[1]
-    mean, spread = mean_and_spread(values)
-    gap, gap_sd = mean[2], spread[2]
-    errors = 2 * gap_sd / np.sqrt(len(seeds)) if len(seeds) > 1 else np.full_like(gap, np.nan)
-    ratios = gap / np.where(errors > 0, errors, np.nan)
-    statistic = float(np.nanmin(ratios)) if len(seeds) > 1 else float(gap.min())
-    threshold = 1.0 if len(seeds) > 1 else 0.0
-    held = statistic > threshold
-    labels = [setting.label for setting in chosen]
-    verdict = (
-        "pre-trained minus random-init test accuracy: "
-        + ", ".join(
-            f"{label} {100 * g:+.1f} ± {100 * e:.1f} points"
-            for label, g, e in zip(labels, gap, gap_sd)
+    epochs = QUICK_EPOCHS if options.quick else options.target_recipe(chosen[0].spec)["epochs"]
+    grid = {
+        (i, j, s): (
+            f"transfer-{setting.role}-n{setting.n or 'all'}-{'pt' if i == 0 else 'rt'}"
+            f"-e{epochs}-seed{seed}",
+            {**options.target_recipe(setting.spec), "train_per_class": setting.n,
+             "epochs": epochs, "seed": seed, "split_seed": seed,
+             **({"init": str(source)} if i == 0 else {})},
         )
-        + f" ({len(seeds)} seeds, paired); smallest gap / 2 standard errors = "
-        f"{statistic:.2f} {'>' if held else '<='} {threshold:g}"
-    )
-    notes = [
-        f"source {options.pair_recipes.source_recipe(options.model)['data']} "
-        f"(test accuracy {run_summary(source)['test_acc']:.3f}); targets "
-        + ", ".join(f"{setting.label} = {setting.spec}" for setting in chosen)
-        + f"; the demo's target recipe, {epochs} epochs",
-        "relative distance of the final weights from their initial ones (seed "
-        f"{seeds[0]}), pre-trained vs random init: "
-        + ", ".join(f"{label} {a:.3f} vs {b:.3f}" for label, a, b in zip(labels, *moved)),
-    ]
-    if not options.quick:
-        for role in ("near", "far"):
-            j_small, j_large = (j for j, setting in enumerate(chosen) if setting.role == role)
-            per_seed = values[2, j_small] - values[2, j_large]
-            notes.append(
-                f"{role}: the gap at {chosen[j_small].size} minus the gap at "
-                f"{chosen[j_large].size} = {100 * per_seed.mean():+.1f} ± "
-                f"{100 * per_seed.std(ddof=1):.1f} points (> 0: narrows with more data, "
-                "as the paper)"
-            )
-    return ClaimResult(
+        for j, setting in enumerate(chosen)
+        for i in range(len(INITS))
+        for s, seed in enumerate(seeds)
+    }  # fmt: skip
+    values, runs = options.measure(grid, (len(INITS) + 1, len(chosen), len(seeds)))
+    values[2] = values[0] - values[1]
+    moved = np.full((len(INITS), len(chosen)), np.nan)
+    for (i, j, s), run in runs.items():
+        if s == 0:
+            moved[i, j] = distance_between_runs(run).total["relative_distance"]
+    mean, spread = mean_and_spread(values)
+    labels = [setting.label for setting in chosen]
+    return judge(ClaimResult(
         rows=["pre-trained (P-T)", "random init (RI-T)", "gap (P-T - RI-T)"],
         columns=labels,
         values=values,
@@ -136,9 +124,42 @@ def transfer(options: ReproOptions) -> ClaimResult:
         xlabel="setting: " + ", ".join(f"{j} = {label}" for j, label in enumerate(labels)),
         ylabel="test accuracy",
         series={init: (mean[i], spread[i]) for i, init in enumerate(INITS)},
-        statistic=statistic,
-        threshold=threshold,
-        held=held,
-        verdict=verdict,
-        notes=notes,
-    )
+        statistic=math.nan,
+        threshold=math.nan,
+        held=False,
+        verdict="",
+        notes=notes(options, source, chosen, epochs, values, moved, seeds[0]),
+    ))  # fmt: skip
+
+
+def notes(
+    options: ReproOptions,
+    source: Path,
+    chosen: list[Setting],
+    epochs: int,
+    values: np.ndarray,
+    moved: np.ndarray,
+    first_seed: int,
+) -> list[str]:
+    """The source and targets, how far each init moved, and whether the gap narrows."""
+    labels = [setting.label for setting in chosen]
+    found = [
+        f"source {options.pair_recipes.source_recipe(options.model)['data']} "
+        f"(test accuracy {run_summary(source)['test_acc']:.3f}); targets "
+        + ", ".join(f"{setting.label} = {setting.spec}" for setting in chosen)
+        + f"; the demo's target recipe, {epochs} epochs",
+        "relative distance of the final weights from their initial ones (seed "
+        f"{first_seed}), pre-trained vs random init: "
+        + ", ".join(f"{label} {a:.3f} vs {b:.3f}" for label, a, b in zip(labels, *moved)),
+    ]
+    if not options.quick:
+        for role in ("near", "far"):
+            j_small, j_large = (j for j, setting in enumerate(chosen) if setting.role == role)
+            per_seed = values[2, j_small] - values[2, j_large]
+            found.append(
+                f"{role}: the gap at {chosen[j_small].size} minus the gap at "
+                f"{chosen[j_large].size} = {100 * per_seed.mean():+.1f} ± "
+                f"{100 * per_seed.std(ddof=1):.1f} points (> 0: narrows with more data, "
+                "as the paper)"
+            )
+    return found
