@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from itertools import combinations
+from itertools import combinations, product
+from pathlib import Path
 
 import numpy as np
 
-from finetune.runs import run_summary
 from landscape.experiments.recipes import CKA_EXAMPLES
 from landscape.experiments.repro import ClaimResult, ReproOptions, judged_outcome, register_claim
 from landscape.geometry.barrier import barrier_between
@@ -79,59 +79,51 @@ def same_basin(options: ReproOptions) -> ClaimResult:
     points = 13 if options.quick else 25
     (target,) = options.targets((options.pair_recipes.near,))
     source = options.source_run()
-    pairs = list(combinations(seeds, 2))
+    grid = {
+        (i, k): (f"same-basin-{'pt' if i == 0 else 'rt'}-seed{seed}",
+                 {**options.target_recipe(target), "seed": seed,
+                  **({"init": str(source)} if i == 0 else {})})
+        for i in range(len(INITS))
+        for k, seed in enumerate(seeds)
+    }  # fmt: skip
+    accuracy, runs = options.measure(grid, (len(INITS), len(seeds)))
+    pairs = list(combinations(range(len(seeds)), 2))
     values = np.full((len(INITS), len(COLUMNS), len(pairs)), np.nan)
-    alphas = np.linspace(0.0, 1.0, points)
     curves = np.zeros((len(INITS), len(pairs), points))
-    accuracy: dict[str, list[float]] = {init: [] for init in INITS}
-    for i, init in enumerate(INITS):
-        runs = {}
-        for seed in seeds:
-            extra = {"init": str(source)} if init == "pre-trained" else {}
-            name = f"same-basin-{'pt' if extra else 'rt'}-seed{seed}"
-            runs[seed] = options.finetune(
-                name, {**options.target_recipe(target), **extra, "seed": seed}
-            )
-            accuracy[init].append(float(run_summary(runs[seed])["test_acc"]))
-        for k, (s, t) in enumerate(pairs):
-            options.log(f"{init} init: comparing seeds {s} and {t}")
-            cka = compare_runs(runs[s], runs[t], options=ProbeOptions(examples=CKA_EXAMPLES))
-            distance = distance_between_runs(runs[s], runs[t])
-            line = barrier_between(
-                runs[s], runs[t], points=points, options=ProbeOptions(split="train")
-            )
-            values[i, :, k] = [
-                cka.mean_diagonal,
-                distance.total["distance"],
-                line.loss_barrier.linear,
-                line.error_barrier.linear,
-            ]
-            curves[i, k] = line.curves[f"{line.curve}/loss"]
+    for (i, init), (k, (a, b)) in product(enumerate(INITS), enumerate(pairs)):
+        options.log(f"{init} init: comparing seeds {seeds[a]} and {seeds[b]}")
+        values[i, :, k], curves[i, k] = compare(runs[i, a], runs[i, b], points)
     spread = curves.std(axis=1, ddof=1) if len(pairs) > 1 else np.zeros((2, points))
-    return judge(
-        ClaimResult(
-            rows=[f"{init} init, pairs of seeds" for init in INITS],
-            columns=COLUMNS,
-            values=values,
-            x=alphas,
-            xlabel="a in (1 - a) theta_A + a theta_B",
-            ylabel="train loss (BatchNorm re-estimated)",
-            series={
-                f"{init} init": (curves[i].mean(axis=0), spread[i]) for i, init in enumerate(INITS)
-            },
-            statistic=math.nan,
-            threshold=math.nan,
-            held=False,
-            verdict="",
-            notes=[
-                "barriers on the training images, which every run fits, so that the barrier "
-                "compares two solutions of one problem (on the test split a pair of poor "
-                "random-init runs shows little barrier between two equally poor models)",
-                f"{target}, the pair's target recipe; test accuracy over seeds: "
-                + ", ".join(
-                    f"{init} {np.mean(accs):.3f} ± {np.std(accs, ddof=1):.3f}"
-                    for init, accs in accuracy.items()
-                ),
-            ],
-        )
-    )
+    return judge(ClaimResult(
+        rows=[f"{init} init, pairs of seeds" for init in INITS],
+        columns=COLUMNS,
+        values=values,
+        x=np.linspace(0.0, 1.0, points),
+        xlabel="a in (1 - a) theta_A + a theta_B",
+        ylabel="train loss (BatchNorm re-estimated)",
+        series={f"{init} init": (curves[i].mean(axis=0), spread[i])
+                for i, init in enumerate(INITS)},
+        statistic=math.nan,
+        threshold=math.nan,
+        held=False,
+        verdict="",
+        notes=[
+            "barriers on the training images, which every run fits, so that the barrier "
+            "compares two solutions of one problem (on the test split a pair of poor "
+            "random-init runs shows little barrier between two equally poor models)",
+            f"{target}, the pair's target recipe; test accuracy over seeds: "
+            + ", ".join(f"{init} {np.mean(accuracy[i]):.3f} ± {np.std(accuracy[i], ddof=1):.3f}"
+                        for i, init in enumerate(INITS)),
+        ],
+    ))  # fmt: skip
+
+
+def compare(a: Path, b: Path, points: int) -> tuple[list[float], np.ndarray]:
+    """Two runs' mean CKA, parameter distance, loss and error barriers (BatchNorm
+    re-estimated, on the training split), and the loss along the line between them."""
+    cka = compare_runs(a, b, options=ProbeOptions(examples=CKA_EXAMPLES))
+    distance = distance_between_runs(a, b)
+    line = barrier_between(a, b, points=points, options=ProbeOptions(split="train"))
+    measured = [cka.mean_diagonal, distance.total["distance"], line.loss_barrier.linear,
+                line.error_barrier.linear]  # fmt: skip
+    return measured, line.curves[f"{line.curve}/loss"]
