@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -81,32 +82,48 @@ def better_source(options: ReproOptions) -> ClaimResult:
     sources = _sources(options, size)
     n_groups = len(layer_groups(create_model(options.model, 10, image_size)))
     recipe = {**options.target_recipe(target), "image_size": image_size}
-    n = recipe["train_per_class"]
-
+    grid = {}
+    for (i, (_, run)), (j, seed) in product(enumerate(sources), enumerate(seeds)):
+        base = {**recipe, "init": str(run), "seed": seed}
+        tag = f"near-{image_size}px-n{recipe['train_per_class']}-from-{run.name}-seed{seed}"
+        grid[i, 1, j] = (f"better-source-finetune-{tag}", base)
+        grid[i, 2, j] = (f"better-source-probe-lr{PROBE_LR:g}-{tag}", linear_probe(base, n_groups))
+    values, _ = options.measure(grid, (len(sources), 3, len(seeds)))
     source_acc = np.array([float(run_summary(run)["test_acc"]) for _, run in sources])
-    values = np.full((len(sources), 3, len(seeds)), np.nan)
     values[:, 0, 0] = source_acc
-    for i, (_, run) in enumerate(sources):
-        for j, seed in enumerate(seeds):
-            base = {**recipe, "init": str(run), "seed": seed}
-            tag = f"near-{image_size}px-n{n}-from-{run.name}-seed{seed}"
-            tuned = options.finetune(f"better-source-finetune-{tag}", base)
-            probe = options.finetune(
-                f"better-source-probe-lr{PROBE_LR:g}-{tag}",
-                linear_probe(base, n_groups),
-            )
-            values[i, 1, j] = float(run_summary(tuned)["test_acc"])
-            values[i, 2, j] = float(run_summary(probe)["test_acc"])
-
     order = np.argsort(source_acc, kind="stable")
     values, source_acc = values[order], source_acc[order]
-    labels = [f"{sources[k][0]} (source {source_acc[i]:.3f})" for i, k in enumerate(order)]
     ddof = 1 if len(seeds) > 1 else 0
-    means = {m: values[:, 1 + k].mean(axis=1) for k, m in enumerate(MODES)}
-    spreads = {m: values[:, 1 + k].std(axis=1, ddof=ddof) for k, m in enumerate(MODES)}
-    notes = [
+    return judge(ClaimResult(
+        rows=[f"{sources[k][0]} (source {source_acc[i]:.3f})" for i, k in enumerate(order)],
+        columns=["source acc", *MODES],
+        values=values,
+        x=source_acc,
+        xlabel="source test accuracy",
+        ylabel=f"target test accuracy ({target})",
+        series={m: (values[:, 1 + k].mean(axis=1), values[:, 1 + k].std(axis=1, ddof=ddof))
+                for k, m in enumerate(MODES)},
+        statistic=math.nan,
+        threshold=ALPHA,
+        held=False,
+        verdict="",
+        notes=notes(options, size, sources, target, recipe, len(seeds), n_groups),
+    ))  # fmt: skip
+
+
+def notes(
+    options: ReproOptions,
+    size: dict,
+    sources: list[tuple[str, Path]],
+    target: str,
+    recipe: dict,
+    seeds: int,
+    n_groups: int,
+) -> list[str]:
+    """The sources, the target and the probe, and how the sources differ from the paper's."""
+    return [
         f"sources: {options.model} pre-trained on "
-        f"{options.pair_recipes.source_recipe(options.model)['data']} at {image_size}px"
+        f"{options.pair_recipes.source_recipe(options.model)['data']} at {size['image_size']}px"
         + (
             f" on {size['source_per_class']} images per class, batch {size['batch_size']},"
             if size["source_per_class"]
@@ -115,28 +132,14 @@ def better_source(options: ReproOptions) -> ClaimResult:
         + f" for {', '.join(map(str, size['epochs']))} epochs"
         + (f" plus the pair's own source, {sources[-1][0]}" if size["shared"] else "")
         + "; source accuracy = its test accuracy (one run per source, no seed spread)",
-        f"target: {target}, {n} images per class, {recipe['epochs']} epochs, "
-        f"{len(seeds)} seeds; linear probe = the first {n_groups - 1} of {n_groups} layer "
-        f"groups frozen (BatchNorm statistics too), head trained at lr {PROBE_LR:g}",
+        f"target: {target}, {recipe['train_per_class']} images per class, "
+        f"{recipe['epochs']} epochs, {seeds} seeds; linear probe = the first {n_groups - 1} "
+        f"of {n_groups} layer groups frozen (BatchNorm statistics too), head trained at lr "
+        f"{PROBE_LR:g}",
         "the sources differ only in training length, not in architecture or regularisation "
         "as in the paper: it tests the ranking, not the paper's caveat that label smoothing "
         "or dropout raise source accuracy yet hurt frozen features",
     ]
-    result = ClaimResult(
-        rows=labels,
-        columns=["source acc", *MODES],
-        values=values,
-        x=source_acc,
-        xlabel="source test accuracy",
-        ylabel=f"target test accuracy ({target})",
-        series={m: (means[m], spreads[m]) for m in MODES},
-        statistic=math.nan,
-        threshold=ALPHA,
-        held=False,
-        verdict="",
-        notes=notes,
-    )
-    return judge(result)
 
 
 def _sources(options: ReproOptions, size: dict) -> list[tuple[str, Path]]:
