@@ -24,6 +24,7 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,18 @@ from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.rundir import read_config
 from finetune.runs import run_summary
-from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim, seed_sd
+from landscape.experiments.repro import (
+    ClaimResult,
+    ReproOptions,
+    judged_outcome,
+    register_claim,
+    seed_sd,
+)
 from landscape.tune.sweep import Objective, pick_trial, tied_trials, trial_overrides, value_se
 
 NAME = "non_binary"
 SPACES = ("binary", "non-binary")
+SEARCHED = ("lr", "lr_decay", "transfer_groups", "l2sp", "l2")  # a pick's options the notes show
 T_NEEDED = 2.0  # gain over the binary search's pick, in standard errors over search seeds
 QUICK_TRIALS, FULL_TRIALS = 4, 16
 
@@ -124,9 +132,7 @@ def search(
         values = {**base, **SPACE_OF[space](trial, groups)}
         runs = [trained({**values, **extra}) for extra in trial_overrides(values, objective)]
         summaries = [run_summary(run) for run in runs]
-        examples = statistics.fmean(
-            int(read_config(run)["data"]["eval_examples"]) for run in runs
-        )
+        examples = statistics.fmean(int(read_config(run)["data"]["eval_examples"]) for run in runs)
         accuracies = [float(s["final_eval_acc"]) for s in summaries]
         rows.append(
             SearchTrial(
@@ -150,58 +156,63 @@ def search(
     return {**asdict(replace(pick, test=test)), "tied": len(tied)}
 
 
+def judge(result: ClaimResult) -> ClaimResult:
+    """The verdict from the table alone (binary, non-binary x targets x seeds): the mean
+    paired gain per target over its standard error (sd of the per-seed gains / sqrt(seeds));
+    held when it exceeds ``T_NEEDED`` on some target."""
+    gains = result.values[1] - result.values[0]  # (targets, seeds)
+    seeds = gains.shape[1]
+    mean = gains.mean(axis=1)
+    sd = gains.std(axis=1, ddof=1) if seeds > 1 else np.full(len(mean), np.nan)
+    errors = sd / np.sqrt(seeds)
+    # One search seed has no noise estimate: its t is not finite and the claim cannot hold.
+    t = np.where(errors > 0, mean / np.maximum(errors, 1e-12), np.nan)
+    best = int(np.nanargmax(t)) if np.isfinite(t).any() else 0
+    held = bool(np.isfinite(t[best]) and t[best] > T_NEEDED)
+    targets = [column.removesuffix(" acc") for column in result.columns]
+    verdict = (
+        "non-binary search's pick minus binary search's pick, test accuracy (± sd over "
+        f"{seeds} search seeds): "
+        + ", ".join(
+            f"{target} {100 * m:+.1f} ± {100 * d:.1f} points (SE {100 * e:.1f}, t {tt:.2f})"
+            for target, m, d, e, tt in zip(targets, mean, sd, errors, t)
+        )
+        + f"; the claim needs a gain above {T_NEEDED:.0f} standard errors on some target: "
+        f"{judged_outcome(held, bool(np.nanmax(mean) > 0))}"
+    )
+    return replace(result, statistic=float(t[best]), threshold=T_NEEDED, held=held,
+                   verdict=verdict)  # fmt: skip
+
+
 @register_claim(
     NAME,
     "A search over the non-binary space beats a search over the binary one, same budget",
     "the best non-binary configurations found by search gave +0.5 to +1.6 points over the "
     "best binary ones (Plested & Gedeon 2021)",
+    judge=judge,
 )
 def non_binary(options: ReproOptions) -> ClaimResult:
     """Per target (quick: far only) and search seed, a binary and a non-binary search of the
-    same number of trials; values are the test accuracies of their picks. The claim holds
-    when, on some target, the mean paired gain exceeds ``T_NEEDED`` standard errors (sd of
-    the per-seed gains / sqrt(seeds))."""
+    same number of trials; values are the test accuracies of their picks (``judge``)."""
     seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2))
     trials = QUICK_TRIALS if options.quick else FULL_TRIALS
     roles = ("far",) if options.quick else ("near", "far")
     targets = options.targets(tuple(getattr(options.pair_recipes, role) for role in roles))
     values = np.full((len(SPACES), len(targets), len(seeds)), np.nan)
     notes = []
-    for j, (role, target) in enumerate(zip(roles, targets)):
-        for i, space in enumerate(SPACES):
-            for k, seed in enumerate(seeds):
-                pick = search(options, role, target, space, seed, trials)
-                values[i, j, k] = pick["test"]
-                searched = {
-                    key: pick["values"][key]
-                    for key in ("lr", "lr_decay", "transfer_groups", "l2sp", "l2")
-                    if key in pick["values"]
-                }
-                notes.append(
-                    f"{target} {space} seed {seed}: val {pick['value']:.3f} "
-                    f"± {pick['value_se']:.3f} "
-                    f"({pick['tied']} of {trials} trials tied), test {pick['test']:.3f}; "
-                    + ", ".join(f"{key} {_short(v)}" for key, v in searched.items())
-                )
-    gains = values[1] - values[0]  # (targets, seeds)
-    mean = gains.mean(axis=1)
-    ddof = 1 if len(seeds) > 1 else 0
-    errors = gains.std(axis=1, ddof=ddof) / np.sqrt(len(seeds))
-    # One search seed has no noise estimate: its t is not finite and the claim cannot hold.
-    t = np.where(errors > 0, mean / np.maximum(errors, 1e-12), np.nan) if ddof else mean * np.nan
-    best = int(np.nanargmax(t)) if np.isfinite(t).any() else 0
-    held = bool(np.isfinite(t[best]) and t[best] > T_NEEDED)
-    verdict = (
-        "non-binary search's pick minus binary search's pick, test accuracy: "
-        + ", ".join(
-            f"{target} {100 * m:+.1f} ± {100 * e:.1f} points"
-            for target, m, e in zip(targets, mean, errors)
+    for (j, (role, target)), (i, space), (k, seed) in product(
+        enumerate(zip(roles, targets)), enumerate(SPACES), enumerate(seeds)
+    ):
+        pick = search(options, role, target, space, seed, trials)
+        values[i, j, k] = pick["test"]
+        searched = {key: pick["values"][key] for key in SEARCHED if key in pick["values"]}
+        notes.append(
+            f"{target} {space} seed {seed}: val {pick['value']:.3f} ± {pick['value_se']:.3f} "
+            f"({pick['tied']} of {trials} trials tied), test {pick['test']:.3f}; "
+            + ", ".join(f"{key} {_short(v)}" for key, v in searched.items())
         )
-        + f" ({trials} trials per search, {len(seeds)} search seeds); the claim needs a gain "
-        f"above {T_NEEDED:.0f} standard errors on some target: {'held' if held else 'not held'}"
-    )
     spread = seed_sd(values)
-    return ClaimResult(
+    return judge(ClaimResult(
         rows=[f"{space} search" for space in SPACES],
         columns=[f"{target} acc" for target in targets],
         values=values,
@@ -209,16 +220,17 @@ def non_binary(options: ReproOptions) -> ClaimResult:
         xlabel="setting: " + ", ".join(f"{i} = {s} search" for i, s in enumerate(SPACES)),
         ylabel="test accuracy of the search's pick",
         series={t: (values[:, j].mean(axis=1), spread[:, j]) for j, t in enumerate(targets)},
-        statistic=float(t[best]),
+        statistic=math.nan,
         threshold=T_NEEDED,
-        held=held,
-        verdict=verdict,
+        held=False,
+        verdict="",
         notes=[
             f"10 images per class, the pair's target recipe otherwise; TPE with "
-            f"{max(1, trials // 2)} random start-up trials, sampler and training seeded alike",
+            f"{max(1, trials // 2)} random start-up trials, sampler and training seeded alike; "
+            "each pick's validation accuracy ± its standard error",
             *notes,
         ],
-    )
+    ))  # fmt: skip
 
 
 def _short(value: Any) -> str:
