@@ -43,4 +43,4 @@ def test_a_claim_judged_by_its_runs_is_refused(tmp_path):
     from finetune.errors import ConfigError
 
     with pytest.raises(ConfigError, match="reads its runs"):
-        rejudge("transfer", ROOT / "transfer.h5")
+        rejudge("yosinski", ROOT / "yosinski.h5")
