@@ -93,6 +93,33 @@ def epochs_for(n: int, classes: int, batch_size: int, quick: bool) -> int:
     return math.ceil((QUICK_STEPS if quick else STEPS) / steps_per_epoch)
 
 
+def grid(
+    options: ReproOptions,
+    task: str,
+    sizes: tuple[int, ...],
+    seeds: tuple[int, ...],
+    regularisers: tuple[str, ...] = tuple(REGULARISERS),
+) -> tuple[dict[tuple[int, ...], tuple[str, dict]], list[int]]:
+    """The claim's runs on ``task`` by index (regulariser, size, seed), each size trained
+    for the claim's step budget, and the epochs of each size."""
+    recipe = options.target_recipe(task)
+    classes = get_dataset(task, "test", image_size=recipe.get("image_size")).num_classes
+    epochs = [epochs_for(n, classes, recipe["batch_size"], options.quick) for n in sizes]
+    source = options.source_run()
+    runs = {
+        (i, j, s): (
+            f"l2sp-near-{reg}-n{n}-e{epochs[j]}-seed{seed}-split{seed}",
+            {**recipe, "init": str(source), "train_per_class": n, "epochs": epochs[j],
+             "eval_every": max(1, epochs[j] // EVALUATIONS), "seed": seed,
+             "split_seed": seed, **REGULARISERS[reg]},
+        )
+        for i, reg in enumerate(regularisers)
+        for j, n in enumerate(sizes)
+        for s, seed in enumerate(seeds)
+    }  # fmt: skip
+    return runs, epochs
+
+
 @register_claim(
     NAME,
     "L2-SP beats L2 with scarce target data, less so with more",
@@ -103,24 +130,10 @@ def epochs_for(n: int, classes: int, batch_size: int, quick: bool) -> int:
 )
 def l2sp(options: ReproOptions) -> ClaimResult:
     (task,) = options.targets((options.pair_recipes.near,))
-    source = options.source_run()
     seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2, 3, 4))
     sizes = QUICK_SIZES if options.quick else FULL_SIZES
-    recipe = options.target_recipe(task)
-    classes = get_dataset(task, "test", image_size=recipe.get("image_size")).num_classes
-    epochs = [epochs_for(n, classes, recipe["batch_size"], options.quick) for n in sizes]
-    grid = {
-        (i, j, s): (
-            f"l2sp-near-{reg}-n{n}-e{epochs[j]}-seed{seed}-split{seed}",
-            {**recipe, "init": str(source), "train_per_class": n, "epochs": epochs[j],
-             "eval_every": max(1, epochs[j] // EVALUATIONS), "seed": seed,
-             "split_seed": seed, **setting},
-        )
-        for i, (reg, setting) in enumerate(REGULARISERS.items())
-        for j, n in enumerate(sizes)
-        for s, seed in enumerate(seeds)
-    }  # fmt: skip
-    values, runs = options.measure(grid, (len(REGULARISERS), len(sizes), len(seeds)))
+    runs_of, epochs = grid(options, task, sizes, seeds)
+    values, runs = options.measure(runs_of, (len(REGULARISERS), len(sizes), len(seeds)))
     moved = np.full_like(values, np.nan)
     for index, run in runs.items():
         moved[index] = distance_between_runs(run).total["relative_distance"]
