@@ -20,14 +20,8 @@ from finetune.errors import ConfigError
 from finetune.evaluation.measure import evaluate, measure
 from finetune.groups import layer_groups
 from finetune.runs import load_run
-from landscape.tune.explain import (
-    REUSED_BELOW,
-    REWRITTEN_ABOVE,
-    ExplainOptions,
-    Z,
-    explain_runs,
-    status_of,
-)
+from landscape.tune.explain import REUSED_BELOW, REWRITTEN_ABOVE, Z, explain_runs, status_of
+from landscape.tune.options import ExplainOptions
 from probes.change import group_change, group_tensors
 from probes.cka import MinibatchCKA, cka_of_terms
 from probes.inputs import bn_batches, eval_prep, probe_data
@@ -102,9 +96,7 @@ def test_cka_jackknife_leaves_out_one_batch_as_a_fresh_accumulator_would():
     without_first = MinibatchCKA(1, 1)
     for a, b in batches[1:]:
         without_first.update([a], [a + b[:, :1]])
-    np.testing.assert_allclose(
-        cka_of_terms(terms.sum(0) - terms[0], 1, 1), without_first.compute()
-    )
+    np.testing.assert_allclose(cka_of_terms(terms.sum(0) - terms[0], 1, 1), without_first.compute())
 
 
 def test_group_change_of_frozen_groups(runs):

@@ -134,21 +134,23 @@ def test_every_declared_writer_is_a_function_of_its_family_named_in_the_prose():
             assert f"`{writer}`" in kind.intro, writer
 
 
-def test_the_declarations_and_the_plots_import_no_writer():
-    # What `landscape plot` pays for: the declarations are light, and the plots need them only.
+def test_the_declarations_the_plots_and_the_command_import_no_writer():
+    # What `landscape plot` pays for: the declarations are light, the plots need only them,
+    # and the command line imports a writer only when a command runs.
     names = [module.__name__ for module in DECLARATIONS]
     script = (
         f"import importlib, json, sys\nfor n in {names!r}: importlib.import_module(n)\n"
-        "declared = sorted(sys.modules)\nimport landscape.plots\n"
-        "print(json.dumps([declared, sorted(sys.modules)]))"
+        "declared = sorted(sys.modules)\nimport landscape.plots\nplotted = sorted(sys.modules)\n"
+        "import cli.main\nprint(json.dumps([declared, plotted, sorted(sys.modules)]))"
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True, cwd=ROOT)  # fmt: skip
-    declared, plotted = map(set, json.loads(run.stdout))
+    declared, plotted, command = map(set, json.loads(run.stdout))
     writers = {w.rpartition(".")[0] for kind in KINDS.values() for w in kind.writers}
     assert {"finetune.engine", "landscape.experiments.repro", "probes.fit"} <= writers
     assert not declared & (writers | {"torch", "matplotlib", "landscape.plots"})
     assert not plotted & writers
+    assert not command & writers
 
 
 def test_the_readme_lists_the_kinds_with_a_plot():
@@ -331,7 +333,8 @@ def test_sweep_matches_its_documented_layout(tmp_path):
 
 
 def test_explain_matches_its_documented_layout(tmp_path):
-    from landscape.tune.explain import ExplainOptions, explain_runs
+    from landscape.tune.explain import explain_runs
+    from landscape.tune.options import ExplainOptions
 
     engine.train(fast_config("pretrain", data="synthetic:source", epochs=1), tmp_path / "src")
     for seed in (0, 1):
