@@ -12,7 +12,7 @@ import typer
 from cli.common import RUN_REF, keyword, stderr_log, user_errors
 from cli.options import options_from, options_parameters, with_parameters
 from finetune.errors import ConfigError
-from landscape.tune.explain import ExplainOptions
+from landscape.tune.options import ExplainOptions
 
 
 def explain_command(**values: Any) -> None:

@@ -168,9 +168,10 @@ app.command(
 
 def _train_command(kind: str):
     """The body of ``landscape pretrain`` and ``landscape finetune``."""
-    from finetune import engine
 
     def command(**values: Any) -> None:
+        from finetune import engine
+
         values = plain(values)
         out, config_file = values.pop("out"), values.pop("config")
         quiet, dry_run = values.pop("quiet"), values.pop("dry_run")

@@ -37,12 +37,9 @@ from probes.activations import group_layers
 from probes.cka import cka_of_terms
 from probes.distance import parameter_distance
 from probes.inputs import bn_batches, eval_prep, probe_data
-from probes.options import ProbeOptions
+from probes.options import CHANGE_EXAMPLES, JACKKNIFE_BATCHES, ProbeOptions
 from probes.similarity import accumulate_cka
 from probes.statistics import jackknife
-
-EXAMPLES = 500  # examples measured by default: a seeded subset of the split
-JACKKNIFE_BATCHES = 10  # batches the default batch size cuts the examples into
 
 
 def jackknife_batch_size(examples: int) -> int:
@@ -109,11 +106,11 @@ def new_groups(run: LoadedRun, groups: list[LayerGroup]) -> list[bool]:
 
 
 def group_change(
-    run: str | Path, *, options: ProbeOptions = ProbeOptions(examples=EXAMPLES)
+    run: str | Path, *, options: ProbeOptions = ProbeOptions(examples=CHANGE_EXAMPLES)
 ) -> GroupChange:
     """CKA to init, movement and rewind cost of every layer group of ``run`` (a run
     directory, or a weights file of one, against the run's ``init.safetensors``), on the
-    examples ``options`` names (default: EXAMPLES seeded test examples of the run's
+    examples ``options`` names (default: CHANGE_EXAMPLES seeded test examples of the run's
     dataset, in JACKKNIFE_BATCHES batches, BatchNorm re-estimated on the options' training
     batches). A run that started from random init is refused: it transferred nothing."""
     runtime = options.runtime()

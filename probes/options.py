@@ -12,6 +12,10 @@ from finetune.errors import ConfigError
 from finetune.runtime import Runtime, resolve_runtime
 
 DEFAULT_BN_BATCHES = 50
+# What probes.change measures by default: a seeded subset of the split, and the batches the
+# default batch size cuts it into (the groups of its jackknife).
+CHANGE_EXAMPLES = 500
+JACKKNIFE_BATCHES = 10
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,8 @@ from finetune.errors import ConfigError
 from finetune.evaluation.measure import evaluate, measure
 from finetune.groups import layer_groups
 from finetune.runs import load_run
-from landscape.tune.explain import (
-    REUSED_BELOW,
-    REWRITTEN_ABOVE,
-    ExplainOptions,
-    Z,
-    explain_runs,
-    status_of,
-)
+from landscape.tune.explain import REUSED_BELOW, REWRITTEN_ABOVE, Z, explain_runs, status_of
+from landscape.tune.options import ExplainOptions
 from probes.change import group_change, group_tensors
 from probes.cka import MinibatchCKA, cka_of_terms
 from probes.inputs import bn_batches, eval_prep, probe_data

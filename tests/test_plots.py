@@ -17,15 +17,15 @@ from finetune.engine.history import History
 from finetune.errors import ConfigError
 from landscape.plots import plot_file
 from landscape.plots.experiments import category_names
-from landscape.plots.kinds import KINDS
+from landscape.plots.kinds import PLOTS
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def draw(path: Path) -> Figure:
-    """The figure of the file at ``path``, drawn by its kind's registered plot."""
+    """The figure of the file at ``path``, drawn by its kind's plot."""
     with h5py.File(path) as f:
-        return KINDS[str(f.attrs["kind"])].plot(f)
+        return PLOTS[str(f.attrs["kind"])](f)
 
 
 def legend(ax) -> list[str]:

@@ -1,11 +1,15 @@
-"""Every result kind the code writes has one entry in the registry of kinds, and its
-layout there, its section of results/README.md and the files the code writes agree."""
+"""Every result kind the code writes is declared once, in the ``kinds.py`` of its writer's
+folder; the declarations name real writers, loading them imports no writer, and the files
+the code writes (and the committed ones) hold what their kind declares. results/README.md's
+kind sections are generated from the declarations (tests/test_tables.py)."""
 
 import ast
 import importlib
+import inspect
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -14,27 +18,26 @@ import pytest
 from conftest import fast_config
 
 from finetune import engine
+from finetune.result_files import write_result
+from finetune.result_kinds import (
+    COMMON_ATTRIBUTES,
+    KINDS,
+    Attribute,
+    Dataset,
+    ResultKind,
+    register_kind,
+)
+from landscape.plots.kinds import DECLARATIONS, PLOTS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "results" / "README.md"
 COMMON = {"kind", "schema_version", "created", "landscape_version", "command"}
-# The README's table of each section of a layout (landscape.plots.kinds.Layout.names).
-TABLES = {"attributes": "Root attributes", "datasets": "Datasets", "summary": "Summary attributes"}
-
-
-def section(kind: str) -> str:
-    """The text of one kind's section of the README."""
-    return README.read_text().split(f"## kind `{kind}`", 1)[1].split("\n## ", 1)[0]
 
 
 def documented(kind: str) -> dict[str, set[str]]:
-    """The attribute, dataset and summary names of one kind's section of the README."""
-    parts = re.split(r"\n(Root attributes|Datasets|Summary attributes)", section(kind))
-    tables = dict(zip(parts[1::2], parts[2::2]))
-    return {
-        name: set(re.findall(r"^\| `([^`]+)` \|", tables.get(name, ""), flags=re.M))
-        for name in ("Root attributes", "Datasets", "Summary attributes")
-    }
+    """Every name of a kind's section of results/README.md, by section: its declaration's
+    names, from which the section is generated."""
+    return KINDS[kind].names()
 
 
 def documented_device() -> set[str]:
@@ -49,32 +52,37 @@ def described_device(path: Path) -> dict:
 
 
 def actual(path: Path) -> dict[str, set[str]]:
+    """The names the file at ``path`` holds, by section (common root attributes left out)."""
     datasets: set[str] = set()
     with h5py.File(path) as f:
-        f.visititems(
-            lambda name, obj: datasets.add(name) if isinstance(obj, h5py.Dataset) else None
-        )
+        f.visititems(lambda name, obj: datasets.add(name) if isinstance(obj, h5py.Dataset)
+                     else None)  # fmt: skip
         return {
-            "Root attributes": set(f.attrs) - COMMON,
-            "Datasets": datasets,
-            "Summary attributes": set(f["summary"].attrs),
+            "attributes": set(f.attrs) - COMMON,
+            "datasets": datasets,
+            "summary": set(f["summary"].attrs),
         }
 
 
 def registry_problems(path: Path) -> list[str]:
-    """What the file at ``path`` lacks of its kind's registered layout, and what it holds
-    that the layout does not list."""
-    from landscape.plots.kinds import KINDS
-
+    """What the file at ``path`` lacks of its kind's declared layout, and what it holds
+    that the declaration does not list."""
     with h5py.File(path) as f:
-        layout = KINDS[str(f.attrs["kind"])].layout
-        return layout.missing(f) + layout.unlisted(f)
+        kind = KINDS[str(f.attrs["kind"])]
+        return kind.missing(f) + kind.unlisted(f)
 
 
-def written_kinds() -> set[str]:
-    """The kind of every ``write_result`` call in the library's source: its second
-    argument, which must be a string literal for the registry to be checkable."""
-    kinds = set()
+def family(path: Path) -> str:
+    """The folder family of a source file: ``landscape/SUB`` inside ``landscape``, else
+    its top-level package (``finetune``, ``probes``)."""
+    parts = path.relative_to(ROOT).parts
+    return "/".join(parts[:2] if parts[0] == "landscape" else parts[:1])
+
+
+def written_kinds() -> dict[str, set[str]]:
+    """The kind of every ``write_result`` call in the library's source (its second
+    argument, which must be a string literal), with the families of the files calling it."""
+    kinds: dict[str, set[str]] = {}
     for package in ("finetune", "probes", "landscape"):
         for path in (ROOT / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
@@ -83,67 +91,114 @@ def written_kinds() -> set[str]:
                     continue
                 kind = node.args[1]
                 assert isinstance(kind, ast.Constant), f"{path}:{node.lineno}: kind not literal"
-                kinds.add(kind.value)
+                kinds.setdefault(kind.value, set()).add(family(path))
     return kinds
 
 
-def named_functions(text: str) -> list[object]:
-    """The objects that the dotted paths in backticks of ``text`` name (paths that do not
-    import, such as ``config.json``, are left out)."""
-    found = []
-    for path in re.findall(r"`((?:\w+\.)+\w+)`", text):
-        module, _, name = path.rpartition(".")
-        try:
-            found.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            continue
-    return found
+def declaring_families() -> dict[str, list[str]]:
+    """The families of the declaration modules that construct each kind (the first
+    argument of every ``ResultKind(...)`` in their source)."""
+    kinds: dict[str, list[str]] = {}
+    for module in DECLARATIONS:
+        path = Path(module.__file__)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if getattr(getattr(node, "func", None), "id", None) == "ResultKind":
+                kinds.setdefault(node.args[0].value, []).append(family(path))
+    return kinds
 
 
 def test_common_attributes_are_documented():
-    from landscape.plots.kinds import COMMON_ATTRIBUTES
-
     assert set(COMMON_ATTRIBUTES) == COMMON
     assert all(f"`{name}`" in README.read_text() for name in COMMON)
 
 
-def test_every_kind_the_code_writes_has_one_registry_entry():
-    from landscape.plots.kinds import KINDS
-
+def test_every_kind_the_code_writes_is_declared_once_beside_its_writer():
+    # The rule: a kind is declared in the kinds.py of the family whose code writes it
+    # (landscape/SUB/kinds.py inside landscape, else finetune/kinds.py or probes/kinds.py).
     written = written_kinds()
-    assert {"run", "barrier", "sharpness", "criticality", "repro", "bench_cka"} <= written
-    assert set(KINDS) == written
+    assert {"run", "barrier", "sharpness", "criticality", "repro", "bench_cka"} <= set(written)
+    assert all(len(families) == 1 for families in written.values()), written
+    assert declaring_families() == {kind: sorted(families) for kind, families in written.items()}
+    assert set(KINDS) == set(written)
     assert all(name == kind.name for name, kind in KINDS.items())
 
 
-def test_every_registered_layout_is_the_documented_one():
-    from landscape.plots.kinds import KINDS
+def test_every_declared_writer_is_a_function_of_its_family_named_in_the_prose():
+    for name, families in declaring_families().items():
+        kind = KINDS[name]
+        assert kind.writers, name
+        for writer in kind.writers:
+            module, _, function = writer.rpartition(".")
+            assert inspect.isfunction(getattr(importlib.import_module(module), function)), writer
+            assert writer.startswith(f"{families[0].replace('/', '.')}."), writer
+            assert f"`{writer}`" in kind.intro, writer
 
-    registered = {
-        name: {TABLES[part]: names for part, names in kind.layout.names().items()}
-        for name, kind in KINDS.items()
-    }
-    assert registered == {name: documented(name) for name in KINDS}
 
-
-def test_the_readme_names_the_functions_that_write_each_kind():
-    from landscape.plots.kinds import KINDS
-
-    unnamed = {
-        name: [w.__name__ for w in kind.writers if w not in named_functions(section(name))]
-        for name, kind in KINDS.items()
-    }
-    assert unnamed == {name: [] for name in KINDS}
+def test_the_declarations_the_plots_and_the_command_import_no_writer():
+    # What `landscape plot` pays for: the declarations are light, the plots need only them,
+    # and the command line imports a writer only when a command runs.
+    names = [module.__name__ for module in DECLARATIONS]
+    script = (
+        f"import importlib, json, sys\nfor n in {names!r}: importlib.import_module(n)\n"
+        "declared = sorted(sys.modules)\nimport landscape.plots\nplotted = sorted(sys.modules)\n"
+        "import cli.main\nprint(json.dumps([declared, plotted, sorted(sys.modules)]))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=ROOT)  # fmt: skip
+    declared, plotted, command = map(set, json.loads(run.stdout))
+    writers = {w.rpartition(".")[0] for kind in KINDS.values() for w in kind.writers}
+    assert {"finetune.engine", "landscape.experiments.repro", "probes.fit"} <= writers
+    assert not declared & (writers | {"torch", "matplotlib", "landscape.plots"})
+    assert not plotted & writers
+    assert not command & writers
 
 
 def test_the_readme_lists_the_kinds_with_a_plot():
-    from landscape.plots.kinds import KINDS
-
     listed = re.search(r"Kinds with a plot: ([^.]+)\.", README.read_text())
     assert listed is not None
-    assert set(re.findall(r"`(\w+)`", listed.group(1))) == {
-        name for name, kind in KINDS.items() if kind.plot is not None
-    }
+    assert set(re.findall(r"`(\w+)`", listed.group(1))) == set(PLOTS)
+    assert set(PLOTS) <= set(KINDS)
+
+
+TOY = ResultKind(
+    "toy",
+    writers=("toys.write_toy",),
+    intro="Written by `toys.write_toy`.\nA = arms.",
+    attributes=(Attribute("seed", "the seed"),),
+    datasets=(
+        Dataset("arms/length", "(A,)", "float64", "each arm's length"),
+        Dataset("arms/colour", "(A,)", "string", "", optional=True),
+    ),
+    summary=(Attribute("arms", "A", optional=True),),
+    summary_note="once counted",
+)
+
+
+def test_a_kind_renders_its_readme_section():
+    assert TOY.readme_section() == (
+        "## kind `toy`\n\nWritten by `toys.write_toy`.\nA = arms.\n\n"
+        "Root attributes:\n\n| attribute | meaning |\n| --- | --- |\n| `seed` | the seed |\n\n"
+        "Datasets:\n\n| dataset | shape | dtype | meaning |\n| --- | --- | --- | --- |\n"
+        "| `arms/length` | (A,) | float64 | each arm's length |\n"
+        "| `arms/colour` | (A,) | string | |\n\n"
+        "Summary attributes (once counted):\n\n| attribute | meaning |\n| --- | --- |\n"
+        "| `arms` | A |\n"
+    )
+    bare = ResultKind("bare", (), "Prose.", (Attribute("seed", "the seed"),))
+    assert "\n\nDatasets: none.\n\nSummary attributes:\n\n" in bare.readme_section()
+
+
+def test_a_file_is_checked_against_its_kinds_required_and_optional_names(tmp_path):
+    write_result(tmp_path / "t.h5", "toy", {"arms/colour": ["red"], "legs": [1.0]},
+                 attrs={"seed": 0}, summary={"arms": 1})  # fmt: skip
+    with h5py.File(tmp_path / "t.h5") as f:
+        assert TOY.missing(f) == ["dataset 'arms/length'"]
+        assert TOY.unlisted(f) == ["dataset 'legs'"]
+
+
+def test_a_kind_declared_twice_is_refused():
+    with pytest.raises(ValueError, match="'run' is declared twice"):
+        register_kind(KINDS["run"])
 
 
 def committed_results(root: Path = ROOT) -> list[Path]:
@@ -151,11 +206,8 @@ def committed_results(root: Path = ROOT) -> list[Path]:
     (the demo's files, a claim's run directories, all git-ignored) left there."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--", "results/*.h5"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+        cwd=root, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
     return sorted(root / name for name in listed.split("\0") if name)
 
 
@@ -173,17 +225,15 @@ def test_committed_results_are_the_tracked_files_only(tmp_path):
     assert committed_results(tmp_path) == [tmp_path / "results/repro/claim.h5"]
 
 
-def test_committed_results_match_their_registered_and_documented_layout():
+def test_committed_results_hold_their_declared_layout():
     files = committed_results()
     assert len(files) >= 6
     for path in files:
         with h5py.File(path) as f:
             kind = str(f.attrs["kind"])
-        # The registry says which names are optional (explain's basin/* with --against);
-        # every name the file holds is in its kind's section of the README.
+        # The declaration says which names are optional (explain's basin/* with --against).
+        assert kind in KINDS, path
         assert registry_problems(path) == [], path
-        held, listed = actual(path), documented(kind)
-        assert all(held[part] <= listed[part] for part in held), path
 
 
 def test_run_h5_matches_its_documented_layout(tmp_path):
@@ -237,19 +287,9 @@ def test_repro_matches_its_documented_layout(tmp_path, monkeypatch):
     @register_claim("toy", "a toy claim", "a toy finding")
     def toy(options: ReproOptions) -> ClaimResult:
         values = np.array([[[0.5, 0.7]], [[0.1, np.nan]]])
-        return ClaimResult(
-            ["a", "b"],
-            ["acc"],
-            values,
-            np.array([1.0, 2.0]),
-            "x",
-            "y",
-            {"line": (np.array([0.6, 0.1]), np.array([0.14, np.nan]))},
-            statistic=0.5,
-            threshold=0.0,
-            held=True,
-            verdict="toy held",
-        )
+        return ClaimResult(["a", "b"], ["acc"], values, np.array([1.0, 2.0]), "x", "y",
+                           {"line": (np.array([0.6, 0.1]), np.array([0.14, np.nan]))},
+                           statistic=0.5, threshold=0.0, held=True, verdict="toy held")  # fmt: skip
 
     result = run_claim("toy", ReproOptions(quick=True, runs=tmp_path), tmp_path)
     assert actual(tmp_path / "toy.h5") == documented("repro")
@@ -294,7 +334,8 @@ def test_sweep_matches_its_documented_layout(tmp_path):
 
 
 def test_explain_matches_its_documented_layout(tmp_path):
-    from landscape.tune.explain import ExplainOptions, explain_runs
+    from landscape.tune.explain import explain_runs
+    from landscape.tune.options import ExplainOptions
 
     engine.train(fast_config("pretrain", data="synthetic:source", epochs=1), tmp_path / "src")
     for seed in (0, 1):

@@ -1,8 +1,9 @@
-"""The documents' tables generated from committed result files: each table is one
-registered function, and a document holds it between the lines ``<!-- generated: NAME -->``
-and ``<!-- end generated -->``. ``write_tables`` rewrites every such block from the files,
-and a test fails when a committed document differs from what this module generates, so a
-published number is never typed by hand."""
+"""The documents' generated blocks: tables from committed result files, and the sections of
+results/README.md from the declared result kinds (``kind-NAME``, ``finetune.result_kinds``).
+Each block is one registered function, and a document holds it between the lines
+``<!-- generated: NAME -->`` and ``<!-- end generated -->``. ``write_tables`` rewrites every
+such block, and a test fails when a committed document differs from what this module
+generates, so neither a published number nor a file layout is typed by hand."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ TABLES: dict[str, Callable[[], str]] = {}
 
 
 def register_table(name: str) -> Callable[[Callable[[], str]], Callable[[], str]]:
-    """Register the function that writes table ``name`` (markdown, from committed files)."""
+    """Register the function that writes block ``name`` (markdown)."""
 
     def register(function: Callable[[], str]) -> Callable[[], str]:
         TABLES[name] = function
@@ -75,10 +76,15 @@ def write_tables(root: Path = ROOT, names: Sequence[str] | None = None) -> list[
 
 
 def _load() -> None:
-    """Import the modules whose tables register themselves: every study's, every claim's
-    and the claims' summary."""
+    """Register every block: import the modules whose tables register themselves (every
+    study's, every claim's and the claims' summary), and one section per declared result
+    kind."""
+    from finetune.result_kinds import KINDS
     from landscape.experiments.repro import claims, summary  # noqa: F401
     from landscape.experiments.studies import studies
+    from landscape.plots import kinds  # noqa: F401  (it loads every kind's declaration)
 
     claims()
     studies()
+    for kind in KINDS.values():
+        register_table(f"kind-{kind.name}")(kind.readme_section)

@@ -1,7 +1,8 @@
-"""PNG plots of result files, chosen by the file's ``kind`` attribute through the registry
-of result kinds (``landscape.plots.kinds``). A plot reads only the HDF5 file, so any result
-can be re-plotted later (``landscape plot F.h5``). Figures are drawn without pyplot: no
-display and no global figure state."""
+"""PNG plots of result files, chosen by the file's ``kind`` attribute: its declaration
+(``finetune.result_kinds``) says what the file must hold, ``landscape.plots.kinds`` which
+function draws it. A plot reads only the HDF5 file, so any result can be re-plotted later
+(``landscape plot F.h5``). Figures are drawn without pyplot: no display and no global figure
+state."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import h5py
 
 from finetune.distributed import processes
 from finetune.errors import ConfigError, RunDirError
+from finetune.result_kinds import KINDS
 from finetune.rundir import atomic_write
-from landscape.plots.kinds import KINDS
+from landscape.plots.kinds import PLOTS
 
 __all__ = ["has_plot", "plot_file"]
 
@@ -20,8 +22,7 @@ __all__ = ["has_plot", "plot_file"]
 def has_plot(path: str | Path) -> bool:
     """Whether the result file ``path`` is of a kind with a plot."""
     with h5py.File(path, "r") as f:
-        kind = KINDS.get(str(f.attrs.get("kind", "")))
-    return kind is not None and kind.plot is not None
+        return str(f.attrs.get("kind", "")) in PLOTS
 
 
 def plot_file(path: str | Path, png: str | Path | None = None) -> Path:
@@ -41,14 +42,15 @@ def plot_file(path: str | Path, png: str | Path | None = None) -> Path:
         kind = KINDS.get(name)
         if kind is None:
             raise ConfigError(f"{path} is not a result file of a known kind (kind {name!r})")
-        if kind.plot is None:
-            plotted = ", ".join(k.name for k in KINDS.values() if k.plot is not None)
+        plot = PLOTS.get(name)
+        if plot is None:
+            plotted = ", ".join(PLOTS)
             raise ConfigError(
                 f"{path} is of kind {name!r}, which has no plot (kinds with one: {plotted})"
             )
-        missing = kind.layout.missing(f)
+        missing = kind.missing(f)
         if missing:
             raise ConfigError(f"{path} is not a whole {name!r} file: it lacks {', '.join(missing)}")
-        figure = kind.plot(f)
+        figure = plot(f)
     atomic_write(png, lambda tmp: figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     return png

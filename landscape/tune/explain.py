@@ -40,24 +40,18 @@ from typing import Any
 
 import numpy as np
 
-from finetune.config import PolicyConfig, RunConfig, build_config, option
+from finetune.config import PolicyConfig, RunConfig, build_config
 from finetune.errors import ConfigError
 from finetune.result_files import write_result
 from finetune.rundir import read_config
 from finetune.runs import ensure_run, load_run, resolve_weights, run_summary
 from landscape.geometry.barrier import barrier, batch_curve
 from landscape.geometry.paths import Line
+from landscape.tune.options import ExplainOptions
 from probes.activations import group_layers
-from probes.change import (
-    EXAMPLES,
-    JACKKNIFE_BATCHES,
-    GroupChange,
-    group_change,
-    jackknife_batch_size,
-)
+from probes.change import GroupChange, group_change, jackknife_batch_size
 from probes.cka import cka_of_terms
 from probes.inputs import RunInputs, bn_batches, eval_prep, probe_data
-from probes.options import ProbeOptions
 from probes.similarity import accumulate_cka
 from probes.statistics import jackknife, plus_minus, spread
 
@@ -65,25 +59,6 @@ REUSED_BELOW = 0.02  # rewind cost (error, fraction) under which, with its error
 REWRITTEN_ABOVE = 0.10  # rewind cost over which, with its error, a group is rewritten
 Z = 2.0  # standard errors on each side of a number a status reads
 STATUSES = ("reused", "adapted", "rewritten", "unclear", "frozen", "new")
-
-
-@dataclass(frozen=True)
-class ExplainOptions(ProbeOptions):
-    """Where explain measures (the probes' options, on a seeded subset of EXAMPLES by
-    default) and how finely it draws the line to another run."""
-
-    examples: int | None = option(EXAMPLES, "examples measured, a seeded subset of the split")
-    batch_size: int | None = option(
-        None,
-        f"examples per batch (default: a {JACKKNIFE_BATCHES}th of --examples, the groups of "
-        "the jackknife errors)",
-    )
-    points: int = option(25, "--against: evenly spaced points on the line between the runs")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.points < 2:
-            raise ConfigError(f"--points must be at least 2, got {self.points}")
 
 
 def status_of(rise: float, error: float, *, frozen: bool = False, new: bool = False) -> str:
@@ -290,9 +265,7 @@ def explain_runs(
     return explanation
 
 
-def _check_inputs(
-    runs: list[Path], against: str | Path | None, block_shuffle: int | None
-) -> None:
+def _check_inputs(runs: list[Path], against: str | Path | None, block_shuffle: int | None) -> None:
     """One line for what would fail later: a run without initial weights, an ``against``
     run of another architecture, a block size that does not divide the image."""
     for run in runs:

@@ -33,7 +33,7 @@ import optuna
 
 from finetune.errors import ConfigError
 from finetune.result_files import write_result
-from landscape.tune.explain import ExplainOptions
+from landscape.tune.options import ExplainOptions
 from landscape.tune.sweep import (
     DEFAULT_OUT,
     SweepReport,

@@ -31,7 +31,8 @@ from finetune.config import RunConfig, flat_options
 from finetune.rundir import atomic_write
 from finetune.runs import ensure_run
 from landscape.tune.advisor import Choice, options_toml
-from landscape.tune.explain import ExplainOptions, Explanation, explain_runs
+from landscape.tune.explain import Explanation, explain_runs
+from landscape.tune.options import ExplainOptions
 
 NEEDED = ("adapted", "rewritten")
 
