@@ -12,7 +12,7 @@ import typer
 
 from cli.common import keyword, stderr_log, user_errors
 from cli.options import options_from, options_parameters, plain, with_parameters
-from landscape.experiments.repro import ReproOptions
+from landscape.experiments.options import ReproOptions
 
 # The flags of a claim or a study: the options, where they write, how much they say.
 PAIR_PARAMETERS: list[inspect.Parameter] = [

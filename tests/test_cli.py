@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 from cli.main import main
 from finetune.errors import ConfigError
-from landscape.experiments.repro import ReproOptions
+from landscape.experiments.options import ReproOptions
 
 FAST = [
     "--image-size",
@@ -139,14 +139,25 @@ def test_repro_lists_the_claims(monkeypatch, capsys):
     code, stdout, _ = run_cli(monkeypatch, capsys, "repro", "list")
     names = {line.split()[0] for line in stdout.splitlines()}
     assert code == 0
-    assert names == {"same_basin", "block_shuffle", "l2sp", "non_binary", "depth",
-                     "better_source", "transfer", "yosinski", "criticality", "checkpoints",
-                     "regularised_source"}
+    assert names == {
+        "same_basin",
+        "block_shuffle",
+        "l2sp",
+        "non_binary",
+        "depth",
+        "better_source",
+        "transfer",
+        "yosinski",
+        "criticality",
+        "checkpoints",
+        "regularised_source",
+    }
 
 
 def test_repro_pair_must_be_known(monkeypatch, capsys, tmp_path):
-    code, _, stderr = run_cli(monkeypatch, capsys, "repro", "l2sp", "--pair", "nope",
-                              "--out", str(tmp_path))
+    code, _, stderr = run_cli(
+        monkeypatch, capsys, "repro", "l2sp", "--pair", "nope", "--out", str(tmp_path)
+    )
     assert code == 2 and stderr.count("\n") == 1  # outside the flag's choices: usage
     assert "--pair" in stderr and "'nope' is not one of 'synthetic', 'real'" in stderr
     assert not list(tmp_path.iterdir())
@@ -163,10 +174,12 @@ def test_repro_options_take_the_flags_text(tmp_path):
 
 
 def test_repro_data_keeps_commas_inside_a_class_subset():
-    from landscape.experiments.repro import split_specs
+    from landscape.experiments.options import split_specs
 
     assert split_specs("fashion_mnist[0,2,4-6], digits,synthetic:far") == (
-        "fashion_mnist[0,2,4-6]", "digits", "synthetic:far"
+        "fashion_mnist[0,2,4-6]",
+        "digits",
+        "synthetic:far",
     )
 
 
@@ -178,16 +191,27 @@ def test_an_unknown_claim_is_one_line(monkeypatch, capsys, tmp_path):
 def test_an_unknown_study_is_one_line_and_study_takes_repros_flags_but_rejudge(
     monkeypatch, capsys, tmp_path
 ):
-    code, _, stderr = run_cli(monkeypatch, capsys, "study", "nope", "--pair", "real",
-                              "--out", str(tmp_path))
+    code, _, stderr = run_cli(
+        monkeypatch, capsys, "study", "nope", "--pair", "real", "--out", str(tmp_path)
+    )
     assert code == 1 and "unknown study 'nope'" in stderr and stderr.count("\n") == 1
     code, _, stderr = run_cli(monkeypatch, capsys, "study", "out_of_sample", "--rejudge")
     assert code == 2 and "--rejudge" in stderr
 
 
 def test_repro_data_must_fill_the_claims_roles(monkeypatch, capsys, tmp_path):
-    code, _, stderr = run_cli(monkeypatch, capsys, "repro", "depth", "--data", "synthetic:near",
-                              "--out", str(tmp_path), "--init", str(tmp_path / "no-source"))
+    code, _, stderr = run_cli(
+        monkeypatch,
+        capsys,
+        "repro",
+        "depth",
+        "--data",
+        "synthetic:near",
+        "--out",
+        str(tmp_path),
+        "--init",
+        str(tmp_path / "no-source"),
+    )
     assert code == 1 and "takes 2 target dataset(s)" in stderr and stderr.count("\n") == 1
     assert not (tmp_path / "depth.h5").exists()
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from finetune.runs import run_summary
-from landscape.experiments.repro import ReproOptions
+from landscape.experiments.options import ReproOptions
 from landscape.experiments.studies import run_study
 from landscape.experiments.studies.l2sp_sharpness import QUICK_SHARPNESS
 from landscape.geometry.sharpness import sharpness

@@ -14,7 +14,7 @@ from conftest import fast_config
 
 from finetune import engine
 from finetune.runs import run_summary
-from landscape.experiments.repro import ReproOptions
+from landscape.experiments.options import ReproOptions
 from landscape.experiments.studies import run_study
 from landscape.experiments.studies.out_of_sample import (
     LABELS,

@@ -130,7 +130,8 @@ def toy_claim(monkeypatch, xlabel: str, x: np.ndarray, values: np.ndarray):
 
 
 def test_categorical_settings_are_labelled_points_with_their_spread(tmp_path, monkeypatch):
-    from landscape.experiments.repro import ReproOptions, run_claim
+    from landscape.experiments.options import ReproOptions
+    from landscape.experiments.repro import run_claim
 
     values = np.array([[[0.5, 0.7], [0.6, 0.62], [0.8, 0.9]], [[0.4, 0.4], [0.3, 0.5], [0.2, 0.6]]])
     toy_claim(

@@ -276,7 +276,8 @@ def test_bench_cka_matches_its_documented_layout_and_agrees_with_torch_cka(tmp_p
 
 def test_repro_matches_its_documented_layout(tmp_path, monkeypatch):
     import landscape.experiments.repro
-    from landscape.experiments.repro import ClaimResult, ReproOptions, register_claim, run_claim
+    from landscape.experiments.options import ReproOptions
+    from landscape.experiments.repro import ClaimResult, register_claim, run_claim
     from landscape.plots import plot_file
 
     # The real claims register first, so restoring the registry afterwards keeps them.

@@ -10,7 +10,8 @@
 import tempfile
 from pathlib import Path
 
-from landscape.experiments.repro import ReproOptions, claims, run_claim
+from landscape.experiments.options import ReproOptions
+from landscape.experiments.repro import claims, run_claim
 
 for name, claim in claims().items():
     print(f"{name:<20s}{claim.title}")
@@ -24,9 +25,23 @@ from finetune.engine import train
 
 work = Path(tempfile.mkdtemp())
 source = work / "source"
-train(build_config("pretrain", {}, {"model": "test_resnet", "data": "synthetic:source",
-                                    "image_size": 16, "train_per_class": 100, "epochs": 4,
-                                    "batch_size": 32, "lr": 0.05}), source, command="tutorial")
+train(
+    build_config(
+        "pretrain",
+        {},
+        {
+            "model": "test_resnet",
+            "data": "synthetic:source",
+            "image_size": 16,
+            "train_per_class": 100,
+            "epochs": 4,
+            "batch_size": 32,
+            "lr": 0.05,
+        },
+    ),
+    source,
+    command="tutorial",
+)
 result = run_claim("depth", ReproOptions(quick=True, runs=work / "runs", source=source), work)
 print(result.table())
 print("HELD" if result.held else "DID NOT HOLD", result.verdict)

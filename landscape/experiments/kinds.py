@@ -1,7 +1,7 @@
 """The result kinds of the experiments, declared beside their writers
-(``finetune.result_kinds``): ``shuffle``, the studies' ``fit_vs_depth``, ``rules_left_out``
-and ``out_of_sample``, and the reproduced claims' ``repro``. Imports nothing of the
-writers, so reading the declarations costs no torch."""
+(``finetune.result_kinds``): ``shuffle``, the studies' ``l2sp_sharpness``, ``fit_vs_depth``,
+``rules_left_out`` and ``out_of_sample``, and the reproduced claims' ``repro``. Imports
+nothing of the writers, so reading the declarations costs no torch."""
 
 from __future__ import annotations
 
@@ -52,6 +52,45 @@ at every block size and seed; each run is a run directory of its own. B = block 
         Attribute("pretrained_intact",
                   "mean test accuracy from the pre-trained init on intact images"),
         Attribute("scratch_intact", "mean test accuracy from random init on intact images"),
+    ),
+))
+
+register_kind(ResultKind(
+    "l2sp_sharpness",
+    writers=("landscape.experiments.studies.l2sp_sharpness.l2sp_sharpness",),
+    intro="""\
+Written by `landscape study l2sp_sharpness [--pair real]` into `OUT/l2sp_sharpness.h5`
+(`landscape.experiments.studies.l2sp_sharpness.l2sp_sharpness`): whether L2-SP's minima are
+flatter or sharper than plain L2's on the same target. The L2-SP claim's runs of the pair's
+near target at 10 images per class (quick: 5) under `--l2 5e-4` and under `--preset l2sp`,
+one per seed (a seed also draws the training subset, so the two regularisers of one seed are
+paired), reused when the claim trained them; for each, the sharpness of its final training
+loss (`landscape sharpness`'s defaults; quick: a few products) and its test accuracy.
+R = regularisers, S = seeds.""",
+    attributes=(
+        Attribute("pair", "the pair of source and targets"),
+        Attribute("model", "timm architecture of every run"),
+        Attribute("target", "the near target's dataset spec"),
+        Attribute("per_class", "training images per class"),
+        Attribute("epochs", "epochs of every run (the claim's fixed step budget)"),
+        Attribute("quick", "whether this is the CI-sized version"),
+        Attribute("sharpness",
+                  "the sharpness options: `batches`, `iterations`, `tol`, `hutchinson_samples`, "
+                  "`seed` (JSON)"),
+    ),
+    datasets=(
+        Dataset("regularisers", "(R,)", "string", "`l2`, `l2sp`"),
+        Dataset("seeds", "(S,)", "int64", "the runs' seeds (and split seeds)"),
+        Dataset("runs", "(R, S)", "string", "each run's directory"),
+        Dataset("top_eigenvalue", "(R, S)", "float64",
+                "the top eigenvalue of the Hessian of the run's training loss"),
+        Dataset("trace", "(R, S)", "float64", "Hutchinson's estimate of the Hessian's trace"),
+        Dataset("trace_se", "(R, S)", "float64", "that estimate's standard error"),
+        Dataset("test_acc", "(R, S)", "float64", "the run's test accuracy"),
+    ),
+    summary=(
+        Attribute("runs", "R x S"),
+        Attribute("seconds", "wall time of the study (runs already there are reused)"),
     ),
 ))
 
@@ -108,8 +147,8 @@ register_kind(ResultKind(
     intro="""\
 Written by `landscape study rules_left_out [--pair real]` into `OUT/rules_left_out.h5`
 (`landscape.experiments.studies.rules_left_out.rules_left_out`): the fit advisor's advice
-under every variant of a 3 x 3 grid of its two main constants (`Rules.shifted_lr` x1, x2,
-x5; `Rules.fit_shift` 0.05, 0.1, 0.2) on every target of the out-of-sample study, trained
+under every variant of a 3 x 3 grid of its two main constants (`FitRules.shifted_lr` x1, x2,
+x5; `FitRules.fit_shift` 0.05, 0.1, 0.2) on every target of the out-of-sample study, trained
 with every seed. The leave-one-target-out verdict reads both pairs' files together (docs).
 V = variants, T = targets, S = seeds.""",
     attributes=(

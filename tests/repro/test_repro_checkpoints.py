@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from finetune import rundir
+from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import QUICK_SOURCE_NAME
-from landscape.experiments.repro import ClaimResult, ReproOptions, run_claim
+from landscape.experiments.repro import ClaimResult, run_claim
 from landscape.experiments.repro.checkpoints import judge, kept_accuracy, plateau_epoch
 
 

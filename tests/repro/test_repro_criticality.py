@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from finetune import rundir
-from landscape.experiments.repro import ReproOptions, run_claim
+from landscape.experiments.options import ReproOptions
+from landscape.experiments.repro import run_claim
 from landscape.experiments.repro.criticality import critical_depth
 
 

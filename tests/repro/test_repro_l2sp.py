@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from landscape.experiments.repro import ReproOptions, run_claim
+from landscape.experiments.options import ReproOptions
+from landscape.experiments.repro import run_claim
 from probes.distance import distance_between_runs
 
 pytestmark = pytest.mark.extended  # minutes: in .ci/run's second step

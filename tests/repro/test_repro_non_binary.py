@@ -11,7 +11,8 @@ import pytest
 
 from finetune.rundir import read_config
 from finetune.runs import run_summary
-from landscape.experiments.repro import ReproOptions, run_claim
+from landscape.experiments.options import ReproOptions
+from landscape.experiments.repro import run_claim
 from landscape.experiments.repro.non_binary import QUICK_TRIALS, search
 from landscape.tune.sweep import value_se
 

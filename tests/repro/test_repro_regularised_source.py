@@ -14,8 +14,9 @@ from scipy import stats
 from finetune import rundir
 from finetune.errors import ConfigError
 from finetune.runs import load_run
+from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import QUICK_SOURCE_NAME
-from landscape.experiments.repro import ReproOptions, run_claim
+from landscape.experiments.repro import run_claim
 
 PREFIX = QUICK_SOURCE_NAME
 

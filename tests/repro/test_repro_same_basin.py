@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from landscape.experiments.repro import ReproOptions, run_claim
+from landscape.experiments.options import ReproOptions
+from landscape.experiments.repro import run_claim
 
 pytestmark = [pytest.mark.slow, pytest.mark.extended]
 

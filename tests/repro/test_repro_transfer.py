@@ -9,7 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape.experiments.repro import ReproOptions, run_claim
+from landscape.experiments.options import ReproOptions
+from landscape.experiments.repro import run_claim
 
 # A newer claim: its quick versions run in the second step of .ci/run.
 pytestmark = pytest.mark.extended

@@ -22,7 +22,8 @@ from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.policy import group_of_every_tensor
 from finetune.rundir import FINAL, INIT, load_weights
-from landscape.experiments.repro import ReproOptions, run_claim
+from landscape.experiments.options import ReproOptions
+from landscape.experiments.repro import run_claim
 from landscape.experiments.repro.yosinski import (
     QUICK_EPOCHS,
     QUICK_PER_CLASS,

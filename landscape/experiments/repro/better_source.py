@@ -25,8 +25,9 @@ from finetune.config import build_config
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
+from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import PROBE_LR, linear_probe
-from landscape.experiments.repro import ClaimResult, ReproOptions, judged_outcome, register_claim
+from landscape.experiments.repro import ClaimResult, judged_outcome, register_claim
 from probes.statistics import exact_rank_p, seed_bootstrap_rho, spearman
 
 # Quick: 16px sources on 100 images per class (cheap to pre-train); full: the demo's source

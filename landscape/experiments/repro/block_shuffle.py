@@ -20,13 +20,8 @@ from dataclasses import replace
 import numpy as np
 
 from finetune import rundir
-from landscape.experiments.repro import (
-    ClaimResult,
-    ReproOptions,
-    judged_outcome,
-    register_claim,
-    spec_slug,
-)
+from landscape.experiments.options import ReproOptions, spec_slug
+from landscape.experiments.repro import ClaimResult, judged_outcome, register_claim
 from landscape.experiments.shuffle import ShuffleReport, run_shuffle
 from probes.statistics import exact_rank_p, seed_bootstrap_rho, spearman
 

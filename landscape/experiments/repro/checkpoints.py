@@ -26,10 +26,10 @@ import numpy as np
 from finetune import rundir
 from finetune.errors import ConfigError
 from finetune.runs import run_summary
+from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import PAIRS, QUICK_SOURCE, QUICK_SOURCE_NAME, results_folder
 from landscape.experiments.repro import (
     ClaimResult,
-    ReproOptions,
     judged_outcome,
     read_claim,
     register_claim,

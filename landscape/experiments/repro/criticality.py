@@ -19,12 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from landscape.experiments.repro import (
-    ClaimResult,
-    ReproOptions,
-    mean_and_spread,
-    register_claim,
-)
+from landscape.experiments.options import ReproOptions
+from landscape.experiments.repro import ClaimResult, mean_and_spread, register_claim
 from landscape.geometry.criticality import CriticalityResult, module_criticality
 from landscape.geometry.options import CRITICALITY_PROBE, CriticalityOptions
 

@@ -23,13 +23,8 @@ import numpy as np
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
-from landscape.experiments.repro import (
-    ClaimResult,
-    ReproOptions,
-    judged_outcome,
-    mean_and_spread,
-    register_claim,
-)
+from landscape.experiments.options import ReproOptions
+from landscape.experiments.repro import ClaimResult, judged_outcome, mean_and_spread, register_claim
 from probes.statistics import paired_t
 
 NAME = "depth"

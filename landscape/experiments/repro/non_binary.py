@@ -36,13 +36,8 @@ from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.rundir import read_config
 from finetune.runs import run_summary
-from landscape.experiments.repro import (
-    ClaimResult,
-    ReproOptions,
-    judged_outcome,
-    register_claim,
-    seed_sd,
-)
+from landscape.experiments.options import ReproOptions
+from landscape.experiments.repro import ClaimResult, judged_outcome, register_claim, seed_sd
 from landscape.tune.sweep import Objective, pick_trial, tied_trials, trial_overrides, value_se
 
 NAME = "non_binary"

@@ -25,6 +25,7 @@ from finetune.errors import ConfigError
 from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
+from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import (
     PAIRS,
     PROBE_LR,
@@ -35,7 +36,6 @@ from landscape.experiments.recipes import (
 )
 from landscape.experiments.repro import (
     ClaimResult,
-    ReproOptions,
     judged_outcome,
     read_claim,
     register_claim,

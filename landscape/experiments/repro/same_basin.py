@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import CKA_EXAMPLES
-from landscape.experiments.repro import ClaimResult, ReproOptions, judged_outcome, register_claim
+from landscape.experiments.repro import ClaimResult, judged_outcome, register_claim
 from landscape.geometry.barrier import barrier_between
 from probes.distance import distance_between_runs
 from probes.options import ProbeOptions

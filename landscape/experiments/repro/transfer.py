@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from finetune.runs import run_summary
-from landscape.experiments.repro import ClaimResult, ReproOptions, mean_and_spread, register_claim
+from landscape.experiments.options import ReproOptions
+from landscape.experiments.repro import ClaimResult, mean_and_spread, register_claim
 from probes.distance import distance_between_runs
 
 NAME = "transfer"

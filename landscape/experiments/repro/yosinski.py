@@ -44,13 +44,8 @@ from scipy.stats import spearmanr
 
 from finetune import rundir
 from finetune.runs import run_summary
-from landscape.experiments.repro import (
-    ClaimResult,
-    ReproOptions,
-    mean_and_spread,
-    register_claim,
-    spec_slug,
-)
+from landscape.experiments.options import ReproOptions, spec_slug
+from landscape.experiments.repro import ClaimResult, mean_and_spread, register_claim
 from landscape.experiments.repro.depth import group_count
 from probes.distance import distance_between_runs
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetune.errors import ConfigError
-from landscape.experiments.repro import ReproOptions
+from landscape.experiments.options import ReproOptions
 
 StudyFunction = Callable[[ReproOptions, Path], list[Path]]
 

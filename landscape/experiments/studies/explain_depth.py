@@ -11,8 +11,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import PAIRS, results_folder
-from landscape.experiments.repro import ReproOptions
 from landscape.experiments.repro.depth import ROLES, depth_run
 from landscape.experiments.studies import register_study
 from landscape.experiments.tables import ROOT, register_table

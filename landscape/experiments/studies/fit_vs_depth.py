@@ -21,8 +21,8 @@ import numpy as np
 
 from finetune.config import build_config
 from finetune.result_files import write_result
+from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import PAIRS, results_folder
-from landscape.experiments.repro import ReproOptions
 from landscape.experiments.studies import register_study
 from landscape.experiments.tables import ROOT, register_table
 from probes.fit import fit_measures

@@ -17,8 +17,8 @@ import h5py
 import numpy as np
 
 from finetune.result_files import write_result
+from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import PAIRS, results_folder
-from landscape.experiments.repro import ReproOptions
 from landscape.experiments.repro.l2sp import grid
 from landscape.experiments.studies import register_study
 from landscape.experiments.tables import ROOT, register_table
@@ -59,7 +59,7 @@ def l2sp_sharpness(options: ReproOptions, out: Path) -> list[Path]:
     path = out / FILE
     write_result(
         path,
-        NAME,
+        "l2sp_sharpness",
         {
             "regularisers": list(REGULARISERS),
             "seeds": np.array(seeds),

@@ -42,8 +42,8 @@ from finetune.models import create_model
 from finetune.result_files import write_result
 from finetune.rundir import read_config
 from finetune.runs import run_summary
+from landscape.experiments.options import ReproOptions, spec_slug
 from landscape.experiments.recipes import PAIRS, results_folder
-from landscape.experiments.repro import ReproOptions, spec_slug
 from landscape.experiments.repro.non_binary import FULL_TRIALS, QUICK_TRIALS, search
 from landscape.experiments.repro.yosinski import base_a_run
 from landscape.experiments.studies import register_study
@@ -81,8 +81,11 @@ TARGETS: dict[str, tuple[Target, ...]] = {
     "synthetic": (
         Target("synthetic:near, 10/class", "synthetic:near", in_sample=True),
         Target("synthetic:far, 10/class", "synthetic:far", in_sample=True),
-        Target("synthetic halves (source[0-9] -> [10-19]), 10/class", "synthetic:source[10-19]",
-               halves=True),  # fmt: skip
+        Target(
+            "synthetic halves (source[0-9] -> [10-19]), 10/class",
+            "synthetic:source[10-19]",
+            halves=True,
+        ),  # fmt: skip
         Target("negative:synthetic:near, 10/class", "negative:synthetic:near"),
     ),
     "real": (
@@ -367,8 +370,12 @@ def _write(
             "seeds": list(seeds),
             "trials": QUICK_TRIALS if options.quick else FULL_TRIALS,
             "quick": options.quick,
-            "rules": {"pilot_fraction": PilotRules().fraction, "lp_fraction": LP_FRACTION,
-                      "bar_share": BAR_SHARE, "bar_cost": BAR_COST},  # fmt: skip
+            "rules": {
+                "pilot_fraction": PilotRules().fraction,
+                "lp_fraction": LP_FRACTION,
+                "bar_share": BAR_SHARE,
+                "bar_cost": BAR_COST,
+            },  # fmt: skip
         },
         summary={"targets": len(found), "seconds": seconds},
     )
@@ -397,9 +404,7 @@ class Bar:
         )
 
 
-def meets_the_bar(
-    test: np.ndarray, cost: np.ndarray, methods: list[str], name: str
-) -> Bar:
+def meets_the_bar(test: np.ndarray, cost: np.ndarray, methods: list[str], name: str) -> Bar:
     """The bar for method ``name`` over the rows of ``test`` (targets, methods, seeds, all
     files' rows stacked) and ``cost`` alike."""
     default = test[:, methods.index("default")]

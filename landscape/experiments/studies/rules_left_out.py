@@ -23,8 +23,8 @@ import numpy as np
 
 from finetune.config import build_config, flat_options
 from finetune.result_files import write_result
+from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import PAIRS, results_folder
-from landscape.experiments.repro import ReproOptions
 from landscape.experiments.studies import register_study
 from landscape.experiments.studies.out_of_sample import SEEDS, cells, fit_advice, settings
 from landscape.experiments.tables import ROOT, register_table
@@ -74,9 +74,13 @@ def rules_left_out(options: ReproOptions, out: Path) -> list[Path]:
             "variants/fit_shift": np.array([r.fit_shift for r in grid]),
             "test_acc": test,
         },
-        attrs={"pair": options.pair, "model": options.model, "seeds": list(seeds),
-               "current": {"shifted_lr": CURRENT.shifted_lr, "fit_shift": CURRENT.fit_shift},
-               "t_needed": T_NEEDED},  # fmt: skip
+        attrs={
+            "pair": options.pair,
+            "model": options.model,
+            "seeds": list(seeds),
+            "current": {"shifted_lr": CURRENT.shifted_lr, "fit_shift": CURRENT.fit_shift},
+            "t_needed": T_NEEDED,
+        },  # fmt: skip
         summary={"targets": len(found), "variants": len(grid)},
     )
     return [path]
