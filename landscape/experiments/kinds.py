@@ -1,7 +1,7 @@
 """The result kinds of the experiments, declared beside their writers
-(``finetune.result_kinds``): ``shuffle``, the studies' ``l2sp_sharpness``, ``fit_vs_depth``,
-``rules_left_out`` and ``out_of_sample``, and the reproduced claims' ``repro``. Imports
-nothing of the writers, so reading the declarations costs no torch."""
+(``finetune.result_kinds``): ``shuffle``, the studies' ``plain_transfer``, ``l2sp_sharpness``,
+``fit_vs_depth``, ``rules_left_out`` and ``out_of_sample``, and the reproduced claims'
+``repro``. Imports nothing of the writers, so reading the declarations costs no torch."""
 
 from __future__ import annotations
 
@@ -53,6 +53,38 @@ at every block size and seed; each run is a run directory of its own. B = block 
                   "mean test accuracy from the pre-trained init on intact images"),
         Attribute("scratch_intact", "mean test accuracy from random init on intact images"),
     ),
+))
+
+register_kind(ResultKind(
+    "plain_transfer",
+    writers=("landscape.experiments.studies.plain_transfer.plain_transfer",),
+    intro="""\
+Written by `landscape study plain_transfer` into `OUT/plain_transfer.h5`
+(`landscape.experiments.studies.plain_transfer.plain_transfer`): the synthetic pair's
+transfer effect measured with a plain PyTorch loop instead of the engine. Each row pre-trains
+test_resnet on synthetic:source for its epochs with its seed (sources shared between rows of
+the same epochs and seed) and fine-tunes it, and a random-init twin, on 10 images per class of
+synthetic:near and of synthetic:far with its learning rate and epochs. N = rows, T = targets,
+I = inits.""",
+    attributes=(
+        Attribute("model", "timm architecture"),
+        Attribute("image_size", "image side in pixels"),
+        Attribute("shots", "training images per class of each target"),
+        Attribute("threads", "torch threads the study ran with"),
+        Attribute("quick", "whether this is the CI-sized version"),
+    ),
+    datasets=(
+        Dataset("settings/source_epochs", "(N,)", "int64", "epochs of the row's source"),
+        Dataset("settings/seed", "(N,)", "int64", "the row's seed (source, data draw, heads)"),
+        Dataset("settings/lr", "(N,)", "float64", "the fine-tuning learning rate"),
+        Dataset("settings/epochs", "(N,)", "int64", "the fine-tuning epochs"),
+        Dataset("source_test_acc", "(N,)", "float64", "the source's test accuracy"),
+        Dataset("pretrain_seconds", "(N,)", "float64", "wall time of the source's pre-training"),
+        Dataset("targets", "(T,)", "string", "`near`, `far`"),
+        Dataset("inits", "(I,)", "string", "`pretrained`, `scratch`"),
+        Dataset("test_acc", "(N, T, I)", "float64", "test accuracy after fine-tuning"),
+    ),
+    summary=(Attribute("rows", "N"),),
 ))
 
 register_kind(ResultKind(
