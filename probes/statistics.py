@@ -106,9 +106,33 @@ def welch_t(
     return WelchT(difference, se, t, df, float(student_t.ppf(1 - alpha, df)))
 
 
-def plus_minus(
-    value: float, error: float, spec: str = ".3f", error_spec: str | None = None
-) -> str:
+def mean_and_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample standard deviation over the last axis (seeds), NaNs ignored; the
+    spread is NaN where a cell has one value."""
+    counts = np.sum(~np.isnan(values), axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nansum(values, axis=-1) / counts
+        squares = np.nansum((values - mean[..., None]) ** 2, axis=-1)
+        spread = np.where(counts > 1, np.sqrt(squares / np.maximum(counts - 1, 1)), np.nan)
+    return mean, spread
+
+
+def seed_sd(values: np.ndarray) -> np.ndarray:
+    """Sample standard deviation over the last axis (seeds); 0 with a single seed, where a
+    claim's rule or error bar needs a number rather than NaN."""
+    if values.shape[-1] < 2:
+        return np.zeros(values.shape[:-1])
+    return values.std(axis=-1, ddof=1)
+
+
+def mean_sd(values: Sequence[float] | np.ndarray, spec: str = ".3f", scale: float = 1.0) -> str:
+    """``mean ± sd`` of ``values`` (NaNs left out) times ``scale``, the mean in ``spec`` and
+    the sd unsigned; the mean alone with one value."""
+    s = spread(np.asarray(values, dtype=np.float64) * scale)
+    return plus_minus(s.mean, s.sd, spec, spec.lstrip("+"))
+
+
+def plus_minus(value: float, error: float, spec: str = ".3f", error_spec: str | None = None) -> str:
     """``value ± error`` in ``spec`` (the error in ``error_spec``, default the same); the
     value alone when the error is NaN or 0 (nothing to show), ``nan`` when the value is."""
     if math.isnan(value):

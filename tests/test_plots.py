@@ -105,7 +105,8 @@ def toy_claim(monkeypatch, xlabel: str, x: np.ndarray, values: np.ndarray):
     """Register a claim named ``toy`` whose one plotted series per row of ``values``
     (rows, settings, seeds) is drawn over ``x``."""
     import landscape.experiments.repro as repro
-    from landscape.experiments.repro import ClaimResult, mean_and_spread, register_claim
+    from landscape.experiments.repro import ClaimResult, register_claim
+    from probes.statistics import mean_and_spread
 
     repro.claims()
     monkeypatch.setattr(repro, "CLAIMS", dict(repro.CLAIMS))

@@ -22,6 +22,7 @@ import numpy as np
 from finetune.errors import ConfigError
 from finetune.result_files import write_result
 from landscape.experiments.options import ReproOptions
+from probes.statistics import mean_and_spread
 
 
 @dataclass
@@ -205,25 +206,6 @@ def judged_outcome(held: bool, positive: bool) -> str:
     if held:
         return "held"
     return "not distinguishable from no effect" if positive else "not held"
-
-
-def mean_and_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sample standard deviation over the last axis (seeds), NaNs ignored; the
-    spread is NaN where a cell has one value."""
-    counts = np.sum(~np.isnan(values), axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nansum(values, axis=-1) / counts
-        squares = np.nansum((values - mean[..., None]) ** 2, axis=-1)
-        spread = np.where(counts > 1, np.sqrt(squares / np.maximum(counts - 1, 1)), np.nan)
-    return mean, spread
-
-
-def seed_sd(values: np.ndarray) -> np.ndarray:
-    """Sample standard deviation over the last axis (seeds); 0 with a single seed, where a
-    claim's rule or error bar needs a number rather than NaN."""
-    if values.shape[-1] < 2:
-        return np.zeros(values.shape[:-1])
-    return values.std(axis=-1, ddof=1)
 
 
 def _cell(mean: float, spread: float) -> str:

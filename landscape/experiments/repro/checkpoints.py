@@ -28,14 +28,9 @@ from finetune.errors import ConfigError
 from finetune.runs import run_summary
 from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import PAIRS, QUICK_SOURCE, QUICK_SOURCE_NAME, results_folder
-from landscape.experiments.repro import (
-    ClaimResult,
-    judged_outcome,
-    read_claim,
-    register_claim,
-    seed_sd,
-)
+from landscape.experiments.repro import ClaimResult, judged_outcome, read_claim, register_claim
 from landscape.experiments.tables import ROOT, register_table
+from probes.statistics import seed_sd
 
 # Quick: QUICK_SOURCE, every epoch fine-tuned from; full: the pair's source recipe,
 # fine-tuned from these epochs and its last.

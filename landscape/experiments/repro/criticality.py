@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from landscape.experiments.options import ReproOptions
-from landscape.experiments.repro import ClaimResult, mean_and_spread, register_claim
+from landscape.experiments.repro import ClaimResult, register_claim
 from landscape.geometry.criticality import CriticalityResult, module_criticality
 from landscape.geometry.options import CRITICALITY_PROBE, CriticalityOptions
+from probes.statistics import mean_and_spread
 
 INITS = ("P-T", "RI-T")
 COLUMNS = ["criticality", "error rise a=0", "distance"]

@@ -24,8 +24,8 @@ from finetune.groups import layer_groups
 from finetune.models import create_model
 from finetune.runs import run_summary
 from landscape.experiments.options import ReproOptions
-from landscape.experiments.repro import ClaimResult, judged_outcome, mean_and_spread, register_claim
-from probes.statistics import paired_t
+from landscape.experiments.repro import ClaimResult, judged_outcome, register_claim
+from probes.statistics import mean_and_spread, paired_t
 
 NAME = "depth"
 ROLES = ("near", "far")  # the near and the distant target, in this order

@@ -38,9 +38,9 @@ from finetune import rundir
 from finetune.data import get_dataset
 from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import TARGET_RECIPE
-from landscape.experiments.repro import ClaimResult, judged_outcome, mean_and_spread, register_claim
+from landscape.experiments.repro import ClaimResult, judged_outcome, register_claim
 from probes.distance import distance_between_runs
-from probes.statistics import paired_t
+from probes.statistics import mean_and_spread, paired_t
 
 NAME = "l2sp"
 REGULARISERS = {

@@ -37,8 +37,9 @@ from finetune.models import create_model
 from finetune.rundir import read_config
 from finetune.runs import run_summary
 from landscape.experiments.options import ReproOptions
-from landscape.experiments.repro import ClaimResult, judged_outcome, register_claim, seed_sd
+from landscape.experiments.repro import ClaimResult, judged_outcome, register_claim
 from landscape.tune.sweep import Objective, pick_trial, tied_trials, trial_overrides, value_se
+from probes.statistics import seed_sd
 
 NAME = "non_binary"
 SPACES = ("binary", "non-binary")

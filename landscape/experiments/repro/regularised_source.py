@@ -34,15 +34,9 @@ from landscape.experiments.recipes import (
     linear_probe,
     results_folder,
 )
-from landscape.experiments.repro import (
-    ClaimResult,
-    judged_outcome,
-    read_claim,
-    register_claim,
-    seed_sd,
-)
+from landscape.experiments.repro import ClaimResult, judged_outcome, read_claim, register_claim
 from landscape.experiments.tables import ROOT, register_table
-from probes.statistics import paired_t
+from probes.statistics import paired_t, seed_sd
 
 # Each source's regularisers on top of the pair's source recipe; the claim is judged on
 # the last against the first.

@@ -23,8 +23,9 @@ import numpy as np
 
 from finetune.runs import run_summary
 from landscape.experiments.options import ReproOptions
-from landscape.experiments.repro import ClaimResult, mean_and_spread, register_claim
+from landscape.experiments.repro import ClaimResult, register_claim
 from probes.distance import distance_between_runs
+from probes.statistics import mean_and_spread
 
 NAME = "transfer"
 SMALL = 10  # images per class of the scarce setting

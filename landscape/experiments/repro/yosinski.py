@@ -45,9 +45,10 @@ from scipy.stats import spearmanr
 from finetune import rundir
 from finetune.runs import run_summary
 from landscape.experiments.options import ReproOptions, spec_slug
-from landscape.experiments.repro import ClaimResult, mean_and_spread, register_claim
+from landscape.experiments.repro import ClaimResult, register_claim
 from landscape.experiments.repro.depth import group_count
 from probes.distance import distance_between_runs
+from probes.statistics import mean_and_spread, mean_sd
 
 NAME = "yosinski"
 VARIANTS = ("AnB", "AnB+", "BnB", "BnB+")  # the table's rows, in this order
@@ -103,17 +104,6 @@ def _noise(diff: np.ndarray, floor: float) -> float:
     return max(floor, float(2 * np.std(diff, ddof=1) / np.sqrt(diff.size)))
 
 
-def _mean_sd(values: np.ndarray) -> str:
-    sd = np.std(values, ddof=1) if values.size > 1 else float("nan")
-    return f"{np.mean(values):.3f} ± {sd:.3f}"
-
-
-def _points(values: np.ndarray, scale: float = 100.0) -> str:
-    """Mean ± sd over seeds, in points."""
-    sd = np.std(values, ddof=1) if values.size > 1 else float("nan")
-    return f"{scale * np.mean(values):+.1f} ± {scale * sd:.1f}"
-
-
 def grid(
     options: ReproOptions, b_spec: str, depths: list[int], seeds: tuple[int, ...], base_a: Path
 ) -> dict[tuple[int, ...], tuple[str, dict]]:
@@ -153,7 +143,8 @@ def findings(values: np.ndarray, depths: list[int], floor: float) -> list[tuple[
     found.append((
         "BnB+ recovers the baseline",
         all(g.mean() >= -_noise(g, floor) for g in gaps),
-        "BnB+ minus baseline " + ", ".join(f"n={n} {_points(g)}" for n, g in zip(depths, gaps))
+        "BnB+ minus baseline "
+        + ", ".join(f"n={n} {mean_sd(g, '+.1f', 100)}" for n, g in zip(depths, gaps))
         + f" points (worst n={depths[worst]}, noise {100 * _noise(gaps[worst], floor):.1f})",
     ))  # fmt: skip
     fall = rows["AnB"][0] - rows["AnB"][-1]  # per seed: n = 1 minus n = G - 1
@@ -161,7 +152,7 @@ def findings(values: np.ndarray, depths: list[int], floor: float) -> list[tuple[
     found.append((
         "AnB falls with n",
         bool(fall.mean() > _noise(fall, floor) and rho < 0),
-        f"AnB(n={depths[0]}) - AnB(n={depths[-1]}) = {_points(fall)} points (noise "
+        f"AnB(n={depths[0]}) - AnB(n={depths[-1]}) = {mean_sd(fall, '+.1f', 100)} points (noise "
         f"{100 * _noise(fall, floor):.1f}), Spearman(n, mean AnB) {rho:+.2f}",
     ))  # fmt: skip
     gains = rows["AnB+"] - base
@@ -169,7 +160,7 @@ def findings(values: np.ndarray, depths: list[int], floor: float) -> list[tuple[
         "AnB+ beats the baseline",
         all(g.mean() > _noise(g, floor) for g in gains),
         "AnB+ minus baseline " + ", ".join(
-            f"n={n} {_points(g)} (noise {100 * _noise(g, floor):.1f})"
+            f"n={n} {mean_sd(g, '+.1f', 100)} (noise {100 * _noise(g, floor):.1f})"
             for n, g in zip(depths, gains)
         ) + " points",
     ))  # fmt: skip
@@ -188,7 +179,7 @@ def _dip(bnb: np.ndarray, bnb_mean: np.ndarray, depths: list[int], floor: float)
         "BnB dips in the middle",
         bool(dip.mean() > _noise(dip, floor)),
         f"dip (BnB at the lower end n={depths[lower_end]} minus the lowest interior BnB, "
-        f"n={depths[k]}) {_points(dip)} points (noise {100 * _noise(dip, floor):.1f})",
+        f"n={depths[k]}) {mean_sd(dip, '+.1f', 100)} points (noise {100 * _noise(dip, floor):.1f})",
     )
 
 
@@ -261,7 +252,7 @@ def notes(
         f"target recipe (lr {recipe['lr']}, batch {recipe['batch_size']}, l2 {recipe['l2']}).",
         f"baseA: {base_a.name}, trained on {base_a_data}, test accuracy "
         f"{float(run_summary(base_a)['test_acc']):.3f} on A; baseB: test accuracy "
-        f"{_mean_sd(base)} on B over seeds.",
+        f"{mean_sd(base)} on B over seeds.",
         "AnB+ runs of the first seed moved from w0: relative distance "
         + ", ".join(f"n={n} {d:.3f}" for n, d in zip(depths, moved)),
         "per-finding numbers are mean ± sd over seeds of per-seed paired differences; noise "

@@ -24,7 +24,7 @@ from landscape.experiments.studies import register_study
 from landscape.experiments.tables import ROOT, register_table
 from landscape.geometry.options import SHARPNESS_PROBE, SharpnessOptions
 from landscape.geometry.sharpness import sharpness
-from probes.statistics import paired_t, plus_minus
+from probes.statistics import mean_sd, paired_t, plus_minus
 
 NAME = "l2sp_sharpness"
 FILE = "l2sp_sharpness.h5"
@@ -106,7 +106,7 @@ def sharpness_table() -> str:
             values = {m: f[m][()] * (100 if m == "test_acc" else 1) for m in MEASURES}
         where = f"| {pair} | {target}, {per_class}/class |"
         for i, reg in enumerate(REGULARISERS):
-            cells = [_mean_sd(values[m][i], m) for m in MEASURES]
+            cells = [mean_sd(values[m][i], _spec(m)[1:]) for m in MEASURES]
             lines.append(f"{where} {LABELS[reg]} | " + " | ".join(cells) + " |")
         paired = [paired_t(values[m][1] - values[m][0]) for m in MEASURES]
         cells = [f"{plus_minus(t.mean, t.sd, _spec(m), _spec(m)[1:])} (t {t.t:.1f})"
@@ -117,7 +117,3 @@ def sharpness_table() -> str:
 
 def _spec(measure: str) -> str:
     return "+.0f" if measure == "trace" else "+.1f"
-
-
-def _mean_sd(values: np.ndarray, measure: str) -> str:
-    return plus_minus(float(values.mean()), float(values.std(ddof=1)), _spec(measure)[1:])

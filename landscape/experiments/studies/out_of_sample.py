@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -51,7 +50,7 @@ from landscape.experiments.tables import ROOT, register_table
 from landscape.tune.advisor import Advice, advise_run
 from landscape.tune.pilot import PilotRules, advise_from_pilot
 from landscape.tune.sweep import Objective, choose_objective, pick_trial, tied_trials, value_se
-from probes.statistics import spread
+from probes.statistics import mean_sd, spread
 
 NAME = "out_of_sample"
 FILE = "out_of_sample.h5"
@@ -428,14 +427,12 @@ def meets_the_bar(test: np.ndarray, cost: np.ndarray, methods: list[str], name: 
     )
 
 
-def _mean_sd(values: np.ndarray) -> str:
-    s = spread(100 * values)
-    return f"{s.mean:.1f}" if math.isnan(s.sd) else f"{s.mean:.1f} ± {s.sd:.1f}"
-
-
 def cells(test: np.ndarray) -> list[list[str]]:
     """``mean ± sd`` over seeds, in points, of every (target, method)."""
-    return [[_mean_sd(test[t, m]) for m in range(test.shape[1])] for t in range(test.shape[0])]
+    return [
+        [mean_sd(test[t, m], ".1f", 100) for m in range(test.shape[1])]
+        for t in range(test.shape[0])
+    ]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import results_folder
 from landscape.experiments.studies import register_study
 from landscape.experiments.tables import ROOT, register_table
-from probes.statistics import plus_minus
+from probes.statistics import mean_sd
 
 NAME = "plain_transfer"
 FILE = "plain_transfer.h5"
@@ -227,12 +227,8 @@ def _cells(source: np.ndarray, acc: np.ndarray) -> str:
     """Source accuracy, then per target pretrained, scratch and gain, in percent; mean ± sd
     when there are several rows."""
 
-    def cell(values: np.ndarray) -> str:
-        values = 100 * np.asarray(values)
-        sd = values.std(ddof=1) if values.size > 1 else math.nan
-        return plus_minus(float(values.mean()), sd, ".1f")
-
-    parts = [cell(source)]
+    parts = [mean_sd(source, ".1f", 100)]
     for t in range(len(TARGETS)):
-        parts += [cell(acc[:, t, 0]), cell(acc[:, t, 1]), cell(acc[:, t, 0] - acc[:, t, 1])]
+        parts += [mean_sd(a, ".1f", 100)
+                  for a in (acc[:, t, 0], acc[:, t, 1], acc[:, t, 0] - acc[:, t, 1])]  # fmt: skip
     return " | ".join(parts)
