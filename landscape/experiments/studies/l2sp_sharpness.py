@@ -63,9 +63,10 @@ def l2sp_sharpness(options: ReproOptions, out: Path) -> list[Path]:
         {
             "regularisers": list(REGULARISERS),
             "seeds": np.array(seeds),
-            "runs": [
-                [str(runs[i, 0, s]) for s in range(len(seeds))] for i in range(len(REGULARISERS))
-            ],
+            "runs": np.array(
+                [[str(runs[i, 0, s]) for s in range(len(seeds))] for i in range(len(REGULARISERS))],
+                dtype=h5py.string_dtype(),
+            ),
             "top_eigenvalue": top,
             "trace": trace,
             "trace_se": trace_se,
