@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from finetune.engine import Progress
 
 
-def test_accuracy(run: Path) -> float:
+def final_test_accuracy(run: Path) -> float:
     """A completed run's test accuracy."""
     from finetune.runs import run_summary
 
@@ -132,7 +132,7 @@ class ReproOptions:
         self,
         grid: dict[tuple[int, ...], tuple[str, dict]],
         shape: tuple[int, ...],
-        read: Callable[[Path], float] = test_accuracy,
+        read: Callable[[Path], float] = final_test_accuracy,
     ) -> tuple[np.ndarray, dict[tuple[int, ...], Path]]:
         """The task x setting x seed loop of a claim, as data: ``grid`` maps each index of
         an array of ``shape`` to the fine-tuning there (its run's name and values). Every
