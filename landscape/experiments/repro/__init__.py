@@ -199,13 +199,17 @@ def _write(
     )
 
 
+# The outcome of an effect with the paper's sign that does not clear its noise bar.
+NOT_DISTINGUISHABLE = "not distinguishable from no effect"
+
+
 def judged_outcome(held: bool, positive: bool) -> str:
     """The outcome of a claim judged by a statistic beyond its noise (a permutation p, a
     paired t): held, or, when only the effect's sign agrees, not distinguishable from no
     effect, or not held."""
     if held:
         return "held"
-    return "not distinguishable from no effect" if positive else "not held"
+    return NOT_DISTINGUISHABLE if positive else "not held"
 
 
 def _cell(mean: float, spread: float) -> str:

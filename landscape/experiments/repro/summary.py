@@ -8,7 +8,7 @@ from __future__ import annotations
 import h5py
 
 from landscape.experiments.recipes import PAIRS, results_folder
-from landscape.experiments.repro import claims, read_claim
+from landscape.experiments.repro import NOT_DISTINGUISHABLE, claims, read_claim
 from landscape.experiments.repro.checkpoints import plateaus
 from landscape.experiments.tables import ROOT, register_table
 
@@ -66,7 +66,7 @@ def claims_outcome() -> str:
             result, _, _ = read_claim(ROOT / results_folder(pair) / f"{name}.h5")
             if result.held:
                 held.append(name)
-            elif "not distinguishable from no effect" in result.verdict:
+            elif NOT_DISTINGUISHABLE in result.verdict:
                 sign.append(name)
             else:
                 not_held.append(name)
