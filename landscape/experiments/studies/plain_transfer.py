@@ -229,6 +229,6 @@ def _cells(source: np.ndarray, acc: np.ndarray) -> str:
 
     parts = [mean_sd(source, ".1f", 100)]
     for t in range(len(TARGETS)):
-        parts += [mean_sd(a, ".1f", 100)
-                  for a in (acc[:, t, 0], acc[:, t, 1], acc[:, t, 0] - acc[:, t, 1])]  # fmt: skip
+        parts += [mean_sd(acc[:, t, 0], ".1f", 100), mean_sd(acc[:, t, 1], ".1f", 100),
+                  mean_sd(acc[:, t, 0] - acc[:, t, 1], "+.1f", 100)]  # fmt: skip
     return " | ".join(parts)
