@@ -56,7 +56,7 @@ def judge(result: ClaimResult) -> ClaimResult:
         f"pre-trained vs random pairs over {pretrained.shape[1]} pairs of {seeds} seeds: CKA "
         f"{mean[0, 0]:.3f} vs {mean[1, 0]:.3f}, distance {mean[0, 1]:.2f} vs {mean[1, 1]:.2f} "
         f"({mean[1, 1] / mean[0, 1]:.0f}x), loss barrier {mean[0, 2]:.3f} vs {mean[1, 2]:.3f}; "
-        "Welch t (one-sided 0.05, standard errors over the seeds): "
+        f"Welch t (one-sided {ALPHA:g}, standard errors over the seeds): "
         + ", ".join(f"{name} {test.t:.1f} (> {test.bar:.2f})" for name, test in tests.items())
         + f"; {beyond} of 3 beyond their noise: {judged_outcome(beyond == 3, same_sign)}"
     )
