@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from finetune.errors import ConfigError
+from probes.statistics import spread
 
 DEFAULT_FOLDS = 10
 
@@ -65,11 +66,10 @@ def out_of_fold_correct(
 
 
 def mean_se(values: np.ndarray) -> float:
-    """Standard error of the mean of ``values`` (sample sd / sqrt(n)); 0 for one value."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.size < 2:
-        return 0.0
-    return float(values.std(ddof=1) / np.sqrt(values.size))
+    """Standard error of the mean of ``values`` (``probes.statistics.spread``); 0 for one
+    value, where a fold's rule needs a number rather than NaN."""
+    s = spread(values)
+    return 0.0 if s.n < 2 else s.se
 
 
 def paired_se(a: np.ndarray, b: np.ndarray) -> float:

@@ -24,6 +24,7 @@ from finetune.data.input_spec import resolve_input
 from finetune.errors import ConfigError
 from finetune.result_files import write_result
 from finetune.runs import ensure_run, run_summary
+from probes.statistics import mean_sd
 
 INITS = ("pretrained", "scratch")
 
@@ -52,8 +53,8 @@ class ShuffleReport:
         for i, b in enumerate(self.block_sizes):
             label = f"{b}px" + (" (intact)" if b == self.image_size else "")
             lines.append(
-                f"{label:>14s}{_mean_std(self.acc_pretrained[i]):>16s}"
-                f"{_mean_std(self.acc_scratch[i]):>16s}{self.gap[i]:>+9.3f}"
+                f"{label:>14s}{mean_sd(self.acc_pretrained[i]):>16s}"
+                f"{mean_sd(self.acc_scratch[i]):>16s}{self.gap[i]:>+9.3f}"
             )
         lines.append(
             f"test accuracy over {len(self.seeds)} seed(s) at {self.image_size}px; "
@@ -172,9 +173,3 @@ def _write(report: ShuffleReport, base: RunConfig, command: str | None) -> None:
 
 def _paths(runs: list[list[Path]]) -> np.ndarray:
     return np.array([[str(p) for p in row] for row in runs], dtype=h5py.string_dtype())
-
-
-def _mean_std(values: np.ndarray) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{values.mean():.3f}±{values.std(ddof=1):.3f}"
