@@ -10,6 +10,7 @@ lowest validation loss."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import os
@@ -323,7 +324,11 @@ def test_the_progress_bar_starts_over_for_the_run_after_a_pruned_one():
         return dict(event="step", epoch=1, epochs=2, step=step, steps=steps, loss=1.0,
                     acc=0.5, lr=0.1, images_per_s=10.0)  # fmt: skip
 
-    bar = ProgressBar()
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    bar = ProgressBar(stream=Terminal())
     bar(step(8, 20))  # a trial pruned here: no "done" event
     bar(step(2, 12))
     assert (bar.bar.total, bar.bar.n) == (12, 2)

@@ -5,6 +5,8 @@ the claims, so that the command line builds the flags of ``landscape repro`` and
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -114,13 +116,15 @@ class ReproOptions:
 
         return ensure_run(config, self.runs / name, progress=self.progress)
 
-    def finetune(self, name: str, values: dict) -> Path:
-        """A completed fine-tuning run of ``values`` in ``runs/name`` (reused if there)."""
-        config = self.run_config("finetune", values)
-        path = self.run_dir(name, config.data.spec)
-        self.log(f"fine-tuning -> {path}")
+    def finetune(self, name: str, values: dict, *, logged: bool = True) -> Path:
+        """A completed fine-tuning run of ``values`` in ``runs/name`` (reused if there);
+        ``logged`` False in a grid, whose progress says it instead."""
         from finetune.runs import ensure_run
 
+        config = self.run_config("finetune", values)
+        path = self.run_dir(name, config.data.spec)
+        if logged:
+            self.log(f"fine-tuning -> {path}")
         return ensure_run(config, path, progress=self.progress)
 
     def run_dir(self, name: str, data: str) -> Path:
@@ -135,13 +139,21 @@ class ReproOptions:
         read: Callable[[Path], float] = final_test_accuracy,
     ) -> tuple[np.ndarray, dict[tuple[int, ...], Path]]:
         """The task x setting x seed loop of a claim, as data: ``grid`` maps each index of
-        an array of ``shape`` to the fine-tuning there (its run's name and values). Every
-        run is trained once (reused after); returns the array of ``read(run)`` at each index
-        (NaN where the grid has none) and the run of each index."""
+        an array of ``shape`` to the fine-tuning there (its run's name and values; indices
+        may share a run). Every run is trained once (reused after), and ``progress`` hears
+        of each finished one (``GridProgress``); returns the array of ``read(run)`` at each
+        index (NaN where the grid has none) and the run of each index."""
         values = np.full(shape, np.nan)
-        runs = {}
+        runs: dict[tuple[int, ...], Path] = {}
+        progress = GridProgress(self.progress, len({name for name, _ in grid.values()}))
         for index, (name, run_values) in grid.items():
-            runs[index] = self.finetune(name, run_values)
+            path = self.run_dir(name, str(run_values.get("data", "")))
+            first = path not in runs.values()
+            reused = first and _completed(path)
+            started = time.perf_counter()
+            runs[index] = self.finetune(name, run_values, logged=False)
+            if first:
+                progress.finished(name, reused, time.perf_counter() - started)
             values[index] = read(runs[index])
         return values, runs
 
@@ -154,6 +166,39 @@ class ReproOptions:
             return config
         every = config.train.keep_every or config.train.epochs
         return replace(config, train=replace(config.train, eval_every=every))
+
+
+class GridProgress:
+    """A grid's ``grid`` events for a progress callable: at the start (done 0) and after
+    each finished run, how many are done and reused of ``total``, and the time left at the
+    mean time of the runs trained so far."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total = progress, total
+        self.done, self.reused, self.trained_seconds = 0, 0, 0.0
+        self._emit(name="", was_reused=False, seconds=0.0)
+
+    def finished(self, name: str, was_reused: bool, seconds: float) -> None:
+        self.done += 1
+        self.reused += was_reused
+        self.trained_seconds += 0.0 if was_reused else seconds
+        self._emit(name=name, was_reused=was_reused, seconds=seconds)
+
+    def _emit(self, **run: object) -> None:
+        if self.progress is None:
+            return
+        trained = self.done - self.reused
+        per_run = self.trained_seconds / trained if trained else math.nan
+        self.progress({"event": "grid", "done": self.done, "total": self.total,
+                       "reused": self.reused, "seconds_left": per_run * (self.total - self.done)
+                       if self.done < self.total else 0.0, **run})  # fmt: skip
+
+
+def _completed(run: Path) -> bool:
+    """Whether ``run`` is a completed run directory (a grid reuses it)."""
+    from finetune import rundir
+
+    return (run / rundir.STATUS).exists() and rundir.read_status(run)[0] == "completed"
 
 
 def split_specs(text: str) -> tuple[str, ...]:

@@ -25,7 +25,6 @@ import numpy as np
 
 from finetune import rundir
 from finetune.errors import ConfigError
-from finetune.runs import run_summary
 from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import PAIRS, QUICK_SOURCE, QUICK_SOURCE_NAME, results_folder
 from landscape.experiments.repro import ClaimResult, judged_outcome, read_claim, register_claim
@@ -97,21 +96,18 @@ def checkpoints(options: ReproOptions) -> ClaimResult:
     epochs = kept if options.quick else [e for e in kept if e in FULL_EPOCHS or e == kept[-1]]
     image = {"image_size": QUICK_SOURCE["image_size"]} if options.quick else {}
 
-    values = np.full((len(epochs), 1 + len(targets), len(seeds)), np.nan)
+    grid = {
+        (i, 1 + j, k): (
+            f"checkpoints-{role}-from-{source.name}-epoch{epoch}-seed{seed}",
+            {**options.target_recipe(data), **image, "init": f"{source}:epoch{epoch}",
+             "seed": seed},
+        )
+        for i, epoch in enumerate(epochs)
+        for j, (role, data) in enumerate(targets.items())
+        for k, seed in enumerate(seeds)
+    }  # fmt: skip
+    values, _ = options.measure(grid, (len(epochs), 1 + len(targets), len(seeds)))
     values[:, 0, 0] = [source_acc[kept.index(e)] for e in epochs]
-    for i, epoch in enumerate(epochs):
-        for j, (role, data) in enumerate(targets.items()):
-            for k, seed in enumerate(seeds):
-                recipe = {
-                    **options.target_recipe(data),
-                    **image,
-                    "init": f"{source}:epoch{epoch}",
-                    "seed": seed,
-                }
-                run = options.finetune(
-                    f"checkpoints-{role}-from-{source.name}-epoch{epoch}-seed{seed}", recipe
-                )
-                values[i, 1 + j, k] = float(run_summary(run)["test_acc"])
 
     means, spreads = values[:, 1:].mean(axis=2), seed_sd(values[:, 1:])
     notes = [

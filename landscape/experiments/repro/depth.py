@@ -22,7 +22,6 @@ import numpy as np
 
 from finetune.groups import layer_groups
 from finetune.models import create_model
-from finetune.runs import run_summary
 from landscape.experiments.options import ReproOptions
 from landscape.experiments.repro import ClaimResult, judged_outcome, register_claim
 from probes.statistics import mean_and_spread, paired_t
@@ -61,21 +60,19 @@ def freeze_depths(groups: int, quick: bool) -> list[int]:
     return sorted({0, deepest // 2, deepest}) if quick else list(range(groups))
 
 
-def depth_run(options: ReproOptions, role: str, task: str, frozen: int, seed: int) -> Path:
+def depth_cell(options: ReproOptions, role: str, task: str, frozen: int, seed: int):
     """The claim's fine-tuning of ``task`` (in ``role``) from the source with the first
-    ``frozen`` groups frozen, seed ``seed``: trained once, reused after."""
+    ``frozen`` groups frozen, seed ``seed``: its run's name and values."""
     recipe = options.target_recipe(task)
     epochs = QUICK_EPOCHS if options.quick else recipe["epochs"]
-    return options.finetune(
-        f"depth-{role}-freeze{frozen}-e{epochs}-seed{seed}",
-        {
-            **recipe,
-            "init": str(options.source_run()),
-            "epochs": epochs,
-            "freeze_groups": frozen,
-            "seed": seed,
-        },
-    )
+    values = {**recipe, "init": str(options.source_run()), "epochs": epochs,
+              "freeze_groups": frozen, "seed": seed}  # fmt: skip
+    return f"depth-{role}-freeze{frozen}-e{epochs}-seed{seed}", values
+
+
+def depth_run(options: ReproOptions, role: str, task: str, frozen: int, seed: int) -> Path:
+    """That fine-tuning's run: trained once, reused after."""
+    return options.finetune(*depth_cell(options, role, task, frozen, seed))
 
 
 @register_claim(
@@ -92,12 +89,13 @@ def depth(options: ReproOptions) -> ClaimResult:
     epochs = QUICK_EPOCHS if options.quick else recipe["epochs"]
     groups = group_count(options.model)
     depths = freeze_depths(groups, options.quick)
-    values = np.full((len(tasks), len(depths), len(seeds)), np.nan)
-    for i, task in enumerate(tasks):
-        for j, k in enumerate(depths):
-            for s, seed in enumerate(seeds):
-                run = depth_run(options, ROLES[i], task, k, seed)
-                values[i, j, s] = run_summary(run)["test_acc"]
+    grid = {
+        (i, j, s): depth_cell(options, ROLES[i], task, k, seed)
+        for i, task in enumerate(tasks)
+        for j, k in enumerate(depths)
+        for s, seed in enumerate(seeds)
+    }
+    values, _ = options.measure(grid, (len(tasks), len(depths), len(seeds)))
     mean, spread = mean_and_spread(values)
     drop = mean[:, 0] - mean[:, -1]  # per task: K = 0 minus the deepest K
     per_seed = (values[1, 0] - values[1, -1]) - (values[0, 0] - values[0, -1])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -107,19 +108,17 @@ def regularised_source(options: ReproOptions) -> ClaimResult:
     image = {"image_size": QUICK_SOURCE["image_size"]} if options.quick else {}
     n_groups = len(layer_groups(create_model(options.model, 10, QUICK_SOURCE["image_size"])))
     columns = ["source acc"] + [f"{role} {mode}" for role in targets for mode in MODES]
-    values = np.full((len(SOURCES), len(columns), len(seeds)), np.nan)
-    for i, source in enumerate(sources.values()):
-        values[i, 0, 0] = float(run_summary(source)["test_acc"])
-        for j, (role, data) in enumerate(targets.items()):
-            for k, seed in enumerate(seeds):
-                base = {**options.target_recipe(data), **image, "init": str(source), "seed": seed}
-                tag = f"{role}-from-{source.name}-seed{seed}"
-                tuned = options.finetune(f"regularised-finetune-{tag}", base)
-                probe = options.finetune(
-                    f"regularised-probe-lr{PROBE_LR:g}-{tag}", linear_probe(base, n_groups)
-                )
-                values[i, 1 + 2 * j, k] = float(run_summary(tuned)["test_acc"])
-                values[i, 2 + 2 * j, k] = float(run_summary(probe)["test_acc"])
+    grid = {}
+    for (i, source), (j, (role, data)), (k, seed) in product(
+        enumerate(sources.values()), enumerate(targets.items()), enumerate(seeds)
+    ):
+        base = {**options.target_recipe(data), **image, "init": str(source), "seed": seed}
+        tag = f"{role}-from-{source.name}-seed{seed}"
+        grid[i, 1 + 2 * j, k] = (f"regularised-finetune-{tag}", base)
+        grid[i, 2 + 2 * j, k] = (f"regularised-probe-lr{PROBE_LR:g}-{tag}",
+                                 linear_probe(base, n_groups))  # fmt: skip
+    values, _ = options.measure(grid, (len(SOURCES), len(columns), len(seeds)))
+    values[:, 0, 0] = [float(run_summary(source)["test_acc"]) for source in sources.values()]
 
     notes = [
         "sources: the pair's source recipe"
