@@ -146,10 +146,11 @@ class ReproOptions:
         values = np.full(shape, np.nan)
         runs: dict[tuple[int, ...], Path] = {}
         progress = GridProgress(self.progress, len({name for name, _ in grid.values()}))
+        seen: set[str] = set()
         for index, (name, run_values) in grid.items():
-            path = self.run_dir(name, str(run_values.get("data", "")))
-            first = path not in runs.values()
-            reused = first and _completed(path)
+            first = name not in seen
+            seen.add(name)
+            reused = first and _completed(self.run_dir(name, str(run_values.get("data", ""))))
             started = time.perf_counter()
             runs[index] = self.finetune(name, run_values, logged=False)
             if first:
