@@ -4,6 +4,7 @@ Its flags, shared with ``landscape study``, are generated from ``ReproOptions``.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from landscape.experiments.options import ReproOptions
 
 # The flags of a claim or a study: the options, where they write, how much they say.
 PAIR_PARAMETERS: list[inspect.Parameter] = [
-    *options_parameters(ReproOptions, skip=("runs", "progress", "log")),
+    *options_parameters(ReproOptions, skip=("runs", "progress", "log", "plan")),
     keyword(
         "out",
         typer.Option(
@@ -35,6 +36,15 @@ PAIR_PARAMETERS: list[inspect.Parameter] = [
         Path | None,
     ),
     keyword("quiet", typer.Option(False, "--quiet", "-q", help="no progress output"), bool),
+    keyword(
+        "dry_run",
+        typer.Option(
+            False,
+            "--dry-run",
+            help="list the runs it would train, and which already exist; train nothing",
+        ),
+        bool,
+    ),
 ]
 
 
@@ -43,6 +53,23 @@ def list_registry(entries: dict) -> None:
     width = max(map(len, entries)) + 2
     for entry in entries.values():
         typer.echo(f"{entry.name:<{width}s}{entry.title}")
+
+
+def print_plan(name: str, run: Callable[[ReproOptions], object], options: ReproOptions) -> None:
+    """The runs of a claim or a study (``run``), one line each, whether each exists, and
+    whether more runs follow that depend on them."""
+    from landscape.experiments.options import dry_run
+
+    plan, more = dry_run(run, options)
+    complete = [run.completed() for run in plan.runs]
+    typer.echo(f"{name}: {len(plan.runs)} runs, {sum(complete)} complete, "
+               f"{len(plan.runs) - sum(complete)} to train")  # fmt: skip
+    for planned, done in zip(plan.runs, complete):
+        typer.echo(f"  {'complete' if done else 'to train':9s} {planned.config.kind:9s} "
+                   f"{planned.config.data.spec:24s} {planned.path}")  # fmt: skip
+    if more:
+        typer.echo("then runs whose options depend on these runs' results (a search, a pilot): "
+                   "listed once these are trained")  # fmt: skip
 
 
 def pair_options(values: dict[str, Any]) -> tuple[Path, ReproOptions]:
@@ -71,7 +98,11 @@ def repro_command(**values: Any) -> None:
         if name == "list":
             list_registry(repro.claims())
             return
+        dry = values.pop("dry_run")
         out, options = pair_options(values)
+        if dry:
+            print_plan(name, repro.find_claim(name).run, options)
+            return
         if rejudge:
             result = repro.rejudge(name, out / f"{name}.h5")
         else:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import finetune.runs
 from cli.progress import ProgressBar
 from finetune import rundir
 from landscape.experiments.options import GridProgress, ReproOptions
@@ -81,14 +82,12 @@ def test_grid_progress_counts_and_estimates_from_the_trained_runs():
 
 
 def test_the_grid_helper_reports_each_distinct_run_once_and_its_reuse(tmp_path, monkeypatch):
-    def finetune(self, name: str, values: dict, *, logged: bool = True) -> Path:
-        path = self.runs / name
-        if not path.exists():
-            path.mkdir(parents=True)
-            rundir.write_status(path, "completed")
+    def ensure_run(config, path: Path, progress=None) -> Path:  # a run trained at once
+        path.mkdir(parents=True)
+        rundir.write_status(path, "completed")
         return path
 
-    monkeypatch.setattr(ReproOptions, "finetune", finetune)
+    monkeypatch.setattr(finetune.runs, "ensure_run", ensure_run)
     events: list[dict] = []
     options = ReproOptions(runs=tmp_path, progress=events.append)
     shared = ("base", {"seed": 0})  # as yosinski's baseB heads every row

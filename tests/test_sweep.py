@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import h5py
 import optuna
@@ -141,16 +142,47 @@ def test_every_trial_is_a_complete_run_of_its_point(tmp_path, source, monkeypatc
         run_sweep(changed, SweepOptions(trials=3, heartbeat=1), out=out)
 
 
+def poll_trials(connection: Any) -> tuple[list[tuple[int, str]], dict[int, dict[str, Any]]]:
+    """(number, state) of every trial and the user attributes of every trial, read straight
+    from the study's tables through a DB-API connection (SQLite or PostgreSQL)."""
+    trials = connection.execute("select number, state from trials").fetchall()
+    rows = connection.execute(
+        "select t.number, a.key, a.value_json from trials t join trial_user_attributes a "
+        "on a.trial_id = t.trial_id"
+    ).fetchall()
+    attrs: dict[int, dict[str, Any]] = {}
+    for number, key, value in rows:
+        attrs.setdefault(number, {})[key] = json.loads(value)
+    return trials, attrs
+
+
 def _poll(db: Path) -> tuple[list[tuple[int, str]], dict[int, str]]:
     """(number, state) of every trial and the run directory of every trial that has one,
     read straight from the SQLite file."""
     with sqlite3.connect(db, timeout=10) as connection:
-        trials = connection.execute("select number, state from trials").fetchall()
-        runs = connection.execute(
-            "select t.number, a.value_json from trials t join trial_user_attributes a "
-            "on a.trial_id = t.trial_id where a.key = 'run'"
-        ).fetchall()
-    return trials, {number: json.loads(value) for number, value in runs}
+        trials, attrs = poll_trials(connection)
+    return trials, {number: a["run"] for number, a in attrs.items() if "run" in a}
+
+
+def started_trial(trials: list[tuple[int, str]], runs: dict[int, str]) -> int | None:
+    """A running trial whose run has written a checkpoint and not yet its final weights,
+    once another trial is complete: one to kill in the middle of its training while a
+    finished run is there to keep."""
+    running = [n for n, s in trials if s == "RUNNING" and n in runs]
+    started = [n for n in running if _training(Path(runs[n]))]
+    if any(s == "COMPLETE" for _, s in trials) and started:
+        return started[0]
+    return None
+
+
+def _training(run: Path) -> bool:
+    """Whether a run is between its first checkpoint and its final weights."""
+    return (run / rundir.CHECKPOINTS).exists() and not (run / rundir.FINAL).exists()
+
+
+def stamps(run: Path) -> tuple[int, ...]:
+    """When a run's history and final weights were written: unchanged while it is kept."""
+    return tuple((run / f).stat().st_mtime_ns for f in (rundir.RUN_H5, rundir.FINAL))
 
 
 def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, source):
@@ -170,20 +202,15 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, source
             trials, runs = _poll(out / "study.db")
         except sqlite3.OperationalError:  # tables not made yet, or locked
             continue
-        running = [n for n, s in trials if s == "RUNNING" and n in runs]
-        started = [n for n in running if (Path(runs[n]) / rundir.CHECKPOINTS).exists()]
-        if any(s == "COMPLETE" for _, s in trials) and started:
+        killed = started_trial(trials, runs)
+        if killed is not None:
             first.send_signal(signal.SIGKILL)
-            killed = started[0]
     first.wait()
     assert killed is not None, first.stderr.read().decode()
 
     trials, runs = _poll(out / "study.db")
     done = {n: Path(runs[n]) for n, s in trials if s == "COMPLETE"}
     assert done and all(n != killed for n in done)
-
-    def stamps(run: Path) -> tuple[int, ...]:
-        return tuple((run / f).stat().st_mtime_ns for f in (rundir.RUN_H5, rundir.FINAL))
 
     before = {n: stamps(run) for n, run in done.items()}
     interrupted = Path(runs[killed])

@@ -6,9 +6,8 @@ the claims, so that the command line builds the flags of ``landscape repro`` and
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from landscape.experiments.recipes import PAIRS, Pair
 
 if TYPE_CHECKING:
     from finetune.engine import Progress
+    from finetune.executors import Executor, Finished, PlannedRun
 
 
 def final_test_accuracy(run: Path) -> float:
@@ -35,9 +35,10 @@ class ReproOptions:
     again); ``source`` is a pre-trained source run (default: the pair's source recipe,
     trained into ``runs/source``); ``model``, ``seeds`` and ``data`` (the target datasets,
     in the order the claim takes them) override the claim's. ``seeds`` and ``data`` may be
-    given as comma-separated strings. The flags of ``landscape repro`` and ``landscape
-    study`` are generated from these fields (``runs``, ``progress`` and ``log`` are the
-    command's own)."""
+    given as comma-separated strings. ``workers``, ``ray`` and ``runs_per_gpu`` choose the
+    executor that trains the runs (``finetune.executors``); ``plan`` makes a dry run. The
+    flags of ``landscape repro`` and ``landscape study`` are generated from these fields
+    (``runs``, ``progress``, ``log`` and ``plan`` are the command's own)."""
 
     runs: Path
     quick: bool = option(False, "the CI-sized version")
@@ -57,8 +58,22 @@ class ReproOptions:
         "comma-separated target dataset specs, in the roles of the claim's own (depth: a near "
         "then a distant target)",
     )
+    workers: int = option(
+        1,
+        "runs trained at once by worker processes of this machine, each with cores / N "
+        "threads and, on a GPU machine, a GPU round-robin (several workers may share one)",
+    )
+    ray: str | None = option(
+        None,
+        "train the runs as tasks of the Ray cluster at this address (ray start --head "
+        "prints it; needs the extra: pip install -e '.[ray]')",
+    )
+    runs_per_gpu: int = option(
+        4, "with --ray on a cluster with GPUs, runs sharing one GPU (each asks for 1/N)"
+    )
     progress: Progress | None = None
     log: Callable[[str], None] = lambda line: None
+    plan: Plan | None = None  # a dry run: runs are listed here, not trained
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -69,6 +84,11 @@ class ReproOptions:
             object.__setattr__(self, "seeds", comma_ints(self.seeds, "--seeds", minimum=0))
         if isinstance(self.data, str):
             object.__setattr__(self, "data", split_specs(self.data) or None)
+        from finetune.executors import executor_for
+
+        # Made here, so that a bad --workers, --ray or --runs-per-gpu fails at once.
+        object.__setattr__(self, "_executor", executor_for(self.workers, self.ray,
+                                                           self.runs_per_gpu))  # fmt: skip
 
     @property
     def pair_recipes(self) -> Pair:
@@ -101,31 +121,49 @@ class ReproOptions:
         pair = self.pair_recipes
         return dict(zip(("near", "far"), self.targets((pair.near, pair.far))))
 
-    def source_run(self) -> Path:
+    @property
+    def executor(self) -> Executor:
+        """Where the runs train: ``--workers``, ``--ray``, or here one after the other."""
+        return self._executor
+
+    def source_run(self, *, read: bool = False) -> Path:
         """A pre-trained source run: the given one, or the pair's source recipe trained
-        once."""
+        once (``read``: the caller reads the run itself, not only its path)."""
         if self.source is not None:
             return self.source
-        return self.pretrain("source", self.pair_recipes.source_recipe(self.model))
+        return self.pretrain("source", self.pair_recipes.source_recipe(self.model), read=read)
 
-    def pretrain(self, name: str, values: dict) -> Path:
+    def pretrain(self, name: str, values: dict, *, read: bool = False) -> Path:
         """A completed pre-training run of ``values`` in ``runs/name`` (reused if there)."""
-        config = self.run_config("pretrain", values)
-        self.log(f"pre-training on {config.data.spec} -> {self.runs / name}")
-        from finetune.runs import ensure_run
+        return self.pretrain_all({name: values}, read=read)[name]
 
-        return ensure_run(config, self.runs / name, progress=self.progress)
+    def pretrain_all(self, named: dict[str, dict], *, read: bool = False) -> dict[str, Path]:
+        """Completed pre-training runs of each ``values`` in ``runs/name``, trained at once
+        by the executor (reused if there). A dry run lists them and goes on, since a grid
+        that starts from them needs only their paths, unless the caller ``read``s them."""
+        from finetune.executors import PlannedRun
 
-    def finetune(self, name: str, values: dict, *, logged: bool = True) -> Path:
-        """A completed fine-tuning run of ``values`` in ``runs/name`` (reused if there);
-        ``logged`` False in a grid, whose progress says it instead."""
-        from finetune.runs import ensure_run
+        planned = {name: PlannedRun(self.run_config("pretrain", values), self.runs / name)
+                   for name, values in named.items()}  # fmt: skip
+        for run in planned.values():
+            self.log(f"pre-training on {run.config.data.spec} -> {run.path}")
+        self._needs(list(planned.values()), read=read)
+        return {name: run.path for name, run in planned.items()}
+
+    def finetune(self, name: str, values: dict) -> Path:
+        """A completed fine-tuning run of ``values`` in ``runs/name`` (reused if there)."""
+        run = self.planned(name, values)
+        self.log(f"fine-tuning -> {run.path}")
+        self._needs([run])
+        return run.path
+
+    def planned(self, name: str, values: dict) -> PlannedRun:
+        """The fine-tuning ``finetune(name, values)`` trains: its configuration and run
+        directory."""
+        from finetune.executors import PlannedRun
 
         config = self.run_config("finetune", values)
-        path = self.run_dir(name, config.data.spec)
-        if logged:
-            self.log(f"fine-tuning -> {path}")
-        return ensure_run(config, path, progress=self.progress)
+        return PlannedRun(config, self.run_dir(name, config.data.spec))
 
     def run_dir(self, name: str, data: str) -> Path:
         """Where ``finetune(name, values)`` on the dataset ``data`` puts its run: targets
@@ -140,23 +178,47 @@ class ReproOptions:
     ) -> tuple[np.ndarray, dict[tuple[int, ...], Path]]:
         """The task x setting x seed loop of a claim, as data: ``grid`` maps each index of
         an array of ``shape`` to the fine-tuning there (its run's name and values; indices
-        may share a run). Every run is trained once (reused after), and ``progress`` hears
-        of each finished one (``GridProgress``); returns the array of ``read(run)`` at each
-        index (NaN where the grid has none) and the run of each index."""
+        may share a run). Every run is trained once by the executor (reused after), and
+        ``progress`` hears of each finished one (``GridProgress``); returns the array of
+        ``read(run)`` at each index (NaN where the grid has none) and the run of each
+        index."""
+        planned: dict[str, PlannedRun] = {}
+        for name, run_values in grid.values():
+            if name not in planned:
+                planned[name] = self.planned(name, run_values)
+        self.train_grid(list(planned.values()))
         values = np.full(shape, np.nan)
-        runs: dict[tuple[int, ...], Path] = {}
-        progress = GridProgress(self.progress, len({name for name, _ in grid.values()}))
-        seen: set[str] = set()
-        for index, (name, run_values) in grid.items():
-            first = name not in seen
-            seen.add(name)
-            reused = first and _completed(self.run_dir(name, str(run_values.get("data", ""))))
-            started = time.perf_counter()
-            runs[index] = self.finetune(name, run_values, logged=False)
-            if first:
-                progress.finished(name, reused, time.perf_counter() - started)
-            values[index] = read(runs[index])
+        runs = {index: planned[name].path for index, (name, _) in grid.items()}
+        for index, run in runs.items():
+            values[index] = read(run)
         return values, runs
+
+    def train_grid(self, runs: list[PlannedRun]) -> None:
+        """Completed ``runs``, a claim's grid (each directory once): trained by the
+        executor with one bar of runs in ``progress``; a dry run lists them and ends."""
+        self._needs(runs, GridProgress(self.progress, len(runs)))
+
+    def _needs(
+        self, runs: list[PlannedRun], grid: GridProgress | None = None, read: bool = True
+    ) -> None:
+        """Completed ``runs``: trained by the executor, or in a dry run listed; a dry run
+        ends at a grid (a claim's whole training), or at a run not complete whose results
+        are ``read`` next (what follows depends on them)."""
+        if self.plan is None:
+            self._train(runs, grid)
+            return
+        self.plan.add(runs)
+        if grid is not None or (read and not all(run.completed() for run in runs)):
+            raise GridPlanned(self.plan, at_grid=grid is not None)
+
+    def _train(self, runs: list[PlannedRun], grid: GridProgress | None = None) -> None:
+        from finetune.executors import train_all
+
+        def done(run: PlannedRun, finished: Finished) -> None:
+            if grid is not None:
+                grid.finished(run.name, finished.reused, finished.seconds)
+
+        train_all(self.executor, runs, done, progress=self.progress)
 
     def run_config(self, kind: str, values: dict) -> RunConfig:
         """The run's configuration; a quick run evaluates only after its last epoch, or the
@@ -167,6 +229,41 @@ class ReproOptions:
             return config
         every = config.train.keep_every or config.train.epochs
         return replace(config, train=replace(config.train, eval_every=every))
+
+
+@dataclass
+class Plan:
+    """The runs a dry run found, in the order a claim or a study asks for them (each
+    directory once)."""
+
+    runs: list[PlannedRun] = field(default_factory=list)
+
+    def add(self, runs: Iterable[PlannedRun]) -> None:
+        known = {run.path for run in self.runs}
+        self.runs += [run for run in runs if run.path not in known]
+
+
+class GridPlanned(BaseException):
+    """A dry run reached a grid (``at_grid``), or a run whose results are read next and
+    that is not complete: what the claim does next depends on them, so the plan ends. A
+    ``BaseException``, so that no ``except Exception`` on the way out (Optuna's trial
+    runner) takes it for a failed trial."""
+
+    def __init__(self, plan: Plan, at_grid: bool) -> None:
+        super().__init__(f"{len(plan.runs)} runs planned")
+        self.plan, self.at_grid = plan, at_grid
+
+
+def dry_run(run: Callable[[ReproOptions], object], options: ReproOptions) -> tuple[Plan, bool]:
+    """The runs ``run(options)`` (a claim or a study) would train, in order, found without
+    training any, and whether more follow that depend on their results (a search, a pilot):
+    those are known only once these are trained."""
+    plan = Plan()
+    try:
+        run(replace(options, plan=plan, progress=None, log=lambda line: None))
+    except GridPlanned as stop:
+        return plan, not stop.at_grid
+    return plan, False
 
 
 class GridProgress:
@@ -193,13 +290,6 @@ class GridProgress:
         self.progress({"event": "grid", "done": self.done, "total": self.total,
                        "reused": self.reused, "seconds_left": per_run * (self.total - self.done)
                        if self.done < self.total else 0.0, **run})  # fmt: skip
-
-
-def _completed(run: Path) -> bool:
-    """Whether ``run`` is a completed run directory (a grid reuses it)."""
-    from finetune import rundir
-
-    return (run / rundir.STATUS).exists() and rundir.read_status(run)[0] == "completed"
 
 
 def split_specs(text: str) -> tuple[str, ...]:

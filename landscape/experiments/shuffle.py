@@ -22,8 +22,10 @@ from finetune.config import RunConfig, build_config
 from finetune.data import resolve_spec
 from finetune.data.input_spec import resolve_input
 from finetune.errors import ConfigError
+from finetune.executors import PlannedRun, Serial, train_all
 from finetune.result_files import write_result
-from finetune.runs import ensure_run, run_summary
+from finetune.runs import run_summary
+from landscape.experiments.options import GridProgress
 from probes.statistics import mean_sd
 
 INITS = ("pretrained", "scratch")
@@ -73,12 +75,14 @@ def run_shuffle(
     progress: engine.Progress | None = None,
     log: Callable[[str], None] = lambda line: None,
     command: str | None = None,
+    train: Callable[[list[PlannedRun]], None] | None = None,
 ) -> ShuffleReport:
     """Fine-tune ``base`` (whose init is pre-trained: ``model.init`` or ``model.pretrained``)
     and its random-init twin at every block size (the image size, intact, is always added)
     and seed, each into ``runs_dir / b{b}-{init}-seed{seed}`` (default: ``<out stem>_runs``
-    beside ``out``), reusing finished runs and resuming interrupted ones; write the result
-    file ``out`` (kind ``shuffle``) and return the report."""
+    beside ``out``), reusing finished runs and resuming interrupted ones (``train``: what
+    trains the grid's runs, default one after the other here); write the result file
+    ``out`` (kind ``shuffle``) and return the report."""
     out = Path(out)
     runs_dir = Path(runs_dir) if runs_dir is not None else out.with_name(f"{out.stem}_runs")
     if base.kind != "finetune":
@@ -112,22 +116,30 @@ def run_shuffle(
         # auto follows --pretrained: the twin is prepared as the pre-trained runs are.
         scratch_values["data"].update(preprocess="model")
     scratch_values["policy"].update(transfer_groups=None)
+    grid = {
+        (init, i, j): PlannedRun(
+            build_config("finetune", values if init == "pretrained" else scratch_values,
+                         {"block_shuffle": b, "seed": seed}),  # fmt: skip
+            runs_dir / f"b{b}-{init}-seed{seed}",
+        )
+        for i, b in enumerate(blocks)
+        for init in INITS
+        for j, seed in enumerate(seeds)
+    }
+    log(f"{len(grid)} runs of {len(blocks)} block sizes x {len(INITS)} inits x "
+        f"{len(seeds)} seeds -> {runs_dir}")  # fmt: skip
+    if train is None:
+        bar = GridProgress(progress, len(grid))
+        train_all(Serial(), list(grid.values()),
+                  lambda run, done: bar.finished(run.name, done.reused, done.seconds),
+                  progress=progress)  # fmt: skip
+    else:
+        train(list(grid.values()))
     acc = {init: np.zeros((len(blocks), len(seeds))) for init in INITS}
-    runs: dict[str, list[list[Path]]] = {init: [] for init in INITS}
-    for i, b in enumerate(blocks):
-        for init in INITS:
-            runs[init].append([])
-            for j, seed in enumerate(seeds):
-                config = build_config(
-                    "finetune",
-                    values if init == "pretrained" else scratch_values,
-                    {"block_shuffle": b, "seed": seed},
-                )
-                run = runs_dir / f"b{b}-{init}-seed{seed}"
-                log(f"block {b}px, {init} init, seed {seed} -> {run}")
-                ensure_run(config, run, progress=progress)
-                acc[init][i, j] = float(run_summary(run)["test_acc"])
-                runs[init][i].append(run)
+    runs = {init: [[grid[init, i, j].path for j in range(len(seeds))]
+                   for i in range(len(blocks))] for init in INITS}  # fmt: skip
+    for (init, i, j), run in grid.items():
+        acc[init][i, j] = float(run_summary(run.path)["test_acc"])
 
     report = ShuffleReport(
         out, image_size, blocks, seeds, acc["pretrained"], acc["scratch"],

@@ -40,6 +40,7 @@ from landscape.tune.sweep import (
     SweepTrial,
     default_storage,
     load_study,
+    open_storage,
     sweep_report,
 )
 from probes.change import GroupChange, group_change
@@ -159,7 +160,7 @@ def only_study(out: str | Path, storage: str | None) -> str:
     """The name of the one study in the sweep's storage (``--study`` when there are more)."""
     if storage is None and not (Path(out) / "study.db").exists():
         raise ConfigError(f"no sweep in {out} (no study.db); give the sweep's folder or --storage")
-    names = optuna.get_all_study_names(storage or default_storage(out))
+    names = optuna.get_all_study_names(open_storage(storage or default_storage(out)))
     if len(names) != 1:
         raise ConfigError(
             f"{out} holds {len(names)} studies ({', '.join(names) or 'none'}); give --study"

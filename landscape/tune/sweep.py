@@ -54,6 +54,7 @@ DEFAULT_FOLDS = next(f.default for f in fields(DataConfig) if f.name == "folds")
 # The accuracy at which the objective's standard error is anticipated: a good trial's.
 ANTICIPATED_ACCURACY = 0.9
 TIES = "expect ties; the tie rule picks among them by validation loss"
+POSTGRES = "postgresql+psycopg://"  # the SQLAlchemy URL prefix of the `postgres` extra's driver
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ def run_sweep(
     out.mkdir(parents=True, exist_ok=True)
     url = options.storage or default_storage(out)
     name = options.study or study_name(space_path)
-    opened = _open_storage(url, heartbeat)
+    opened = open_storage(url, heartbeat)
     found = optuna.create_study(
         study_name=name, storage=opened, direction="maximize", load_if_exists=True
     )
@@ -429,7 +430,7 @@ def _work(
         import torch
 
         torch.set_num_threads(job.threads)
-    storage = _open_storage(job.storage, job.heartbeat)
+    storage = open_storage(job.storage, job.heartbeat)
     study = optuna.load_study(
         study_name=job.study,
         storage=storage,
@@ -490,7 +491,8 @@ def _worker(job: _Job, index: int, errors: Any) -> None:
 
 
 def _pool(job: _Job, workers: int, study: optuna.Study, log: Callable[[str], None]) -> None:
-    """Run ``workers`` worker processes and log each trial as it finishes."""
+    """Run ``workers`` worker processes and log each trial as it finishes; a worker that
+    died is an error only when the study did not reach its trials without it."""
     context = multiprocessing.get_context("spawn")
     errors = context.SimpleQueue()
     processes = [context.Process(target=_worker, args=(job, i, errors)) for i in range(workers)]
@@ -508,8 +510,13 @@ def _pool(job: _Job, workers: int, study: optuna.Study, log: Callable[[str], Non
     if not errors.empty():
         raise errors.get()
     codes = [p.exitcode for p in processes if p.exitcode]
-    if codes:
-        raise RuntimeError(f"a sweep worker exited with code {codes[0]}; see its output above")
+    if not codes:
+        return
+    if len(study.get_trials(deepcopy=False, states=FINISHED)) >= job.trials:
+        # The others failed its trial by heartbeat and retried it: the study is whole.
+        log(f"a sweep worker exited with code {codes[0]}; the others finished its trials")
+        return
+    raise RuntimeError(f"a sweep worker exited with code {codes[0]}; see its output above")
 
 
 def _log_finished(study: optuna.Study, seen: set[int], log: Callable[[str], None]) -> None:
@@ -583,10 +590,13 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _open_storage(url: str, heartbeat: int | None) -> optuna.storages.RDBStorage:
-    """The study database; SQLite waits up to a minute for a lock instead of failing, and
-    a trial whose heartbeat stopped is failed and retried with the same options."""
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.RDBStorage:
+    """The study database at ``url``, the one way every part of the sweep opens it. SQLite
+    waits up to a minute for a lock instead of failing; with ``heartbeat`` seconds, a
+    trial whose heartbeat stopped is failed and retried with the same options. A
+    ``postgresql://`` URL opens with psycopg, the ``postgres`` extra's driver."""
+    opened = _with_driver(url)
+    kwargs = {"connect_args": {"timeout": 60}} if opened.startswith("sqlite") else {}
     beat = {}
     if heartbeat is not None:
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback
@@ -598,16 +608,33 @@ def _open_storage(url: str, heartbeat: int | None) -> optuna.storages.RDBStorage
             )
     try:
         with _quiet():
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **beat)
+            return optuna.storages.RDBStorage(opened, engine_kwargs=kwargs, **beat)
     except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as err:
-        raise ConfigError(f"cannot open the study storage {_masked(url)}: {err}") from None
+        if isinstance(err, ImportError) and opened.startswith(POSTGRES):
+            needs = 'needs the PostgreSQL driver: pip install -e ".[postgres]"'
+            raise ConfigError(f"--storage {_masked(url)} {needs}") from None
+        raise ConfigError(f"cannot open the study storage {_masked(url)}: {_reason(err)}") from None
+
+
+def _with_driver(url: str) -> str:
+    """``url`` with psycopg as the driver of a ``postgresql://`` URL that names none
+    (SQLAlchemy before 2.1 would take psycopg2, which the ``postgres`` extra does not
+    install); any other URL as given."""
+    plain = "postgresql://"
+    return POSTGRES + url.removeprefix(plain) if url.startswith(plain) else url
+
+
+def _reason(err: Exception) -> str:
+    """Why the storage did not open, on one line: for a database error, the driver's own
+    message (without SQLAlchemy's link to its docs)."""
+    return " ".join(str(getattr(err, "orig", None) or err).split())
 
 
 def load_study(out: str | Path, storage: str | None, study: str) -> optuna.Study:
     if storage is None and not (Path(out) / "study.db").exists():
         raise ConfigError(f"no sweep in {out} (no study.db); give --out or --storage")
     url = storage or default_storage(out)
-    opened = _open_storage(url, None)
+    opened = open_storage(url)
     try:
         return optuna.load_study(study_name=study, storage=opened)
     except KeyError:

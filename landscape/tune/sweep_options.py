@@ -22,7 +22,9 @@ class SweepOptions:
 
     trials: int | None = option(None, "finished (complete or pruned) trials the study should reach")
     storage: str | None = option(
-        None, "an Optuna database URL shared by every worker (default: sqlite:///OUT/study.db)"
+        None,
+        "an Optuna database URL shared by every worker (default: sqlite:///OUT/study.db; "
+        "postgresql:// needs the postgres extra)",
     )
     study: str | None = option(None, "study name (default: the space file's name)")
     workers: int = option(1, "trials run in parallel on this machine")

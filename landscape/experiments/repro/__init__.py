@@ -96,14 +96,19 @@ def claims() -> dict[str, Claim]:
     return dict(sorted(CLAIMS.items()))
 
 
+def find_claim(name: str) -> Claim:
+    """The claim ``name``, or an error listing the known ones."""
+    known = claims()
+    if name not in known:
+        raise ConfigError(f"unknown claim {name!r}; known: {', '.join(known)}")
+    return known[name]
+
+
 def run_claim(
     name: str, options: ReproOptions, out: str | Path, command: str | None = None
 ) -> ClaimResult:
     """Run claim ``name`` and write ``out/NAME.h5`` (kind ``repro``)."""
-    known = claims()
-    if name not in known:
-        raise ConfigError(f"unknown claim {name!r}; known: {', '.join(known)}")
-    claim = known[name]
+    claim = find_claim(name)
     start = time.perf_counter()
     result = claim.run(options)
     seconds = time.perf_counter() - start
@@ -141,10 +146,7 @@ def read_claim(path: str | Path) -> tuple[ClaimResult, dict[str, Any], float]:
 def rejudge(name: str, path: str | Path, command: str | None = None) -> ClaimResult:
     """The verdict of claim ``name`` recomputed from its file at ``path`` by its judge, the
     file rewritten with it (its numbers unchanged): no run is trained."""
-    known = claims()
-    if name not in known:
-        raise ConfigError(f"unknown claim {name!r}; known: {', '.join(known)}")
-    claim = known[name]
+    claim = find_claim(name)
     if claim.judge is None:
         raise ConfigError(f"{name}'s verdict reads its runs, not only its table: run the claim")
     result, described, seconds = read_claim(path)

@@ -145,8 +145,8 @@ def notes(
 
 def _sources(options: ReproOptions, size: dict) -> list[tuple[str, Path]]:
     """(label, run) of every source model, in the order of their pre-training length."""
-    sources = []
     per_class = size["source_per_class"]
+    recipes = {}
     for epochs in size["epochs"]:
         recipe = {
             **options.pair_recipes.source_recipe(options.model),
@@ -158,14 +158,18 @@ def _sources(options: ReproOptions, size: dict) -> list[tuple[str, Path]]:
         name = f"source-{size['image_size']}px" + (f"-n{per_class}" if per_class else "")
         name += f"-bs{recipe['batch_size']}"
         name += f"-e{epochs}"
-        sources.append((f"e{epochs}", options.pretrain(name, recipe)))
+        recipes[name] = recipe
+    runs = options.pretrain_all(recipes)
+    sources = [(f"e{recipes[name]['epochs']}", run) for name, run in runs.items()]
     if size["shared"]:
         run = options.source_run()
-        epochs = build_config("pretrain", _config(run)).train.epochs
-        sources.append((f"e{epochs} (shared)", run))
+        sources.append((f"e{_epochs(options, run)} (shared)", run))
     return sources
 
 
-def _config(run: Path) -> dict:
-    values = json.loads((run / "config.json").read_text())
-    return values.get("config", values)
+def _epochs(options: ReproOptions, source: Path) -> int:
+    """The pre-training epochs of the shared source: its recipe's, or a given run's."""
+    if options.source is None:
+        return options.pair_recipes.source_recipe(options.model)["epochs"]
+    values = json.loads((source / "config.json").read_text())
+    return build_config("pretrain", values.get("config", values)).train.epochs

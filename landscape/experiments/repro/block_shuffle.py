@@ -75,6 +75,7 @@ def block_shuffle(options: ReproOptions) -> ClaimResult:
         base, size["blocks"], seeds, options.runs / f"{name}.h5", options.runs / name,
         progress=options.progress, log=options.log,
         command=f"landscape repro block_shuffle{' --quick' if options.quick else ''}",
+        train=options.train_grid,
     )  # fmt: skip
     blocks = np.asarray(report.block_sizes)
     pre, scratch = report.acc_pretrained, report.acc_scratch  # (B, S)

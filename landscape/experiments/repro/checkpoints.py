@@ -165,8 +165,8 @@ def _kept_source(options: ReproOptions) -> Path:
         return options.source
     recipe = {**options.pair_recipes.source_recipe(options.model), "keep_every": 1}
     if not options.quick:
-        return options.pretrain("source-keep1", recipe)
-    return options.pretrain(f"{QUICK_SOURCE_NAME}-keep1", {**recipe, **QUICK_SOURCE})
+        return options.pretrain("source-keep1", recipe, read=True)
+    return options.pretrain(f"{QUICK_SOURCE_NAME}-keep1", {**recipe, **QUICK_SOURCE}, read=True)
 
 
 @register_table("checkpoints")

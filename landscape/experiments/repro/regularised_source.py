@@ -168,14 +168,14 @@ def _sources(options: ReproOptions) -> dict[str, Path]:
     if options.quick:
         recipe = {**recipe, **QUICK_SOURCE}
         prefix = QUICK_SOURCE_NAME
-    sources = {}
+    named = {}
     for name, extra in SOURCES.items():
-        if not extra and not options.quick:
-            sources[name] = options.source_run()
-            continue
-        suffix = "".join(f"-{_short(k)}{v:g}" for k, v in extra.items())
-        sources[name] = options.pretrain(prefix + suffix, {**recipe, **extra})
-    return sources
+        if extra or options.quick:
+            suffix = "".join(f"-{_short(k)}{v:g}" for k, v in extra.items())
+            named[name] = (prefix + suffix, {**recipe, **extra})
+    trained = options.pretrain_all(dict(named.values()))
+    return {name: trained[named[name][0]] if name in named else options.source_run()
+            for name in SOURCES}  # fmt: skip
 
 
 def _settings(values: dict) -> str:

@@ -21,20 +21,26 @@ StudyFunction = Callable[[ReproOptions, Path], list[Path]]
 
 @dataclass(frozen=True)
 class Study:
+    """A registered study; ``run_dirs`` False for one that trains in its own process with
+    no run directory (no grid for an executor or a dry run to see)."""
+
     name: str
     title: str
     run: StudyFunction
+    run_dirs: bool = True
 
 
 STUDIES: dict[str, Study] = {}
 
 
-def register_study(name: str, title: str) -> Callable[[StudyFunction], StudyFunction]:
+def register_study(
+    name: str, title: str, run_dirs: bool = True
+) -> Callable[[StudyFunction], StudyFunction]:
     """Register the study ``name``: a function of (options, output folder) that writes its
-    result files there and returns their paths."""
+    result files there and returns their paths (``run_dirs``: see ``Study``)."""
 
     def register(function: StudyFunction) -> StudyFunction:
-        STUDIES[name] = Study(name, title, function)
+        STUDIES[name] = Study(name, title, function, run_dirs)
         return function
 
     return register
@@ -49,9 +55,15 @@ def studies() -> dict[str, Study]:
 
 def run_study(name: str, options: ReproOptions, out: str | Path) -> list[Path]:
     """Run study ``name`` into the folder ``out``; the files it wrote."""
+    study = find_study(name)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return study.run(options, out)
+
+
+def find_study(name: str) -> Study:
+    """The study ``name``, or an error listing the known ones."""
     known = studies()
     if name not in known:
         raise ConfigError(f"unknown study {name!r}; known: {', '.join(known)}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return known[name].run(options, out)
+    return known[name]

@@ -46,7 +46,7 @@ def fit_vs_depth(options: ReproOptions, out: Path) -> list[Path]:
     with h5py.File(out / "depth.h5") as f:
         roles = list(f["table/rows"].asstr()[()])
         accuracy = f["table/mean"][()][:, 1:]  # (targets, K = 1 .. G-1)
-    source = options.source_run()
+    source = options.source_run(read=True)
     targets = list(options.near_and_far().values())
     measured = {m: np.full(accuracy.shape, np.nan) for m in MEASURES}
     for j, target in enumerate(targets):

@@ -252,7 +252,7 @@ def settings(options: ReproOptions) -> list[Setting]:
         recipe = {
             **own.target_recipe(target.data),
             "train_per_class": target.per_class,
-            "init": str(own.source_run()),
+            "init": str(own.source_run(read=True)),  # the advisors read it
         }
         if options.quick:
             recipe.update(QUICK_RECIPE)

@@ -135,7 +135,9 @@ def finetune(source: nn.Module | None, task: str, seed: int, lr: float, epochs: 
     return accuracy(model, *load(task, "test"))
 
 
-@register_study(NAME, "the synthetic pair's transfer effect with a plain PyTorch loop")
+@register_study(
+    NAME, "the synthetic pair's transfer effect with a plain PyTorch loop", run_dirs=False
+)
 def plain_transfer(options: ReproOptions, out: Path) -> list[Path]:
     if options.pair != "synthetic":
         raise ConfigError("plain_transfer measures the synthetic tasks; leave out --pair")
