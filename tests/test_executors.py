@@ -20,6 +20,7 @@ from finetune.config import build_config
 from finetune.executors import PlannedRun, Serial, executor_for, lock_path, train_all, train_once
 from finetune.executors.processes import LocalProcesses
 from finetune.runs import run_summary
+from landscape.experiments.options import ReproOptions, no_log
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,3 +156,21 @@ def test_a_dry_run_lists_a_claims_grid_and_trains_nothing(tmp_path):
     assert lines[1].split()[:3] == ["to", "train", "pretrain"]
     assert sum("depth-far-freeze5-e15-seed1" in line for line in lines) == 1
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def _square_on_its_options(cell: tuple[ReproOptions, int]) -> tuple[int, int, bool]:
+    options, value = cell
+    return value * value, options.workers, options.progress is None
+
+
+def test_independent_chains_run_on_the_workers_with_options_that_train_where_they_run(tmp_path):
+    options = ReproOptions(runs=tmp_path, workers=2, progress=print)
+    worker = options.worker()
+    assert (worker.workers, worker.ray, worker.progress, worker.log) == (1, None, None, no_log)
+    finished: list[int] = []
+    cells = [(worker, value) for value in range(5)]
+    squares = options.map(_square_on_its_options, cells, lambda cell, _: finished.append(cell[1]))
+    assert squares == [(value * value, 1, True) for value in range(5)]  # in the items' order
+    assert sorted(finished) == list(range(5))
+    here = ReproOptions(runs=tmp_path, progress=print)
+    assert here.worker() is here  # serial: the calls run here, with these very options

@@ -6,16 +6,19 @@ the claims, so that the command line builds the flags of ``landscape repro`` and
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from finetune.config import RunConfig, build_config, check_choices, comma_ints, option
 from finetune.errors import ConfigError
 from landscape.experiments.recipes import PAIRS, Pair
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 if TYPE_CHECKING:
     from finetune.engine import Progress
@@ -27,6 +30,10 @@ def final_test_accuracy(run: Path) -> float:
     from finetune.runs import run_summary
 
     return float(run_summary(run)["test_acc"])
+
+
+def no_log(line: str) -> None:
+    """Where the lines of a claim that logs nothing go."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ class ReproOptions:
         4, "with --ray on a cluster with GPUs, runs sharing one GPU (each asks for 1/N)"
     )
     progress: Progress | None = None
-    log: Callable[[str], None] = lambda line: None
+    log: Callable[[str], None] = no_log
     plan: Plan | None = None  # a dry run: runs are listed here, not trained
 
     def __post_init__(self) -> None:
@@ -193,6 +200,31 @@ class ReproOptions:
             values[index] = read(run)
         return values, runs
 
+    def map(
+        self,
+        function: Callable[[T], R],
+        items: Sequence[T],
+        done: Callable[[T, R], None] | None = None,
+    ) -> list[R]:
+        """``function(item)`` for every item on the executor, each call an independent chain
+        of runs trained where it runs (a search, whose trials depend on each other; a pilot,
+        then its advice), ``done(item, result)`` as each finishes. ``function`` takes its
+        options from ``worker()``; a dry run calls them here, in order."""
+        from finetune.executors import Serial
+
+        executor = Serial() if self.plan is not None else self.executor
+        report = None if done is None else (lambda index, result: done(items[index], result))
+        return executor.map(function, items, report)
+
+    def worker(self) -> ReproOptions:
+        """These options as a call of ``map`` takes them: elsewhere than here, its runs
+        trained one after the other where it runs and nothing logged (they pickle)."""
+        from finetune.executors import Serial
+
+        if self.plan is not None or isinstance(self.executor, Serial):
+            return self
+        return replace(self, workers=1, ray=None, progress=None, log=no_log)
+
     def train_grid(self, runs: list[PlannedRun]) -> None:
         """Completed ``runs``, a claim's grid (each directory once): trained by the
         executor with one bar of runs in ``progress``; a dry run lists them and ends."""
@@ -260,7 +292,7 @@ def dry_run(run: Callable[[ReproOptions], object], options: ReproOptions) -> tup
     those are known only once these are trained."""
     plan = Plan()
     try:
-        run(replace(options, plan=plan, progress=None, log=lambda line: None))
+        run(replace(options, plan=plan, progress=None, log=no_log))
     except GridPlanned as stop:
         return plan, not stop.at_grid
     return plan, False

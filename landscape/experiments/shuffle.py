@@ -118,8 +118,11 @@ def run_shuffle(
     scratch_values["policy"].update(transfer_groups=None)
     grid = {
         (init, i, j): PlannedRun(
-            build_config("finetune", values if init == "pretrained" else scratch_values,
-                         {"block_shuffle": b, "seed": seed}),  # fmt: skip
+            build_config(
+                "finetune",
+                values if init == "pretrained" else scratch_values,
+                {"block_shuffle": b, "seed": seed},
+            ),  # fmt: skip
             runs_dir / f"b{b}-{init}-seed{seed}",
         )
         for i, b in enumerate(blocks)

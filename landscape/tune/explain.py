@@ -42,9 +42,10 @@ import numpy as np
 
 from finetune.config import PolicyConfig, RunConfig, build_config
 from finetune.errors import ConfigError
+from finetune.executors import PlannedRun, train_once
 from finetune.result_files import write_result
 from finetune.rundir import read_config
-from finetune.runs import ensure_run, load_run, resolve_weights, run_summary
+from finetune.runs import load_run, resolve_weights, run_summary
 from landscape.geometry.barrier import barrier, batch_curve
 from landscape.geometry.paths import Line
 from landscape.tune.options import ExplainOptions
@@ -427,7 +428,9 @@ def _shuffled(config: RunConfig, block: int) -> RunConfig:
 
 
 def _trained(config: RunConfig, runs_dir: Path) -> Path:
-    return ensure_run(config, runs_dir / f"explain-{config.hash()[:12]}")
+    run = runs_dir / f"explain-{config.hash()[:12]}"
+    train_once(PlannedRun(config, run))
+    return run
 
 
 def _runs_dir(out: str | Path | None) -> Path:

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from finetune.config import RunConfig, flat_options
+from finetune.executors import PlannedRun, train_once
 from finetune.rundir import atomic_write
-from finetune.runs import ensure_run
 from landscape.tune.advisor import Choice, options_toml
 from landscape.tune.explain import Explanation, explain_runs
 from landscape.tune.options import ExplainOptions
@@ -157,7 +157,8 @@ def advise_from_pilot(
     ``explain_out`` (kind ``explain``) when given."""
     started = time.perf_counter()
     pilot = pilot_config(config, rules.fraction)
-    run = ensure_run(pilot, Path(runs_dir) / f"pilot-{pilot.hash()[:12]}")
+    run = Path(runs_dir) / f"pilot-{pilot.hash()[:12]}"
+    train_once(PlannedRun(pilot, run))
     explanation = explain_runs([run], options=options, out=explain_out)
     values, choices = choose_from_pilot(explanation, flat_options(config), rules)
     advice = PilotAdvice(

@@ -152,6 +152,18 @@ def search(
     return {**asdict(replace(pick, test=test)), "tied": len(tied)}
 
 
+@dataclass(frozen=True)
+class _Search:
+    """One search of the claim, (role, target, space, seed): a call of ``options.map``."""
+
+    options: ReproOptions
+    trials: int
+
+    def __call__(self, cell: tuple[str, str, str, int]) -> dict[str, Any]:
+        role, target, space, seed = cell
+        return search(self.options, role, target, space, seed, self.trials)
+
+
 def judge(result: ClaimResult) -> ClaimResult:
     """The verdict from the table alone (binary, non-binary x targets x seeds): the mean
     paired gain per target over its standard error (sd of the per-seed gains / sqrt(seeds));
@@ -196,10 +208,12 @@ def non_binary(options: ReproOptions) -> ClaimResult:
     targets = options.targets(tuple(getattr(options.pair_recipes, role) for role in roles))
     values = np.full((len(SPACES), len(targets), len(seeds)), np.nan)
     notes = []
-    for (j, (role, target)), (i, space), (k, seed) in product(
-        enumerate(zip(roles, targets)), enumerate(SPACES), enumerate(seeds)
-    ):
-        pick = search(options, role, target, space, seed, trials)
+    options.source_run()  # before the searches, which all start from it
+    cells = list(product(enumerate(zip(roles, targets)), enumerate(SPACES), enumerate(seeds)))
+    searches = [(role, target, space, seed) for (_, (role, target)), (_, space), (_, seed)
+                in cells]  # fmt: skip
+    picks = options.map(_Search(options.worker(), trials), searches)
+    for ((j, (_, target)), (i, space), (k, seed)), pick in zip(cells, picks):
         values[i, j, k] = pick["test"]
         searched = {key: pick["values"][key] for key in SEARCHED if key in pick["values"]}
         notes.append(

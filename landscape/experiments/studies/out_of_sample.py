@@ -236,6 +236,18 @@ def _surgical(s: Setting, seed: int) -> Outcome:
     return Outcome(s.test(pick.values), float(body), {"surgical": pick.number})
 
 
+@dataclass(frozen=True)
+class _Choose:
+    """One method on one seed of a target, (method, seed): a call of ``options.map``, each
+    an independent chain of runs (a search, a pilot and its advice)."""
+
+    setting: Setting
+
+    def __call__(self, cell: tuple[str, int]) -> Outcome:
+        name, seed = cell
+        return METHODS[name](self.setting, seed)
+
+
 def settings(options: ReproOptions) -> list[Setting]:
     """The targets of ``options``' pair (or those of ``--data``, at 10 images per class, in
     sample when the pair's rules were read from them), each with its source, sized recipe
@@ -281,12 +293,19 @@ def out_of_sample(options: ReproOptions, out: Path) -> list[Path]:
             options.log(f"{setting.target.label}: kept from {path}")
             test[t], cost[t], chosen[t] = kept[t]
             continue
-        for m, (name, function) in enumerate(METHODS.items()):
-            for k, seed in enumerate(seeds):
-                options.log(f"{setting.target.label}: {name}, seed {seed}")
-                outcome = function(setting, seed)
-                test[t, m, k], cost[t, m, k] = outcome.test, outcome.cost
-                chosen[t, m, k] = json.dumps(outcome.chosen, sort_keys=True, default=str)
+        cells = [(name, seed) for name in METHODS for seed in seeds]
+        options.log(f"{setting.target.label}: {len(METHODS)} methods x {len(seeds)} seeds")
+        outcomes = options.map(
+            _Choose(replace(setting, options=setting.options.worker())),
+            cells,
+            lambda cell, outcome, label=setting.target.label: options.log(
+                f"{label}: {cell[0]}, seed {cell[1]}: test {outcome.test:.3f}"
+            ),
+        )
+        for (name, seed), outcome in zip(cells, outcomes):
+            m, k = list(METHODS).index(name), seeds.index(seed)
+            test[t, m, k], cost[t, m, k] = outcome.test, outcome.cost
+            chosen[t, m, k] = json.dumps(outcome.chosen, sort_keys=True, default=str)
         done = t + 1
         _write(path, options, seeds, found[:done], test[:done], cost[:done], chosen[:done],
                time.perf_counter() - started)  # fmt: skip
