@@ -67,7 +67,7 @@ def _gradients(s: Setup, tensors: list[torch.Tensor], i: int, batch: Batch) -> l
     offset, _ = share(global_n, s.runtime.processes.world, s.runtime.processes.rank)
     x = s.eval_prep(images, part=(offset, global_n))
     with s.runtime.autocast():
-        logits = s.eval_forward(x)
+        logits = s.local_forward(x)
     loss = F.cross_entropy(logits.float(), labels, reduction="sum") / global_n
     grads = torch.autograd.grad(loss, tensors, allow_unused=True, materialize_grads=True)
     return _summed(list(grads), s.runtime.processes)

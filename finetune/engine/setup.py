@@ -50,7 +50,8 @@ class Setup:
     config: RunConfig
     runtime: Runtime
     model: nn.Module
-    forward: Forward
+    forward: Forward  # training, through DDP across processes
+    local_forward: Forward  # training, the model alone (no DDP): Auto-RGN's gradients
     eval_forward: Forward
     groups: list[LayerGroup]
     optimizer: torch.optim.Optimizer
@@ -124,13 +125,14 @@ def build_setup(config: RunConfig, *, for_training: bool = True) -> Setup:
         if for_training and wants_features
         else None
     )
-    forward, eval_forward = _forwards(net.model, runtime, stages=len(stages))
+    forward, local_forward, eval_forward = _forwards(net.model, runtime, stages=len(stages))
     usable = _usable_examples(len(data.train_set), config.train.batch_size, runtime.processes)
     return Setup(
         config=config,
         runtime=runtime,
         model=net.model,
         forward=forward,
+        local_forward=local_forward,
         eval_forward=eval_forward,
         groups=net.groups,
         optimizer=optimizer,
@@ -281,21 +283,46 @@ def _feature_terms(
     )
 
 
-def _forwards(model: nn.Module, runtime: Runtime, *, stages: int) -> tuple[Forward, Forward]:
-    """The training forward (through DDP across processes) and the evaluation forward,
-    compiled when asked. Built after the feature hooks are in place, so the compiled graph
-    runs them. Evaluation bypasses DDP: each process evaluates its own share, however many
-    batches that is. Across several ``stages`` (LP-FT) DDP is built for the last stage's
-    tensors and told that some of them may get no gradient (those frozen in the probe)."""
-    eval_forward = torch.compile(model) if runtime.compile else model
+def _forwards(
+    model: nn.Module, runtime: Runtime, *, stages: int
+) -> tuple[Forward, Forward, Forward]:
+    """The training forward (through DDP across processes), the model's own training
+    forward (Auto-RGN's gradients, which each process measures on its share alone) and the
+    evaluation forward, compiled when asked. Built after the feature hooks are in place, so
+    the compiled graph runs them. Evaluation bypasses DDP: each process evaluates its own
+    share, however many batches that is. Across several ``stages`` (LP-FT) DDP is built for
+    the last stage's tensors and told that some of them may get no gradient (those frozen
+    in the probe)."""
+    if not runtime.compile:
+        train = _ddp(model, runtime, stages) if runtime.processes.parallel else model
+        return train, model, model
+    compiled = torch.compile(model)
+    local = _static_batch(compiled)
     if not runtime.processes.parallel:
-        return eval_forward, eval_forward
-    ddp = DistributedDataParallel(
+        return local, local, compiled
+    return _static_batch(torch.compile(_ddp(model, runtime, stages))), local, compiled
+
+
+def _ddp(model: nn.Module, runtime: Runtime, stages: int) -> DistributedDataParallel:
+    """``model`` in DDP on this process's device (``_forwards`` says why ``stages``)."""
+    return DistributedDataParallel(
         model,
         device_ids=[runtime.device] if runtime.device.type == "cuda" else None,
         find_unused_parameters=stages > 1,
     )
-    return (torch.compile(ddp) if runtime.compile else ddp), eval_forward
+
+
+def _static_batch(forward: Forward) -> Forward:
+    """The compiled training ``forward`` with the batch dimension of every input marked
+    static. An epoch's smaller last batch then gets a static graph of its own; unmarked,
+    dynamo would recompile for that second size with the dimension dynamic and run every
+    later full batch on the dynamic-shape graph, where a plain loop keeps its static one."""
+
+    def static(x: torch.Tensor) -> torch.Tensor:
+        torch._dynamo.mark_static(x, 0)
+        return forward(x)
+
+    return static
 
 
 def _usable_examples(n: int, batch_size: int, processes: Processes) -> int:

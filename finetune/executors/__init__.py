@@ -148,10 +148,17 @@ def train_all(
     ``done(run, finished)`` as each finishes. ``progress`` hears the engine's events when
     the runs train in this process."""
     unique = list({run.path: run for run in runs}.values())
+    # Those already complete are reused here, without a worker or a task.
+    left = [run for run in unique if not run.completed()]
+    if done is not None:
+        for run in unique:
+            if run not in left:
+                done(run, Finished(True, 0.0))
     here = isinstance(executor, Serial)
     function = _TrainWithProgress(progress) if here and progress is not None else train_once
-    report = None if done is None else (lambda index, result: done(unique[index], result))
-    executor.map(function, unique, report)
+    report = None if done is None else (lambda index, result: done(left[index], result))
+    if left:
+        executor.map(function, left, report)
 
 
 @dataclass(frozen=True)
@@ -160,6 +167,11 @@ class _TrainWithProgress:
 
     def __call__(self, run: PlannedRun) -> Finished:
         return train_once(run, self.progress)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def executor_for(workers: int = 1, ray: str | None = None, runs_per_gpu: int = 1) -> Executor:

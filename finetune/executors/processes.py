@@ -7,22 +7,16 @@ pool, where an interrupted run resumes from its checkpoint."""
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from finetune.executors import Done
+from finetune.executors import Done, cores
 
 T = TypeVar("T")
 R = TypeVar("R")
 RESTARTS = 3  # new pools after a worker died, before the grid gives up
-
-
-def cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 class LocalProcesses:

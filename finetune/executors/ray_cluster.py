@@ -13,10 +13,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from finetune.errors import ConfigError, LandscapeError
+from finetune.executors import cores
 
 T = TypeVar("T")
 R = TypeVar("R")
 RETRIES = 3  # Ray's retries of a task whose worker process died
+LOCAL = "local"  # the address that starts a cluster of this machine
 
 
 def _ray() -> Any:
@@ -30,7 +32,8 @@ def _ray() -> Any:
 
 class RayCluster:
     """The Ray cluster at ``address`` (``ray start --head`` prints it; ``auto``: the one
-    started on this machine)."""
+    started on this machine; ``local``: a cluster of this machine's cores, started for
+    this process and stopped with it)."""
 
     def __init__(self, address: str, cpus_per_run: int = 1, runs_per_gpu: int = 1) -> None:
         self.address, self.threads, self.runs_per_gpu = address, cpus_per_run, runs_per_gpu
@@ -64,14 +67,31 @@ class RayCluster:
                 ray.cancel(ref, force=True)
         return [results[index] for index in range(len(items))]
 
+    def close(self) -> None:
+        """Disconnect from the cluster (a ``local`` one stops)."""
+        ray = _ray()
+        if ray.is_initialized():
+            ray.shutdown()
+
     def _connect(self) -> Any:
         ray = _ray()
-        if not ray.is_initialized():
-            try:
-                ray.init(address=self.address, logging_level="ERROR", log_to_driver=False)
-            except ConnectionError as err:
-                raise ConfigError(f"--ray {self.address}: {err}") from None
+        if ray.is_initialized():
+            return ray
+        quiet = {"logging_level": "ERROR", "log_to_driver": False}
+        if self.address == LOCAL:
+            ray.init(num_cpus=cores(), num_gpus=_gpus(), include_dashboard=False, **quiet)
+            return ray
+        try:
+            ray.init(address=self.address, **quiet)
+        except ConnectionError as err:
+            raise ConfigError(f"--ray {self.address}: {err}") from None
         return ray
+
+
+def _gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def _result(ray: Any, ref: Any) -> Any:

@@ -39,10 +39,14 @@ def feature_modules(model: nn.Module) -> list[str]:
 
 class FeatureCapture:
     """Forward hooks keeping the last output of named modules (and optionally the input
-    of the classifier, the penultimate features) with their autograd graph."""
+    of the classifier, the penultimate features) with their autograd graph. Every key is
+    there from the start (None until the first forward): a compiled model's graph guards
+    on the keys of the dict its hooks write to, so a dict that gained them at the first
+    step would recompile the model at the second."""
 
     def __init__(self, model: nn.Module, names: list[str], *, penultimate: bool = False) -> None:
-        self.outputs: dict[str, torch.Tensor] = {}
+        keys = [*names, "penultimate"] if penultimate else names
+        self.outputs: dict[str, torch.Tensor | None] = dict.fromkeys(keys)
         self.handles = [
             model.get_submodule(name).register_forward_hook(self._keep(name)) for name in names
         ]

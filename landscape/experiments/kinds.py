@@ -1,7 +1,8 @@
 """The result kinds of the experiments, declared beside their writers
 (``finetune.result_kinds``): ``shuffle``, the studies' ``plain_transfer``, ``l2sp_sharpness``,
-``fit_vs_depth``, ``rules_left_out`` and ``out_of_sample``, and the reproduced claims'
-``repro``. Imports nothing of the writers, so reading the declarations costs no torch."""
+``fit_vs_depth``, ``rules_left_out``, ``out_of_sample`` and ``executor_speed``, and the
+reproduced claims' ``repro``. Imports nothing of the writers, so reading the declarations
+costs no torch."""
 
 from __future__ import annotations
 
@@ -312,6 +313,39 @@ by lines.""",
         Attribute("statistic", "the number the claim is judged on (see `verdict`)"),
         Attribute("threshold", "the value `statistic` had to exceed"),
         Attribute("seconds", "wall time of the experiment"),
+    ),
+))
+register_kind(ResultKind(
+    "executor_speed",
+    writers=("landscape.experiments.studies.executor_speed.executor_speed",),
+    intro="""\
+Written by `landscape study executor_speed [--quick]` into `OUT/executor_speed.h5`
+(`landscape.experiments.studies.executor_speed.executor_speed`): the wall time of one claim
+(`depth`) from scratch on each executor of the machine, back to back, each into an empty
+runs folder of its own: serial (the process's threads), serial with one thread,
+`--workers N` and a local Ray cluster of N CPUs (N = the cores; one thread per run).
+E = executors, in that order.""",
+    attributes=(
+        Attribute("claim", "the claim timed"),
+        Attribute("pair", "the pair of source and targets"),
+        Attribute("model", "timm architecture of every run"),
+        Attribute("quick", "whether the claim ran at its CI size"),
+        Attribute("cores", "the cores of the machine (N)"),
+    ),
+    datasets=(
+        Dataset("executors", "(E,)", "string", "each executor as its flags"),
+        Dataset("source_seconds", "(E,)", "float64",
+                "wall time of the claim's source on it (one run), in seconds"),
+        Dataset("grid_seconds", "(E,)", "float64",
+                "wall time of the rest of the claim (its grid, from the source), in seconds"),
+        Dataset("speedup", "(E,)", "float64", "serial's wall time of the whole claim over its"),
+        Dataset("grid_speedup", "(E,)", "float64", "serial's wall time of the grid over its"),
+    ),
+    summary=(
+        Attribute("runs", "run directories the claim trained (source included)"),
+        Attribute("one_thread_identical",
+                  "whether the one-thread runs (serial, workers, Ray) hold bit-identical "
+                  "weights"),
     ),
 ))
 # fmt: on

@@ -73,7 +73,8 @@ class ReproOptions:
     ray: str | None = option(
         None,
         "train the runs as tasks of the Ray cluster at this address (ray start --head "
-        "prints it; needs the extra: pip install -e '.[ray]')",
+        "prints it; 'local': a cluster of this machine's cores, started for the command; needs "
+        'the extra: pip install -e ".[ray]")',
     )
     runs_per_gpu: int = option(
         4, "with --ray on a cluster with GPUs, runs sharing one GPU (each asks for 1/N)"
@@ -153,14 +154,16 @@ class ReproOptions:
         planned = {name: PlannedRun(self.run_config("pretrain", values), self.runs / name)
                    for name, values in named.items()}  # fmt: skip
         for run in planned.values():
-            self.log(f"pre-training on {run.config.data.spec} -> {run.path}")
+            if not run.completed():
+                self.log(f"pre-training on {run.config.data.spec} -> {run.path}")
         self._needs(list(planned.values()), read=read)
         return {name: run.path for name, run in planned.items()}
 
     def finetune(self, name: str, values: dict) -> Path:
         """A completed fine-tuning run of ``values`` in ``runs/name`` (reused if there)."""
         run = self.planned(name, values)
-        self.log(f"fine-tuning -> {run.path}")
+        if not run.completed():
+            self.log(f"fine-tuning -> {run.path}")
         self._needs([run])
         return run.path
 

@@ -88,3 +88,23 @@ def _load() -> None:
     studies()
     for kind in KINDS.values():
         register_table(f"kind-{kind.name}")(kind.readme_section)
+
+
+# The CPU training benchmark with and without torch.compile, from one run of
+# `landscape bench --only train --device cpu --compile-modes off,on --out-dir COMPILED_CPU`.
+COMPILED_CPU = Path("results/bench/cpu-compile")
+
+
+@register_table("cpu-compiled")
+def cpu_compiled_table() -> str:
+    """Engine and plain loop, eager and compiled, images/s and their ratio."""
+    import h5py
+
+    lines = ["| mode | engine | plain loop | ratio |", "| --- | --- | --- | --- |"]
+    for mode, name in (("eager", "train_cpu.h5"), ("compiled", "train_compiled_cpu.h5")):
+        with h5py.File(ROOT / COMPILED_CPU / name) as f:
+            s = f["summary"].attrs
+            engine, plain = s["engine_images_per_s"], s["plain_images_per_s"]
+            lines.append(f"| {mode} | {engine:,.0f} images/s | {plain:,.0f} images/s | "
+                         f"{s['ratio']:.3f} |")  # fmt: skip
+    return "\n".join(lines)
