@@ -22,6 +22,7 @@ from filelock import FileLock
 
 from finetune.config import build_config
 from finetune.errors import DatasetMissingError
+from finetune.executors import LOCKS
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two workers share the machine's two cores: one intra-op thread each.
@@ -158,3 +159,8 @@ def real_source(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Pat
 def source_run(demo_dir: Path) -> Path:
     """test_resnet pre-trained on synthetic:source with the demo's recipe."""
     return demo_dir / "source"
+
+
+def run_dirs(folder: Path) -> list[Path]:
+    """The run directories in ``folder``, in name order (not the run locks' folder)."""
+    return sorted(p for p in folder.iterdir() if p.name != LOCKS)

@@ -11,14 +11,13 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import fast_config
+from conftest import fast_config, run_dirs
 from typer.testing import CliRunner
 
 from cli.main import app
 from finetune import engine
 from finetune.errors import ConfigError
 from finetune.evaluation.measure import evaluate, measure
-from finetune.executors import LOCKS
 from finetune.groups import layer_groups
 from finetune.runs import load_run
 from landscape.tune.explain import REUSED_BELOW, REWRITTEN_ABOVE, Z, explain_runs, status_of
@@ -292,7 +291,7 @@ def test_block_shuffle_share_trains_the_three_recipes_and_reads_their_accuracies
     options = ExplainOptions(examples=32, batch_size=8, bn_batches=1)
     e = explain_runs([runs["seed0"]], block_shuffle=4, options=options,
                      runs_dir=tmp_path / "shuffled")  # fmt: skip
-    trained = sorted(p for p in (tmp_path / "shuffled").iterdir() if p.name != LOCKS)
+    trained = run_dirs(tmp_path / "shuffled")
     assert len(trained) == 3
     configs = [read_config(run)["config"] for run in trained]
     assert sorted(c["data"]["block_shuffle"] or 0 for c in configs) == [0, 4, 4]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import fast_config
+from conftest import fast_config, run_dirs
 from typer.testing import CliRunner
 
 from cli.main import app
 from finetune import engine
 from finetune.config import build_config, flat_options, load_config_file
-from finetune.executors import LOCKS
 from landscape.tune.explain import Explanation, Measured
 from landscape.tune.pilot import PilotRules, choose_from_pilot, pilot_config
 
@@ -80,7 +79,7 @@ def test_advise_pilot_writes_a_runnable_advice(tmp_path):
     config = build_config("finetune", load_config_file(out))
     assert config.train.epochs == 3 and config.model.init == str(source)
     assert out.with_suffix(".pilot.h5").exists()
-    pilots = [p for p in (tmp_path / "advice-pilot").iterdir() if p.name != LOCKS]
+    pilots = run_dirs(tmp_path / "advice-pilot")
     assert len(pilots) == 1 and (pilots[0] / "final.safetensors").exists()
 
 

@@ -31,14 +31,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def ray_address() -> Iterator[str]:
+@pytest.fixture
+def ray_address(monkeypatch) -> Iterator[str]:
     """A one-node Ray cluster of 2 CPUs on 127.0.0.1, its files in a short temporary folder
-    (Ray's sockets need a short path), stopped and removed after."""
+    (Ray's sockets need a short path), stopped and removed after. Without Ray's token
+    authentication: the cluster listens on the loopback address and lives for one test, and
+    a token left in ~/.ray by an earlier cluster of this machine refused its driver here."""
     ray = shutil.which("ray", path=os.path.dirname(sys.executable)) or shutil.which("ray")
     need_real_data(ray is not None, 'Ray: pip install -e ".[ray]"')
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # the drivers this test starts too
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     start = [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
              "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false",
@@ -68,7 +71,9 @@ def _on_ray(address: str, runs: list) -> multiprocessing.Process:
     return process
 
 
-def test_ray_tasks_train_the_runs_one_thread_trains_here(ray_address, tmp_path):
+def test_ray_tasks_train_one_threads_runs_and_a_killed_one_resumes(ray_address, tmp_path):
+    # One test, so that one cluster serves both parts: pytest-xdist would give two tests
+    # two workers, and `ray stop` of one would stop the other's cluster.
     grid = [planned(tmp_path / "ray", seed) for seed in range(3)]
     driver = _on_ray(ray_address, grid)
     driver.join(timeout=300)
@@ -78,14 +83,13 @@ def test_ray_tasks_train_the_runs_one_thread_trains_here(ray_address, tmp_path):
     for a, b in zip(grid, here):
         assert same_weights(a.path, b.path)
 
-
-def test_a_ray_worker_killed_mid_run_is_retried_and_resumes(ray_address, tmp_path):
-    long = planned(tmp_path / "ray", 0, per_class=50, epochs=30)
+    # A task whose worker is killed mid-run is retried, and the run resumes.
+    long = planned(tmp_path / "ray", 9, per_class=50, epochs=30)
     driver = _on_ray(ray_address, [long])
     kill_mid_run(long.path)
     init_stamp = (long.path / rundir.INIT).stat().st_mtime_ns
     driver.join(timeout=300)
     assert driver.exitcode == 0
-    reference = planned(tmp_path / "serial", 0, per_class=50, epochs=30)
+    reference = planned(tmp_path / "serial", 9, per_class=50, epochs=30)
     train_all(Serial(threads=1), [reference])
     check_resumed(long, reference, init_stamp)

@@ -8,6 +8,7 @@ t of the gains the table holds."""
 
 import numpy as np
 import pytest
+from conftest import run_dirs
 
 from finetune.rundir import read_config
 from finetune.runs import run_summary
@@ -35,13 +36,13 @@ def test_the_searches_pick_from_their_own_spaces_by_validation(source_run, tmp_p
     picks = [note for note in result.notes if note.startswith("synthetic:far")]
     assert len(picks) == 4 and all("trials tied" in note and "lr " in note for note in picks)
 
-    runs = sorted((tmp_path / "runs").iterdir())
+    runs = run_dirs(tmp_path / "runs")
     # 2 spaces x 2 seeds x 4 trials; a trial drawn twice by one search is one run
     assert 2 * QUICK_TRIALS < len(runs) <= 4 * QUICK_TRIALS
     summaries = {run.name: run_summary(run) for run in runs}
     for space in ("binary", "non-binary"):
         pick = search(options, "far", "synthetic:far", space, 0, QUICK_TRIALS)  # runs reused
-        assert len(list((tmp_path / "runs").iterdir())) == len(runs)
+        assert len(run_dirs(tmp_path / "runs")) == len(runs)
         mine = [
             name for name in summaries
             if read_config(tmp_path / "runs" / name)["config"]["train"]["seed"] == 0
