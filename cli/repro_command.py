@@ -61,7 +61,7 @@ def print_plan(name: str, run: Callable[[ReproOptions], object], options: ReproO
     from landscape.experiments.options import dry_run
 
     plan, more = dry_run(run, options)
-    complete = [run.completed() for run in plan.runs]
+    complete = [planned.completed() for planned in plan.runs]
     typer.echo(f"{name}: {len(plan.runs)} runs, {sum(complete)} complete, "
                f"{len(plan.runs) - sum(complete)} to train")  # fmt: skip
     for planned, done in zip(plan.runs, complete):

@@ -10,11 +10,12 @@ is bit-identical whichever executor trains it, given the same threads per run.""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -41,9 +42,9 @@ class PlannedRun:
 
     def completed(self) -> bool:
         """Whether the directory holds this run, completed (a grid reuses it)."""
-        return (self.path / rundir.STATUS).exists() and rundir.read_status(self.path)[
-            0
-        ] == "completed"
+        if not (self.path / rundir.STATUS).exists():
+            return False
+        return rundir.read_status(self.path)[0] == "completed"
 
 
 @dataclass(frozen=True)
@@ -118,24 +119,18 @@ class Serial:
         return results
 
 
-class thread_count:
+@contextlib.contextmanager
+def thread_count(threads: int | None) -> Iterator[None]:
     """Within the block, torch computes with ``threads`` threads (None: unchanged)."""
+    import torch
 
-    def __init__(self, threads: int | None) -> None:
-        self.threads, self.before = threads, None
-
-    def __enter__(self) -> None:
-        if self.threads is not None:
-            import torch
-
-            self.before = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.before is not None:
-            import torch
-
-            torch.set_num_threads(self.before)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def train_all(
