@@ -14,6 +14,7 @@ import typer
 from cli.common import user_errors
 from cli.options import with_parameters
 from cli.repro_command import PAIR_PARAMETERS, list_registry, pair_options, print_plan
+from landscape.experiments.options import ReproOptions
 
 
 def study_command(**values: Any) -> None:
@@ -41,7 +42,7 @@ def study_command(**values: Any) -> None:
         typer.echo(f"wrote {path}" + (f" and {png}" if png else ""))
 
 
-def dry_study(name: str, options: Any, out: Path) -> list[Path]:
+def dry_study(name: str, options: ReproOptions, out: Path) -> list[Path]:
     """Study ``name`` as a dry run: it may write its files as it goes, so it writes into a
     folder dropped after, holding a copy of the result files in ``out`` it reads."""
     from landscape.experiments.studies import find_study

@@ -45,9 +45,9 @@ def test_worker_processes_train_the_same_runs_as_one_thread_here(tmp_path):
     finished: list[str] = []
     train_all(Serial(threads=1), grid, lambda run, done: finished.append(run.name))
     assert finished == [run.name for run in grid]
-    workers = LocalProcesses(2)
-    assert workers.threads == max(1, len(os.sched_getaffinity(0)) // 2)
-    workers.threads = 1  # the serial runs' threads: bit-identity holds per thread count
+    assert LocalProcesses(2).threads == max(1, len(os.sched_getaffinity(0)) // 2)
+    # The serial runs' threads: bit-identity holds per thread count.
+    workers = LocalProcesses(2, threads=1)
     parallel = [planned(tmp_path / "workers", seed) for seed in range(3)]
     train_all(workers, parallel + parallel[:1])  # a repeated run is trained once
     for a, b in zip(grid, parallel):
@@ -116,9 +116,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_its_run_resumes(tmp_path):
 
 
 def _train_on_workers(runs: list[PlannedRun]) -> None:
-    workers = LocalProcesses(2)
-    workers.threads = 1
-    train_all(workers, runs)
+    train_all(LocalProcesses(2, threads=1), runs)
 
 
 def test_executor_flags_are_checked_in_one_line(tmp_path):

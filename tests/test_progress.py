@@ -13,6 +13,8 @@ import pytest
 import finetune.runs
 from cli.progress import ProgressBar
 from finetune import rundir
+from finetune.config import build_config
+from finetune.executors import Finished, PlannedRun
 from landscape.experiments.options import GridProgress, ReproOptions
 
 
@@ -72,10 +74,11 @@ def test_a_terminal_shows_one_bar_of_runs_not_one_per_run():
 def test_grid_progress_counts_and_estimates_from_the_trained_runs():
     events: list[dict] = []
     progress = GridProgress(events.append, total=5)
-    progress.finished("a", was_reused=True, seconds=0.1)
+    config = build_config("finetune", {})
+    progress.finished(PlannedRun(config, Path("a")), Finished(reused=True, seconds=0.1))
     assert math.isnan(events[-1]["seconds_left"])  # nothing trained yet: no estimate
-    progress.finished("b", was_reused=False, seconds=10.0)
-    progress.finished("c", was_reused=False, seconds=30.0)
+    progress.finished(PlannedRun(config, Path("b")), Finished(reused=False, seconds=10.0))
+    progress.finished(PlannedRun(config, Path("c")), Finished(reused=False, seconds=30.0))
     assert [e["done"] for e in events] == [0, 1, 2, 3]
     assert events[-1]["reused"] == 1
     assert events[-1]["seconds_left"] == pytest.approx(2 * 20.0)  # two left at the mean 20 s

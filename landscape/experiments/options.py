@@ -249,10 +249,7 @@ class ReproOptions:
     def _train(self, runs: list[PlannedRun], grid: GridProgress | None = None) -> None:
         from finetune.executors import train_all
 
-        def done(run: PlannedRun, finished: Finished) -> None:
-            if grid is not None:
-                grid.finished(run.name, finished.reused, finished.seconds)
-
+        done = None if grid is None else grid.finished
         train_all(self.executor, runs, done, progress=self.progress)
 
     def run_config(self, kind: str, values: dict) -> RunConfig:
@@ -311,11 +308,12 @@ class GridProgress:
         self.done, self.reused, self.trained_seconds = 0, 0, 0.0
         self._emit(name="", was_reused=False, seconds=0.0)
 
-    def finished(self, name: str, was_reused: bool, seconds: float) -> None:
+    def finished(self, run: PlannedRun, done: Finished) -> None:
+        """A run of the grid finished (``train_all`` reports each so)."""
         self.done += 1
-        self.reused += was_reused
-        self.trained_seconds += 0.0 if was_reused else seconds
-        self._emit(name=name, was_reused=was_reused, seconds=seconds)
+        self.reused += done.reused
+        self.trained_seconds += 0.0 if done.reused else done.seconds
+        self._emit(name=run.name, was_reused=done.reused, seconds=done.seconds)
 
     def _emit(self, **run: object) -> None:
         if self.progress is None:

@@ -133,9 +133,7 @@ def run_shuffle(
         f"{len(seeds)} seeds -> {runs_dir}")  # fmt: skip
     if train is None:
         bar = GridProgress(progress, len(grid))
-        train_all(Serial(), list(grid.values()),
-                  lambda run, done: bar.finished(run.name, done.reused, done.seconds),
-                  progress=progress)  # fmt: skip
+        train_all(Serial(), list(grid.values()), bar.finished, progress=progress)
     else:
         train(list(grid.values()))
     acc = {init: np.zeros((len(blocks), len(seeds))) for init in INITS}

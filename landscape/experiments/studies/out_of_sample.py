@@ -302,8 +302,8 @@ def out_of_sample(options: ReproOptions, out: Path) -> list[Path]:
                 f"{label}: {cell[0]}, seed {cell[1]}: test {outcome.test:.3f}"
             ),
         )
-        for (name, seed), outcome in zip(cells, outcomes):
-            m, k = list(METHODS).index(name), seeds.index(seed)
+        for index, outcome in enumerate(outcomes):
+            m, k = divmod(index, len(seeds))  # cells run over methods, then seeds
             test[t, m, k], cost[t, m, k] = outcome.test, outcome.cost
             chosen[t, m, k] = json.dumps(outcome.chosen, sort_keys=True, default=str)
         done = t + 1
