@@ -123,7 +123,7 @@ from cli.repro_command import repro_command  # noqa: E402
 app.command(
     "repro",
     help="Reproduce a published claim on tiny models (landscape repro list): numbers, "
-    "whether it held, NAME.h5 and NAME.png.",
+    "whether it held, NAME.h5 and NAME.png; 'all' or A,B runs claims side by side.",
 )(repro_command)
 from cli.study_command import study_command  # noqa: E402
 

@@ -48,7 +48,7 @@ class ProgressBar:
         one line per finished run otherwise; the grid ends when every run is done."""
         done, total = event["done"], event["total"]
         self.grid_total = total
-        left = _duration(event["seconds_left"])
+        left = duration(event["seconds_left"])
         if self.live:
             if self.grid is None:
                 self.grid = tqdm(total=total, file=self.stream, unit="run", dynamic_ncols=True,
@@ -57,7 +57,7 @@ class ProgressBar:
             self.grid.update(done - self.grid.n)
             self.grid.set_postfix_str(f"{event['reused']} reused, about {left} left")
         elif done:
-            how = "reused" if event["was_reused"] else f"trained in {_duration(event['seconds'])}"
+            how = "reused" if event["was_reused"] else f"trained in {duration(event['seconds'])}"
             self._write(f"run {done}/{total} {how}: {event['name']}; about {left} left")
         if done == total:
             self.close()
@@ -98,7 +98,7 @@ class ProgressBar:
         self.grid_total = 0
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     """``75`` -> ``1 min 15 s``; ``None`` or NaN -> ``?``."""
     if seconds is None or seconds != seconds:
         return "?"

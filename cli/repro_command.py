@@ -1,19 +1,26 @@
-"""``landscape repro NAME``: run one published claim's experiment and say whether it held.
-Its flags, shared with ``landscape study``, are generated from ``ReproOptions``."""
+"""``landscape repro NAME``: run one published claim's experiment (several side by side) and
+say whether it held. Its flags, shared with ``landscape study``, are generated from
+``ReproOptions``."""
 
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cli.common import keyword, stderr_log, user_errors
 from cli.options import options_from, options_parameters, plain, with_parameters
+from cli.progress import duration
 from landscape.experiments.options import ReproOptions
+
+if TYPE_CHECKING:
+    from finetune.executors import PlannedRun
+    from landscape.experiments.repro import ClaimResult
 
 # The flags of a claim or a study: the options, where they write, how much they say.
 PAIR_PARAMETERS: list[inspect.Parameter] = [
@@ -55,9 +62,11 @@ def list_registry(entries: dict) -> None:
         typer.echo(f"{entry.name:<{width}s}{entry.title}")
 
 
-def print_plan(name: str, run: Callable[[ReproOptions], object], options: ReproOptions) -> None:
+def print_plan(
+    name: str, run: Callable[[ReproOptions], object], options: ReproOptions
+) -> list[PlannedRun]:
     """The runs of a claim or a study (``run``), one line each, whether each exists, and
-    whether more runs follow that depend on them."""
+    whether more runs follow that depend on them; returns the runs."""
     from landscape.experiments.options import dry_run
 
     plan, more = dry_run(run, options)
@@ -70,6 +79,7 @@ def print_plan(name: str, run: Callable[[ReproOptions], object], options: ReproO
     if more:
         typer.echo("then runs whose options depend on these runs' results (a search, a pilot): "
                    "listed once these are trained")  # fmt: skip
+    return plan.runs
 
 
 def pair_options(values: dict[str, Any]) -> tuple[Path, ReproOptions]:
@@ -89,9 +99,10 @@ def pair_options(values: dict[str, Any]) -> tuple[Path, ReproOptions]:
 
 def repro_command(**values: Any) -> None:
     """Run the experiment of one published claim on tiny models, write OUT/NAME.h5 and
-    OUT/NAME.png, and print its numbers and whether the claim held."""
+    OUT/NAME.png, and print its numbers and whether the claim held; several claims ('all',
+    or names separated by commas) run side by side on the executor."""
     from landscape.experiments import repro
-    from landscape.plots import plot_file
+    from landscape.experiments.repro.all_claims import claim_names
 
     name, rejudge = values.pop("name"), values.pop("rejudge")
     with user_errors():
@@ -100,20 +111,72 @@ def repro_command(**values: Any) -> None:
             return
         dry = values.pop("dry_run")
         out, options = pair_options(values)
+        names = claim_names(name)
         if dry:
-            print_plan(name, repro.find_claim(name).run, options)
-            return
-        if rejudge:
-            result = repro.rejudge(name, out / f"{name}.h5")
+            planned = [run for each in names
+                       for run in print_plan(each, repro.find_claim(each).run, options)]
+            if len(names) > 1:
+                unique = {run.path: run for run in planned}.values()
+                typer.echo(f"{len(names)} claims: {len(unique)} distinct runs, "
+                           f"{sum(run.completed() for run in unique)} complete")  # fmt: skip
+        elif len(names) == 1:
+            one_claim(names[0], options, out, rejudge)
+        elif rejudge:
+            rejudge_claims(names, out)
         else:
-            result = repro.run_claim(name, options, out)
-        options.progress.close()
-        png = plot_file(out / f"{name}.h5")
+            several_claims(names, options, out)
+
+
+def one_claim(name: str, options: ReproOptions, out: Path, rejudge: bool) -> None:
+    """One claim run (its grids on the executor) or rejudged; its table, verdict and notes."""
+    from landscape.experiments import repro
+    from landscape.plots import plot_file
+
+    if rejudge:
+        result = repro.rejudge(name, out / f"{name}.h5")
+    else:
+        result = repro.run_claim(name, options, out)
+    options.progress.close()
+    png = plot_file(out / f"{name}.h5")
     typer.echo(result.table())
     typer.echo(f"{'HELD' if result.held else 'DID NOT HOLD'}: {result.verdict}")
     for note in result.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"wrote {out / f'{name}.h5'} and {png}")
+
+
+def rejudge_claims(names: list[str], out: Path) -> None:
+    """Each claim's verdict recomputed from its file, where it reads only the table."""
+    from landscape.experiments import repro
+
+    for name in names:
+        if repro.find_claim(name).judge is None:
+            typer.echo(f"{name}: its verdict reads its runs, not only its table: not rejudged")
+            continue
+        result = repro.rejudge(name, out / f"{name}.h5")
+        typer.echo(f"{name}: {'HELD' if result.held else 'DID NOT HOLD'}: {result.verdict}")
+
+
+def several_claims(names: list[str], options: ReproOptions, out: Path) -> None:
+    """The claims side by side on the executor (``run_claims``): a line as each finishes,
+    then each one's verdict and the wall time."""
+    from landscape.experiments.repro.all_claims import run_claims
+    from landscape.plots import plot_file
+
+    started = time.perf_counter()
+
+    def finished(name: str, result: ClaimResult) -> None:
+        options.log(f"{name}: {'held' if result.held else 'did not hold'}, "
+                    f"{duration(time.perf_counter() - started)} in")  # fmt: skip
+
+    results = run_claims(names, options, out, finished)
+    options.progress.close()
+    for name, result in results.items():
+        plot_file(out / f"{name}.h5")
+        typer.echo(f"{name:20s}{'HELD' if result.held else 'DID NOT HOLD':14s}{result.verdict}")
+    typer.echo(f"{sum(r.held for r in results.values())} of {len(results)} claims held; "
+               f"wrote NAME.h5 and NAME.png for each into {out} in "
+               f"{duration(time.perf_counter() - started)}")  # fmt: skip
 
 
 with_parameters(
@@ -122,7 +185,11 @@ with_parameters(
         inspect.Parameter(
             "name",
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            default=typer.Argument(..., help="the claim; 'list' lists them"),
+            default=typer.Argument(
+                ...,
+                help="the claim; several separated by commas, or 'all', run side by side "
+                "on the executor; 'list' lists them",
+            ),
             annotation=str,
         ),
         *PAIR_PARAMETERS,

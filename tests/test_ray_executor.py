@@ -1,7 +1,8 @@
 """``--ray ADDRESS`` against a real local Ray cluster (``ray start --head`` on 127.0.0.1,
 stopped after): a grid's runs as Ray tasks are the run directories one thread here trains,
-bit for bit, and a task whose worker is killed mid-run is retried and resumes from its
-checkpoint. Extended (CI's second step): a cluster takes seconds to start."""
+bit for bit, a task whose worker is killed mid-run is retried and resumes from its
+checkpoint, and claims side by side as Ray tasks write the tables one thread writes here.
+Extended (CI's second step): a cluster takes seconds to start."""
 
 from __future__ import annotations
 
@@ -12,14 +13,18 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 from conftest import need_real_data
+from test_all_claims import claims_on_one_thread, same_claims, tiny_source
 from test_executors import check_resumed, kill_mid_run, planned, same_weights
 
 from finetune import rundir
 from finetune.executors import Serial, train_all
+from landscape.experiments.options import ReproOptions
+from landscape.experiments.repro import read_claim
 
 pytestmark = pytest.mark.extended
 START_TIMEOUT = 120  # seconds for `ray start` or `ray stop`
@@ -61,18 +66,26 @@ def _train_on_ray(address: str, runs: list) -> None:
     train_all(RayCluster(address), runs)
 
 
-def _on_ray(address: str, runs: list) -> multiprocessing.Process:
-    """Train ``runs`` on the cluster from a driver process of its own (a driver connects
-    once per process)."""
-    process = multiprocessing.get_context("spawn").Process(
-        target=_train_on_ray, args=(address, runs)
-    )
+def _claims_on_ray(address: str, names: list[str], options, out) -> None:
+    from landscape.experiments.repro.all_claims import run_claims
+
+    run_claims(names, replace(options, ray=address), out)
+
+
+def _on_ray(
+    address: str, *args: object, target: Callable[..., None] = _train_on_ray
+) -> multiprocessing.Process:
+    """``target(address, *args)`` (train runs) on the cluster from a driver process of its
+    own (a driver connects once per process)."""
+    process = multiprocessing.get_context("spawn").Process(target=target, args=(address, *args))
     process.start()
     return process
 
 
-def test_ray_tasks_train_one_threads_runs_and_a_killed_one_resumes(ray_address, tmp_path):
-    # One test, so that one cluster serves both parts: pytest-xdist would give two tests
+def test_ray_tasks_train_one_threads_runs_and_claims_and_a_killed_run_resumes(
+    ray_address, tmp_path
+):
+    # One test, so that one cluster serves every part: pytest-xdist would give two tests
     # two workers, and `ray stop` of one would stop the other's cluster.
     grid = [planned(tmp_path / "ray", seed) for seed in range(3)]
     driver = _on_ray(ray_address, grid)
@@ -93,3 +106,13 @@ def test_ray_tasks_train_one_threads_runs_and_a_killed_one_resumes(ray_address, 
     reference = planned(tmp_path / "serial", 9, per_class=50, epochs=30)
     train_all(Serial(threads=1), [reference])
     check_resumed(long, reference, init_stamp)
+
+    # Claims side by side as Ray tasks write the tables one thread writes here.
+    names = ["depth", "transfer"]
+    options = ReproOptions(runs=tmp_path / "claims", quick=True, source=tiny_source(tmp_path))
+    out = tmp_path / "claims-on-ray"
+    driver = _on_ray(ray_address, names, options, out, target=_claims_on_ray)
+    driver.join(timeout=300)
+    assert driver.exitcode == 0
+    reference = claims_on_one_thread(names, replace(options, runs=tmp_path / "one"), tmp_path)
+    same_claims({name: read_claim(out / f"{name}.h5")[0] for name in names}, reference, out)

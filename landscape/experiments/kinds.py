@@ -1,8 +1,8 @@
 """The result kinds of the experiments, declared beside their writers
 (``finetune.result_kinds``): ``shuffle``, the studies' ``plain_transfer``, ``l2sp_sharpness``,
-``fit_vs_depth``, ``rules_left_out``, ``out_of_sample`` and ``executor_speed``, and the
-reproduced claims' ``repro``. Imports nothing of the writers, so reading the declarations
-costs no torch."""
+``fit_vs_depth``, ``rules_left_out``, ``out_of_sample``, ``executor_speed`` and
+``all_claims_speed``, and the reproduced claims' ``repro``. Imports nothing of the writers,
+so reading the declarations costs no torch."""
 
 from __future__ import annotations
 
@@ -346,6 +346,40 @@ E = executors, in that order.""",
         Attribute("one_thread_identical",
                   "whether the one-thread runs (serial, workers, Ray) hold bit-identical "
                   "weights"),
+    ),
+))
+register_kind(ResultKind(
+    "all_claims_speed",
+    writers=("landscape.experiments.studies.all_claims_speed.measure_ways",),
+    intro="""\
+Written by `landscape study all_claims_speed [--quick]` into `OUT/all_claims_speed.h5`
+(`landscape.experiments.studies.all_claims_speed.measure_ways`): the wall time of every
+claim from scratch on each way of running them on the machine, back to back, each into an
+empty folder of its own: one claim after the other serially (the process's threads),
+serially with one thread, one after the other with each claim's grids on `--workers N`,
+and side by side (`landscape repro all`) on `--workers N` and on a local Ray cluster of N
+CPUs (N = the cores; one thread per run). W = ways, in that order; C = claims.""",
+    attributes=(
+        Attribute("pair", "the pair of source and targets"),
+        Attribute("model", "timm architecture of every run"),
+        Attribute("quick", "whether the claims ran at their CI size"),
+        Attribute("cores", "the cores of the machine (N)"),
+    ),
+    datasets=(
+        Dataset("ways", "(W,)", "string", "each way of running the claims"),
+        Dataset("claims", "(C,)", "string", "the claims, by name"),
+        Dataset("seconds", "(W,)", "float64", "wall time of every claim, in seconds"),
+        Dataset("claim_seconds", "(W, C)", "float64",
+                "each claim's own wall time as its file records it (side by side, waits for "
+                "a run another claim trains included), in seconds"),
+        Dataset("speedup", "(W,)", "float64", "serial's wall time over its"),
+        Dataset("speedup_one_thread", "(W,)", "float64",
+                "the wall time of serial with one thread over its"),
+        Dataset("same_tables", "(W,)", "bool",
+                "whether every claim's table of values equals serial with one thread's"),
+    ),
+    summary=(
+        Attribute("runs", "run directories the claims trained"),
     ),
 ))
 # fmt: on

@@ -149,6 +149,8 @@ def rejudge(name: str, path: str | Path, command: str | None = None) -> ClaimRes
     claim = find_claim(name)
     if claim.judge is None:
         raise ConfigError(f"{name}'s verdict reads its runs, not only its table: run the claim")
+    if not Path(path).exists():
+        raise ConfigError(f"no {path} to rejudge: run the claim first")
     result, described, seconds = read_claim(path)
     judged = claim.judge(result)
     _write(Path(path), claim, judged, described, seconds, command)

@@ -1,0 +1,161 @@
+"""How long every claim (the reference results, ``landscape repro all``) takes from scratch
+on each way of running them on this machine, back to back, each into an empty folder of its
+own (dropped after): one claim after the other serially (the process's threads), serially
+with one thread, one after the other with each claim's grids on ``--workers N``, and side by
+side (``landscape repro all``) on ``--workers N`` and on a local Ray cluster of N CPUs (N =
+the cores, one thread per run). Also whether each way's claim tables are the ones serial
+with one thread gives, as one thread per run makes them on the CPU."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from finetune import rundir
+from finetune.executors import cores, thread_count
+from finetune.result_files import write_result
+from landscape.experiments.options import ReproOptions
+from landscape.experiments.recipes import results_folder
+from landscape.experiments.repro import ClaimResult, claims, read_claim, run_claim
+from landscape.experiments.repro.all_claims import run_claims
+from landscape.experiments.studies import register_study
+from landscape.experiments.studies.executor_speed import LOCAL_RAY
+from landscape.experiments.tables import ROOT, register_table
+
+NAME = "all_claims_speed"
+FILE = f"{NAME}.h5"
+ONE_THREAD = "serial, 1 thread"  # the way every other is compared with for identity
+
+
+def ways(options: ReproOptions) -> dict[str, tuple[ReproOptions, int | None, bool]]:
+    """Each way measured, by label, in the order they run: its options, its threads (None:
+    the process's) and whether the claims run side by side (else one after the other)."""
+    n = cores()
+    serial = replace(options, workers=1, ray=None)
+    workers = replace(options, workers=n, ray=None)
+    return {
+        "serial": (serial, None, False),
+        ONE_THREAD: (serial, 1, False),
+        f"claims in turn, --workers {n}": (workers, None, False),
+        f"claims side by side, --workers {n}": (workers, None, True),
+        f"claims side by side, --ray local ({n} CPUs)": (
+            replace(options, workers=1, ray=LOCAL_RAY), None, True,
+        ),
+    }  # fmt: skip
+
+
+def run_way(
+    names: list[str], options: ReproOptions, folder: Path, side_by_side: bool
+) -> dict[str, ClaimResult]:
+    """The claims ``names`` into ``folder`` (their runs in ``folder/runs``), side by side
+    or in turn."""
+    here = replace(options, runs=folder / "runs")
+    if side_by_side:
+        return run_claims(names, here, folder)
+    return {name: run_claim(name, here, folder) for name in names}
+
+
+@register_study(NAME, "how long every claim takes from scratch on each executor")
+def all_claims_speed(options: ReproOptions, out: Path) -> list[Path]:
+    return [measure_ways(list(claims()), options, out / FILE)]
+
+
+def measure_ways(names: list[str], options: ReproOptions, path: Path) -> Path:
+    """Time the claims ``names`` each way and write the file ``path``."""
+    seconds, claim_seconds, tables = {}, {}, {}
+    for index, (label, (chosen, threads, side_by_side)) in enumerate(ways(options).items()):
+        folder = options.runs / NAME / str(index)
+        shutil.rmtree(folder, ignore_errors=True)
+        options.log(f"every claim from scratch, {label} -> {folder}")
+        with thread_count(threads):
+            started = time.perf_counter()
+            results = run_way(names, chosen, folder, side_by_side)
+            seconds[label] = time.perf_counter() - started
+        if chosen.ray is not None:
+            chosen.executor.close()
+        claim_seconds[label] = [_recorded_seconds(folder / f"{name}.h5") for name in names]
+        tables[label] = [results[name].values for name in names]
+        if label == ONE_THREAD:
+            runs = sum(1 for _ in (folder / "runs").glob(f"*/{rundir.CONFIG}"))
+        shutil.rmtree(folder, ignore_errors=True)
+    labels = list(seconds)
+    total = np.array([seconds[label] for label in labels])
+    write_result(
+        path,
+        "all_claims_speed",
+        {
+            "ways": labels,
+            "claims": names,
+            "seconds": total,
+            "claim_seconds": np.array([claim_seconds[label] for label in labels]),
+            "speedup": total[0] / total,
+            "speedup_one_thread": total[labels.index(ONE_THREAD)] / total,
+            "same_tables": np.array([
+                all(np.array_equal(a, b, equal_nan=True)
+                    for a, b in zip(tables[label], tables[ONE_THREAD]))
+                for label in labels
+            ]),
+        },  # fmt: skip
+        attrs={"pair": options.pair, "model": options.model, "quick": options.quick,
+               "cores": cores()},  # fmt: skip
+        summary={"runs": runs},
+    )
+    return path
+
+
+def _recorded_seconds(path: Path) -> float:
+    with h5py.File(path) as f:
+        return float(f["summary"].attrs["seconds"])
+
+
+@register_table("all-claims-speed")
+def all_claims_speed_table() -> str:
+    """The committed measurement: each way's wall time for every claim, and its speed-ups."""
+    with h5py.File(ROOT / results_folder("synthetic") / FILE) as f:
+        a, summary = f.attrs, f["summary"].attrs
+        rows = zip(f["ways"].asstr()[()], f["seconds"][()], f["speedup"][()],
+                   f["speedup_one_thread"][()], f["same_tables"][()])  # fmt: skip
+        size = "quick" if a["quick"] else "full"
+        lines = [
+            f"Every claim ({size}, {a['pair']} pair, {a['model']}) from scratch, "
+            f"{summary['runs']} runs, on {a['cores']} cores:",
+            "",
+            "| way | wall time | speed-up over serial | over serial, 1 thread | "
+            "tables as serial, 1 thread |",
+            "| --- | --- | --- | --- | --- |",
+            *(f"| {label} | {s / 60:.1f} min | {x:.2f}x | {x1:.2f}x | "
+              f"{'identical' if same else 'differ'} |"
+              for label, s, x, x1, same in rows),  # fmt: skip
+        ]
+    return "\n".join(lines)
+
+
+@register_table("all-claims-wall-time")
+def all_claims_wall_time() -> str:
+    """The README's line: every claim's wall time at its CI size, serially and the fastest
+    way, from the committed measurement, and the full size's as the claims' files record
+    it (one after the other, one thread per run)."""
+    with h5py.File(ROOT / results_folder("synthetic") / FILE) as f:
+        a, runs = dict(f.attrs), int(f["summary"].attrs["runs"])
+        ways, seconds = list(f["ways"].asstr()[()]), f["seconds"][()]
+        same = f["same_tables"][()]
+    fastest = int(np.argmin(seconds))
+    one = ways.index(ONE_THREAD)
+    full = sum(read_claim(ROOT / results_folder("synthetic") / f"{name}.h5")[2]
+               for name in claims())  # fmt: skip
+    size = "its CI size" if a["quick"] else "full size"
+    return (
+        f"Every claim at {size} ({a['pair']} pair, {runs} runs from scratch, "
+        f"{a['cores']} cores): {seconds[0] / 60:.1f} min serially, {seconds[one] / 60:.1f} min "
+        f"serially with one thread per run, {seconds[fastest] / 60:.1f} min {ways[fastest]} "
+        f"({seconds[0] / seconds[fastest]:.2f}x and {seconds[one] / seconds[fastest]:.2f}x "
+        f"faster), with {'the same' if same[fastest] else 'other'} tables as serial with one "
+        f"thread. At full size the committed claim files record {full / 3600:.1f} hours, "
+        "one claim after the other with one thread per run and the runs claims share "
+        "trained once; the full size side by side is not yet timed."
+    )
