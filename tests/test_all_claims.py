@@ -1,7 +1,8 @@
 """Several claims in one command (``landscape repro all``, ``landscape repro A,B``): the
-names it takes, the claims started longest first by the seconds their files record, their
-dry run as the union of each claim's, their verdicts rejudged from committed files, and
-(extended) the claims side by side on two workers writing the tables one thread writes."""
+names it takes, the claims started longest first by the seconds their files record, options
+a claim cannot take refused before any trains, their dry run as the union of each claim's,
+their verdicts rejudged from committed files, and (extended) the claims side by side on two
+workers writing the tables one thread writes."""
 
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ def test_claim_names_are_every_claim_or_those_given_once_each():
 
 def _timed_claim(pause: float, calls: list[str], name: str):
     def run(options: ReproOptions) -> ClaimResult:
-        calls.append(name)
-        time.sleep(pause)
+        if options.plan is None:  # not the dry run every claim gets first
+            calls.append(name)
+            time.sleep(pause)
         values = np.full((1, 1, 1), pause)
         series = {name: (np.zeros(1), np.zeros(1))}
         return ClaimResult(rows=[name], columns=["s"], values=values, x=np.zeros(1),
@@ -64,6 +66,13 @@ def test_claims_start_longest_first_by_their_files_and_come_back_in_the_order_gi
     again = run_claims(names, options, tmp_path)
     assert calls == ["slow_one", "quick_one"]  # the longer by its file first
     assert list(again) == names
+
+
+def test_options_one_claim_cannot_take_fail_before_any_claim_trains(tmp_path):
+    options = ReproOptions(runs=tmp_path / "runs", quick=True, data="synthetic:near")
+    with pytest.raises(ConfigError, match="^depth: this claim takes 2 target dataset"):
+        run_claims(["l2sp", "depth"], options, tmp_path / "out")  # l2sp takes one target
+    assert not any(tmp_path.iterdir())  # nothing trained or written
 
 
 def _run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:

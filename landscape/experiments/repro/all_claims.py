@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from landscape.experiments.options import ReproOptions
+from finetune.errors import ConfigError
+from landscape.experiments.options import ReproOptions, dry_run
 from landscape.experiments.repro import ClaimResult, claims, find_claim, read_claim, run_claim
 
 ALL = "all"  # the name `landscape repro` takes for every claim
@@ -53,6 +54,17 @@ def longest_first(names: list[str], out: Path) -> list[str]:
     return sorted(names, key=recorded, reverse=True)
 
 
+def check_claims(names: Sequence[str], options: ReproOptions) -> None:
+    """Each claim's dry run (seconds, nothing trained or written), so that options one of
+    the claims cannot take (a number of targets in ``--data``) fail, naming the claim,
+    before any claim trains."""
+    for name in names:
+        try:
+            dry_run(find_claim(name).run, options)
+        except ConfigError as err:
+            raise ConfigError(f"{name}: {err}") from None
+
+
 def run_claims(
     names: Sequence[str],
     options: ReproOptions,
@@ -61,7 +73,8 @@ def run_claims(
 ) -> dict[str, ClaimResult]:
     """The claims ``names`` run side by side on the executor and written into ``out``
     (``OUT/NAME.h5``), ``done(name, result)`` as each finishes; the results by name, in the
-    order of ``names``."""
+    order of ``names``. Options a claim cannot take fail before any trains."""
+    check_claims(names, options)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     order = longest_first(list(names), out)
