@@ -1,7 +1,7 @@
 """Verdicts recomputed from the committed files: every claim with a judge gives, from its
 committed table alone, the verdict its committed file states (so the files are current and
 a re-run of the judgment reproduces them); rejudging rewrites the verdict, never the
-numbers."""
+numbers, and a file that is not there is one line."""
 
 from __future__ import annotations
 
@@ -44,3 +44,10 @@ def test_a_claim_judged_by_its_runs_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="reads its runs"):
         rejudge("yosinski", ROOT / "yosinski.h5")
+
+
+def test_rejudging_a_missing_file_is_one_line(tmp_path):
+    from finetune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no .*depth.h5 to rejudge: run the claim first"):
+        rejudge("depth", tmp_path / "depth.h5")

@@ -4,8 +4,8 @@ analysis) that runs where it is sent with the executor's threads. A claim's lone
 (a source, a probe over its runs) then overlap another claim's work, which a grid spread
 over workers cannot do. A run two claims share (the pair's source, which most start from)
 trains once, under its lock, while the other claim waits for it; each claim writes
-``OUT/NAME.h5`` as ``landscape repro NAME`` does, bit-identical to it with the same threads
-per run."""
+``OUT/NAME.h5`` as ``landscape repro NAME`` does, bit-identical to it run serially with the
+worker's threads (its runs and its analysis alike)."""
 
 from __future__ import annotations
 
