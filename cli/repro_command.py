@@ -139,10 +139,15 @@ def one_claim(name: str, options: ReproOptions, out: Path, rejudge: bool) -> Non
     options.progress.close()
     png = plot_file(out / f"{name}.h5")
     typer.echo(result.table())
-    typer.echo(f"{'HELD' if result.held else 'DID NOT HOLD'}: {result.verdict}")
+    typer.echo(f"{held(result)}: {result.verdict}")
     for note in result.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"wrote {out / f'{name}.h5'} and {png}")
+
+
+def held(result: ClaimResult) -> str:
+    """Whether a claim held, as the command says it: HELD or DID NOT HOLD."""
+    return "HELD" if result.held else "DID NOT HOLD"
 
 
 def rejudge_claims(names: list[str], out: Path) -> None:
@@ -154,7 +159,7 @@ def rejudge_claims(names: list[str], out: Path) -> None:
             typer.echo(f"{name}: its verdict reads its runs, not only its table: not rejudged")
             continue
         result = repro.rejudge(name, out / f"{name}.h5")
-        typer.echo(f"{name}: {'HELD' if result.held else 'DID NOT HOLD'}: {result.verdict}")
+        typer.echo(f"{name}: {held(result)}: {result.verdict}")
 
 
 def several_claims(names: list[str], options: ReproOptions, out: Path) -> None:
@@ -166,14 +171,14 @@ def several_claims(names: list[str], options: ReproOptions, out: Path) -> None:
     started = time.perf_counter()
 
     def finished(name: str, result: ClaimResult) -> None:
-        options.log(f"{name}: {'held' if result.held else 'did not hold'}, "
+        options.log(f"{name}: {held(result).lower()}, "
                     f"{duration(time.perf_counter() - started)} in")  # fmt: skip
 
     results = run_claims(names, options, out, finished)
     options.progress.close()
     for name, result in results.items():
         plot_file(out / f"{name}.h5")
-        typer.echo(f"{name:20s}{'HELD' if result.held else 'DID NOT HOLD':14s}{result.verdict}")
+        typer.echo(f"{name:20s}{held(result):14s}{result.verdict}")
     typer.echo(f"{sum(r.held for r in results.values())} of {len(results)} claims held; "
                f"wrote NAME.h5 and NAME.png for each into {out} in "
                f"{duration(time.perf_counter() - started)}")  # fmt: skip

@@ -24,29 +24,25 @@ from landscape.experiments.recipes import results_folder
 from landscape.experiments.repro import ClaimResult, claims, read_claim, run_claim
 from landscape.experiments.repro.all_claims import run_claims
 from landscape.experiments.studies import register_study
-from landscape.experiments.studies.executor_speed import LOCAL_RAY
+from landscape.experiments.studies.executor_speed import ONE_THREAD, executors
 from landscape.experiments.tables import ROOT, register_table
 
 NAME = "all_claims_speed"
 FILE = f"{NAME}.h5"
-ONE_THREAD = "serial, 1 thread"  # the way every other is compared with for identity
 
 
 def ways(options: ReproOptions) -> dict[str, tuple[ReproOptions, int | None, bool]]:
     """Each way measured, by label, in the order they run: its options, its threads (None:
-    the process's) and whether the claims run side by side (else one after the other)."""
-    n = cores()
-    serial = replace(options, workers=1, ray=None)
-    workers = replace(options, workers=n, ray=None)
+    the process's) and whether the claims run side by side (else one after the other), from
+    the executors ``executor_speed`` measures (serial, one thread, workers, Ray)."""
+    serial, one_thread, workers, ray = executors(options).items()
     return {
-        "serial": (serial, None, False),
-        ONE_THREAD: (serial, 1, False),
-        f"claims in turn, --workers {n}": (workers, None, False),
-        f"claims side by side, --workers {n}": (workers, None, True),
-        f"claims side by side, --ray local ({n} CPUs)": (
-            replace(options, workers=1, ray=LOCAL_RAY), None, True,
-        ),
-    }  # fmt: skip
+        serial[0]: (*serial[1], False),
+        one_thread[0]: (*one_thread[1], False),
+        f"claims in turn, {workers[0]}": (*workers[1], False),
+        f"claims side by side, {workers[0]}": (*workers[1], True),
+        f"claims side by side, {ray[0]}": (*ray[1], True),
+    }
 
 
 def run_way(

@@ -18,6 +18,7 @@ import numpy as np
 
 from finetune import rundir
 from finetune.executors import cores, thread_count
+from finetune.executors.ray_cluster import LOCAL
 from finetune.result_files import write_result
 from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import results_folder
@@ -28,7 +29,7 @@ from landscape.experiments.tables import ROOT, register_table
 NAME = "executor_speed"
 FILE = "executor_speed.h5"
 CLAIM = "depth"
-LOCAL_RAY = "local"
+ONE_THREAD = "serial, 1 thread"  # the executor the one-thread runs are compared with
 
 
 def executors(options: ReproOptions) -> dict[str, tuple[ReproOptions, int | None]]:
@@ -37,9 +38,9 @@ def executors(options: ReproOptions) -> dict[str, tuple[ReproOptions, int | None
     n = cores()
     return {
         "serial": (replace(options, workers=1, ray=None), None),
-        "serial, 1 thread": (replace(options, workers=1, ray=None), 1),
+        ONE_THREAD: (replace(options, workers=1, ray=None), 1),
         f"--workers {n}": (replace(options, workers=n, ray=None), None),
-        f"--ray local ({n} CPUs)": (replace(options, workers=1, ray=LOCAL_RAY), None),
+        f"--ray {LOCAL} ({n} CPUs)": (replace(options, workers=1, ray=LOCAL), None),
     }
 
 
