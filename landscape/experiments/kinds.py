@@ -352,13 +352,17 @@ register_kind(ResultKind(
     "all_claims_speed",
     writers=("landscape.experiments.studies.all_claims_speed.measure_ways",),
     intro="""\
-Written by `landscape study all_claims_speed [--quick]` into `OUT/all_claims_speed.h5`
+Written by `landscape study all_claims_speed --quick` into `OUT/all_claims_speed.h5`
 (`landscape.experiments.studies.all_claims_speed.measure_ways`): the wall time of every
 claim from scratch on each way of running them on the machine, back to back, each into an
 empty folder of its own: one claim after the other serially (the process's threads),
 serially with one thread, one after the other with each claim's grids on `--workers N`,
 and side by side (`landscape repro all`) on `--workers N` and on a local Ray cluster of N
-CPUs (N = the cores; one thread per run). W = ways, in that order; C = claims.""",
+CPUs (N = the cores; one thread per run). Without `--quick`, into
+`OUT/all_claims_speed_full.h5`: the full size, whose serial ways take hours and whose
+committed claim files are that measurement, timed only the fastest way at CI size (side by
+side on `--workers N`), its tables compared with those files. W = ways, in that order; C =
+claims.""",
     attributes=(
         Attribute("pair", "the pair of source and targets"),
         Attribute("model", "timm architecture of every run"),
@@ -372,11 +376,14 @@ CPUs (N = the cores; one thread per run). W = ways, in that order; C = claims.""
         Dataset("claim_seconds", "(W, C)", "float64",
                 "each claim's own wall time as its file records it (side by side, waits for "
                 "a run another claim trains included), in seconds"),
-        Dataset("speedup", "(W,)", "float64", "serial's wall time over its"),
+        Dataset("speedup", "(W,)", "float64", "serial's wall time over its (CI size only)",
+                optional=True),
         Dataset("speedup_one_thread", "(W,)", "float64",
-                "the wall time of serial with one thread over its"),
+                "the wall time of serial with one thread over its (CI size only)",
+                optional=True),
         Dataset("same_tables", "(W,)", "bool",
-                "whether every claim's table of values equals serial with one thread's"),
+                "whether every claim's table of values equals serial with one thread's (at "
+                "full size: the committed claim file's)"),
     ),
     summary=(
         Attribute("runs", "run directories the claims trained"),
