@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from finetune.config import SECTIONS, flag_name
 
@@ -90,7 +91,7 @@ def _parameter(
     option = typer.Option(
         None if given_only else default,
         *decls,
-        help=f"{help or f.metadata.get('help', '')}{shown}",
+        help=escape(f"{help or f.metadata.get('help', '')}{shown}"),  # '.[ray]' stays text
         rich_help_panel=panel,
         show_default=not given_only and default is not None,
     )

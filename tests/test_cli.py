@@ -229,6 +229,30 @@ def test_help_lists_every_command_once_in_the_order_of_the_work():
     assert text.index(" pretrain ") < text.index(" finetune ") < text.index(" bench ")
 
 
+def test_every_help_text_shows_as_written():
+    """Rich reads help text as markup: an unescaped '[ray]' in 'pip install -e ".[ray]"'
+    would vanish from the help a user reads."""
+    import typer
+    from rich.text import Text
+
+    from cli.main import app
+
+    def commands(command):
+        yield command
+        for sub in getattr(command, "commands", {}).values():
+            yield from commands(sub)
+
+    shown = [
+        (param.help, Text.from_markup(param.help).plain)
+        for command in commands(typer.main.get_command(app))
+        for param in command.params
+        if getattr(param, "help", None)
+    ]
+    assert len(shown) > 100
+    assert [written for written, plain in shown if plain != written.replace("\\[", "[")] == []
+    assert 'pip install -e ".[ray]"' in [plain for _, plain in shown if "Ray" in plain][0]
+
+
 def test_an_option_group_gives_the_held_options_flags_with_its_defaults():
     from cli.options import options_from, options_parameters
     from landscape.geometry.options import CRITICALITY_PROBE, CriticalityOptions
