@@ -1,8 +1,9 @@
 """Several claims in one command (``landscape repro all``, ``landscape repro A,B``): the
 names it takes, the claims started longest first by the seconds their files record, options
 a claim cannot take refused before any trains, their dry run as the union of each claim's,
-their verdicts rejudged from committed files, and (extended) the claims side by side on two
-workers writing the tables one thread writes."""
+their verdicts rejudged from committed files, the full-size timing's one way and its words
+in the README, and (extended) the claims side by side on two workers writing the tables one
+thread writes."""
 
 from __future__ import annotations
 
@@ -134,3 +135,26 @@ def test_claims_side_by_side_on_two_workers_write_one_threads_tables(tmp_path):
     serial = claims_on_one_thread(names, replace(options, runs=tmp_path / "serial"), tmp_path)
     out = tmp_path / "workers"
     same_claims(run_claims(names, replace(options, workers=2), out), serial, out)
+
+
+def test_the_full_size_is_timed_only_the_fastest_way_and_read_into_the_readme_line(tmp_path):
+    from finetune.result_files import write_result
+    from landscape.experiments.studies.all_claims_speed import full_size_measured, ways
+
+    every = ways(ReproOptions(runs=tmp_path, quick=True))
+    full = ways(ReproOptions(runs=tmp_path, quick=False))
+    assert len(every) == 5 and len(full) == 1
+    ((label, (options, threads, side_by_side)),) = full.items()
+    assert label.startswith("claims side by side, --workers") and side_by_side
+    assert options.workers == every[label][0].workers > 1 and threads is None
+    path = tmp_path / "all_claims_speed_full.h5"
+    assert full_size_measured(path) == "the full size side by side is not yet timed"
+    write_result(path, "all_claims_speed",
+                 {"ways": [label], "claims": ["depth"], "seconds": np.array([9000.0]),
+                  "claim_seconds": np.array([[8000.0]]), "same_tables": np.array([False])},
+                 attrs={"pair": "synthetic", "model": "test_resnet", "quick": False, "cores": 2},
+                 summary={"runs": 324})  # fmt: skip
+    assert full_size_measured(path) == (
+        f"from scratch (324 runs, 2 cores) they take 2.5 hours {label}, with tables other "
+        "than those files"
+    )
