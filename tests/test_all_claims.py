@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -154,7 +155,17 @@ def test_the_full_size_is_timed_only_the_fastest_way_and_read_into_the_readme_li
                   "claim_seconds": np.array([[8000.0]]), "same_tables": np.array([False])},
                  attrs={"pair": "synthetic", "model": "test_resnet", "quick": False, "cores": 2},
                  summary={"runs": 324})  # fmt: skip
+    # The committed depth file, and as the claim file from scratch the same with its
+    # verdict turned over.
+    shutil.copy(COMMITTED / "depth.h5", tmp_path)
+    (tmp_path / "from_scratch").mkdir()
+    shutil.copy(COMMITTED / "depth.h5", tmp_path / "from_scratch")
+    with h5py.File(tmp_path / "from_scratch" / "depth.h5", "r+") as f:
+        f["summary"].attrs["held"] = not f["summary"].attrs["held"]
+    held = read_claim(COMMITTED / "depth.h5")[0].held
     assert full_size_measured(path) == (
         f"from scratch (324 runs, 2 cores) they take 2.5 hours {label}, with tables other "
-        "than those files"
+        "than those files (the current code's runs differ from theirs; the claim files it "
+        f"wrote are in `{tmp_path / 'from_scratch'}`): each claim's verdict is the same but "
+        f"depth's ({'did not hold' if held else 'held'} from scratch)"
     )

@@ -361,8 +361,8 @@ and side by side (`landscape repro all`) on `--workers N` and on a local Ray clu
 CPUs (N = the cores; one thread per run). Without `--quick`, into
 `OUT/all_claims_speed_full.h5`: the full size, whose serial ways take hours and whose
 committed claim files are that measurement, timed only the fastest way at CI size (side by
-side on `--workers N`), its tables compared with those files. W = ways, in that order; C =
-claims.""",
+side on `--workers N`), its tables compared with those files, and the claim files it wrote
+kept in `OUT/from_scratch/`. W = ways, in that order; C = claims.""",
     attributes=(
         Attribute("pair", "the pair of source and targets"),
         Attribute("model", "timm architecture of every run"),
