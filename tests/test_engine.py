@@ -197,7 +197,7 @@ def test_gpu_code_paths_run_on_the_cpu(tmp_path):
     assert record["runtime"]["fused"]
 
 
-@pytest.mark.slow
+@pytest.mark.extended  # inductor builds its kernels for minutes on a fresh machine
 def test_compiled_model_trains_like_the_eager_one(tmp_path):
     eager = engine.train(fast_config(epochs=1), tmp_path / "a", command="test")
     compiled = engine.train(fast_config(epochs=1, compile=True), tmp_path / "b", command="test")
