@@ -155,9 +155,7 @@ def test_the_full_size_is_timed_only_the_fastest_way_and_read_into_the_readme_li
                   "claim_seconds": np.array([[8000.0]]), "same_tables": np.array([False])},
                  attrs={"pair": "synthetic", "model": "test_resnet", "quick": False, "cores": 2},
                  summary={"runs": 324})  # fmt: skip
-    # The committed depth file, and as the claim file from scratch the same with its
-    # verdict turned over.
-    shutil.copy(COMMITTED / "depth.h5", tmp_path)
+    # As the claim file from scratch the committed depth file with its verdict turned over.
     (tmp_path / "from_scratch").mkdir()
     shutil.copy(COMMITTED / "depth.h5", tmp_path / "from_scratch")
     with h5py.File(tmp_path / "from_scratch" / "depth.h5", "r+") as f:

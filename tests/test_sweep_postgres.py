@@ -1,9 +1,10 @@
 """The sweep on a PostgreSQL server: a ``postgresql://`` URL opens with the ``postgres``
 extra's driver, and without it the sweep stops with one line naming the extra; a refused
-connection is one line; on a real server (started here, marked extended), two workers share
-the study and a worker killed with SIGKILL in the middle of a trial has its trial failed by
-its heartbeat and retried with the same options, resuming its run, while the other worker
-brings the study to exactly N complete trials."""
+connection is one line; on a real server (started here, marked extended), a database in
+SQL_ASCII holds a study as a UTF-8 one does, two workers share the study, and a worker
+killed with SIGKILL in the middle of a trial has its trial failed by its heartbeat and
+retried with the same options, resuming its run, while the other worker brings the study
+to exactly N complete trials."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from test_sweep import ROOT, poll_trials, stamps, started_trial, write_space
 
 from finetune import rundir
 from landscape.tune.explain_sweep import only_study
+from landscape.tune.sweep import open_storage
 
 source = test_sweep.source  # the fixture: test_sweep.py's tiny pre-trained run
 TRIALS = 4
@@ -117,13 +119,31 @@ def _server(*command: str | Path, log: Path | None = None) -> None:
     assert done.returncode == 0, f"{' '.join(args)}: {done.stdout}{done.stderr}{logged}"
 
 
-def _create_database(port: int) -> None:
-    """The empty database of the study, made through the server's own ``postgres`` one."""
+def _create_database(port: int, name: str = DATABASE, encoding: str = "UTF8") -> None:
+    """An empty database ``name`` in ``encoding`` (by default the study's), made through
+    the server's own ``postgres`` one."""
     import psycopg
 
     server = f"postgresql://{USER}@127.0.0.1:{port}/postgres"
     with psycopg.connect(server, autocommit=True, connect_timeout=30) as connection:
-        connection.execute(f"create database {DATABASE}")
+        connection.execute(f"create database {name} encoding '{encoding}' template template0")
+
+
+@pytest.mark.extended
+def test_a_sql_ascii_database_holds_a_study_as_a_utf8_one_does(postgres_url):
+    # SQL_ASCII is initdb's encoding under the C locale; psycopg would read its text as
+    # bytes, which SQLAlchemy cannot parse (it failed on the server's version string).
+    import psycopg
+
+    port = int(postgres_url.rsplit(":", 1)[1].split("/")[0])
+    _create_database(port, "ascii", "SQL_ASCII")
+    url = postgres_url.rsplit("/", 1)[0] + "/ascii"
+    with psycopg.connect(url) as connection:
+        (encoding,) = connection.execute("show server_encoding").fetchone()
+    assert encoding in ("SQL_ASCII", b"SQL_ASCII")
+    optuna.create_study(study_name="s", storage=open_storage(url)).set_user_attr("run", "λ/0")
+    study = optuna.load_study(study_name="s", storage=open_storage(url))
+    assert study.user_attrs == {"run": "λ/0"}
 
 
 def _free_port() -> int:

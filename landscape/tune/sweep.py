@@ -596,7 +596,7 @@ def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.RDBS
     trial whose heartbeat stopped is failed and retried with the same options. A
     ``postgresql://`` URL opens with psycopg, the ``postgres`` extra's driver."""
     opened = _with_driver(url)
-    kwargs = {"connect_args": {"timeout": 60}} if opened.startswith("sqlite") else {}
+    kwargs = {"connect_args": _connect_args(opened)}
     beat = {}
     if heartbeat is not None:
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback
@@ -622,6 +622,15 @@ def _with_driver(url: str) -> str:
     install); any other URL as given."""
     plain = "postgresql://"
     return POSTGRES + url.removeprefix(plain) if url.startswith(plain) else url
+
+
+def _connect_args(url: str) -> dict[str, object]:
+    """The driver's connection options for ``url``: SQLite waits up to a minute for a lock;
+    psycopg speaks UTF-8 whatever the database's encoding (on a ``SQL_ASCII`` database it
+    would hand SQLAlchemy bytes for text, which it cannot read)."""
+    if url.startswith("sqlite"):
+        return {"timeout": 60}
+    return {"client_encoding": "utf8"} if url.startswith(POSTGRES) else {}
 
 
 def _reason(err: Exception) -> str:

@@ -25,7 +25,7 @@ from finetune import rundir
 from finetune.executors import cores, thread_count
 from finetune.result_files import write_result
 from landscape.experiments.options import ReproOptions
-from landscape.experiments.recipes import results_folder
+from landscape.experiments.recipes import PAIRS, results_folder
 from landscape.experiments.repro import ClaimResult, claims, read_claim, run_claim
 from landscape.experiments.repro.all_claims import run_claims
 from landscape.experiments.studies import register_study
@@ -70,10 +70,15 @@ def all_claims_speed(options: ReproOptions, out: Path) -> list[Path]:
     return [measure_ways(list(claims()), options, out / (FILE if options.quick else FULL_FILE))]
 
 
+def committed_claim(pair: str, name: str) -> Path:
+    """The committed file of claim ``name`` on ``pair`` (full size, serial with one thread
+    per run): the reference of the full-size measurement."""
+    return ROOT / results_folder(pair) / f"{name}.h5"
+
+
 def committed_tables(names: list[str], pair: str) -> list[np.ndarray]:
-    """The tables of the committed claim files of ``pair`` (full size, serial with one
-    thread per run): the reference of the full-size measurement."""
-    return [read_claim(ROOT / results_folder(pair) / f"{name}.h5")[0].values for name in names]
+    """The tables of the committed claim files of ``pair``."""
+    return [read_claim(committed_claim(pair, name))[0].values for name in names]
 
 
 def measure_ways(names: list[str], options: ReproOptions, path: Path) -> Path:
@@ -155,31 +160,33 @@ def all_claims_speed_table() -> str:
 @register_table("all-claims-wall-time")
 def all_claims_wall_time() -> str:
     """The README's line: every claim's wall time at its CI size, serially and the fastest
-    way, from the committed measurement; at full size as the claims' files record it (one
-    after the other, one thread per run) and, once measured, the fastest way's."""
-    folder = ROOT / results_folder("synthetic")
-    with h5py.File(folder / FILE) as f:
+    way, from the committed measurement; at full size, for each pair, as the claims' files
+    record it (one after the other, one thread per run) and, once measured, the fastest
+    way's."""
+    with h5py.File(ROOT / results_folder("synthetic") / FILE) as f:
         a, runs = dict(f.attrs), int(f["summary"].attrs["runs"])
         ways, seconds = list(f["ways"].asstr()[()]), f["seconds"][()]
         same = f["same_tables"][()]
     fastest = int(np.argmin(seconds))
     one = ways.index(ONE_THREAD)
-    recorded = sum(read_claim(folder / f"{name}.h5")[2] for name in claims())
-    return (
+    return " ".join([
         f"Every claim at its CI size ({a['pair']} pair, {runs} runs from scratch, "
         f"{a['cores']} cores): {seconds[0] / 60:.1f} min serially, {seconds[one] / 60:.1f} min "
         f"serially with one thread per run, {seconds[fastest] / 60:.1f} min {ways[fastest]} "
         f"({seconds[0] / seconds[fastest]:.2f}x and {seconds[one] / seconds[fastest]:.2f}x "
         f"faster), with {'the same' if same[fastest] else 'other'} tables as serial with one "
-        f"thread. At full size the committed claim files record {recorded / 3600:.1f} hours, "
-        "one claim after the other with one thread per run and the runs claims share "
-        f"trained once; {full_size_measured(folder / FULL_FILE)}."
-    )
+        "thread.",
+        *(f"At full size the {pair} pair's committed claim files record "
+          f"{sum(read_claim(committed_claim(pair, name))[2] for name in claims()) / 3600:.1f} "
+          "hours, one claim after the other with one thread per run and the runs claims share "
+          f"trained once; {full_size_measured(ROOT / results_folder(pair) / FULL_FILE)}."
+          for pair in PAIRS),
+    ])  # fmt: skip
 
 
 def full_size_measured(path: Path) -> str:
     """The full-size measurement at ``path`` in words (and, where its tables differ from the
-    committed claim files, whose verdicts differ), or that it is not yet made."""
+    committed claim files of its pair, whose verdicts differ), or that it is not yet made."""
     if not path.exists():
         return "the full size side by side is not yet timed"
     with h5py.File(path) as f:
@@ -196,7 +203,7 @@ def full_size_measured(path: Path) -> str:
         f"{name}'s ({'held' if new else 'did not hold'} from scratch)"
         for name in names
         if (new := read_claim(kept / f"{name}.h5")[0].held)
-        != read_claim(path.parent / f"{name}.h5")[0].held
+        != read_claim(committed_claim(a["pair"], name))[0].held
     ]
     shown = kept.relative_to(ROOT) if kept.is_relative_to(ROOT) else kept
     return (
