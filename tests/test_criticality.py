@@ -221,7 +221,7 @@ def test_user_errors_end_in_one_line_and_write_nothing(
     assert not out.exists() and not out.with_suffix(".png").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.extended  # torchrun, as in test_distributed
 def test_two_processes_give_the_criticality_of_one(runs, tmp_path):
     from test_distributed import torchrun
 

@@ -1,5 +1,7 @@
 """Data parallelism under torchrun: two gloo processes on the CPU give the run, the CKA
-matrix and the barrier curves of one process with the same global batch and data."""
+matrix and the barrier curves of one process with the same global batch and data. The tests
+that start torchrun are marked extended (.ci/run's second step): each starts three
+processes that import torch and timm, tens of seconds on 2 cores."""
 
 from __future__ import annotations
 
@@ -101,7 +103,7 @@ def one_process(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_two_process_fine_tuning_equals_one_process(one_process, tmp_path):
     out = tmp_path / "two"
     done = torchrun("finetune", *flags(VIT), "--out", str(out), "--quiet")
@@ -117,7 +119,7 @@ def test_two_process_fine_tuning_equals_one_process(one_process, tmp_path):
     assert done.stdout.count("test acc") == 1
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_two_process_lp_ft_and_auto_rgn_equal_one_process(tmp_path):
     """The probe freezes tensors DDP was built for, and Auto-RGN sums each process's
     gradients of its share of the measured batches."""
@@ -139,7 +141,7 @@ def _stop_in_second_epoch(event: dict) -> None:
         raise _Interrupt
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_a_run_interrupted_on_one_process_resumes_on_two(one_process, tmp_path):
     out = tmp_path / "resumed"
     with pytest.raises(_Interrupt):
@@ -151,7 +153,7 @@ def test_a_run_interrupted_on_one_process_resumes_on_two(one_process, tmp_path):
     assert_same_weights(one_process, out)
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_sync_bn_on_cpu_processes_is_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "sync"
     done = torchrun(
@@ -187,7 +189,7 @@ def _float_datasets(path: Path) -> dict[str, np.ndarray]:
     return found
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_cka_and_barrier_from_two_processes_equal_one(resnet_pair, tmp_path):
     a, b = map(str, resnet_pair)
     # 37 examples in batches of 8: five batches (the last of 5), three on one process.

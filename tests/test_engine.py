@@ -212,7 +212,7 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "cli", "finetune", "--quiet", *args]
 
 
-@pytest.mark.slow
+@pytest.mark.extended  # three processes, each importing torch and timm
 def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     options = [
         "--data",

@@ -379,7 +379,7 @@ def test_bench_sharpness_counts_its_products_and_matches_its_documented_layout(t
     assert row.ratio == pytest.approx(s["hvp_in_gradients"])
 
 
-@pytest.mark.slow
+@pytest.mark.extended  # torchrun, as in test_distributed
 def test_two_processes_give_the_sharpness_of_one(run, tmp_path):
     from test_distributed import torchrun
 

@@ -185,6 +185,7 @@ def stamps(run: Path) -> tuple[int, ...]:
     return tuple((run / f).stat().st_mtime_ns for f in (rundir.RUN_H5, rundir.FINAL))
 
 
+@pytest.mark.extended  # two sweep processes, each importing torch and timm
 def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, source):
     space = write_space(tmp_path, source, per_class=8, epochs=5)
     out = tmp_path / "sweep"
