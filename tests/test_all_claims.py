@@ -163,7 +163,8 @@ def test_the_full_size_is_timed_only_the_fastest_way_and_read_into_the_readme_li
     held = read_claim(COMMITTED / "depth.h5")[0].held
     assert full_size_measured(path) == (
         f"from scratch (324 runs, 2 cores) they take 2.5 hours {label}, with tables other "
-        "than those files (the current code's runs differ from theirs; the claim files it "
-        f"wrote are in `{tmp_path / 'from_scratch'}`): each claim's verdict is the same but "
+        "than those files (the runs from scratch differ from those the files were made from; "
+        f"the claim files it wrote are in `{tmp_path / 'from_scratch'}`): each claim's verdict "
+        "is the same but "
         f"depth's ({'did not hold' if held else 'held'} from scratch)"
     )

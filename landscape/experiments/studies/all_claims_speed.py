@@ -207,7 +207,7 @@ def full_size_measured(path: Path) -> str:
     ]
     shown = kept.relative_to(ROOT) if kept.is_relative_to(ROOT) else kept
     return (
-        f"{timed}, with tables other than those files (the current code's runs differ from "
-        f"theirs; the claim files it wrote are in `{shown}`): each claim's verdict is the "
-        "same" + (f" but {', '.join(flipped)}" if flipped else "")
+        f"{timed}, with tables other than those files (the runs from scratch differ from "
+        f"those the files were made from; the claim files it wrote are in `{shown}`): each "
+        "claim's verdict is the same" + (f" but {', '.join(flipped)}" if flipped else "")
     )
