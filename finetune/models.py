@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class InitReport:
     replaced_head: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     head_note: str = ""
+    digest: str = ""  # weights_digest of the checkpoint (empty for timm's own weights)
 
     def lines(self) -> list[str]:
         out = [f"initial weights: {self.source}"]
@@ -112,20 +114,27 @@ def classifier_keys(model: nn.Module) -> list[str]:
     return [k for k, t in model.state_dict(keep_vars=True).items() if id(t) in ids]
 
 
-def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """Weights from a run directory (its final weights), ``RUN:epochK`` (an epoch it kept),
-    a .safetensors file, or a torch checkpoint loaded with ``weights_only=True``
-    (``state_dict``/``model`` keys unwrapped); the ``module.`` (DDP) and ``_orig_mod.``
-    (torch.compile) prefixes are dropped."""
-    named = run_reference(path)
+def weights_file(ref: str | Path) -> Path:
+    """The file a reference to weights names: a run directory's final weights, the weights
+    ``RUN:epochK`` kept, or the file itself."""
+    named = run_reference(ref)
     if named is not None:
         run, weights = named
         if not weights.exists():
             raise RunDirError(f"{run} is not a completed run (no {FINAL})")
-        path = weights
-    path = Path(path)
+        return weights
+    path = Path(ref)
     if not path.exists():
         raise RunDirError(f"no such weights file or run directory: {path}")
+    return path
+
+
+def read_weights(ref: str | Path) -> dict[str, torch.Tensor]:
+    """Weights from a run directory (its final weights), ``RUN:epochK`` (an epoch it kept),
+    a .safetensors file, or a torch checkpoint loaded with ``weights_only=True``
+    (``state_dict``/``model`` keys unwrapped); the ``module.`` (DDP) and ``_orig_mod.``
+    (torch.compile) prefixes are dropped."""
+    path = weights_file(ref)
     if path.suffix == ".safetensors":
         state = load_weights(path)
     else:
@@ -139,6 +148,32 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         if not tensors:
             raise RunDirError(f"{path} holds no state dict of tensors")
     return {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's names, dtypes, shapes and values: which weights these are,
+    whatever file holds them (a file's bytes also hold its metadata)."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{key}:{tensor.dtype}:{tuple(state[key].shape)};".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+_INIT_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def init_digest(ref: str | Path) -> str:
+    """``weights_digest`` of the weights ``ref`` names now (``--init``), remembered while
+    their file keeps its size and modification time: a grid asks it of every run that
+    starts from one source."""
+    path = weights_file(ref)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _INIT_DIGESTS:
+        _INIT_DIGESTS[key] = weights_digest(read_weights(path))
+    return _INIT_DIGESTS[key]
 
 
 def load_init(model: nn.Module, path: str | Path) -> InitReport:
@@ -177,6 +212,7 @@ def load_init(model: nn.Module, path: str | Path) -> InitReport:
         replaced_head=sorted(head),
         unexpected=sorted(k for k in state if k not in own and k not in head),
         head_note=note,
+        digest=weights_digest(state),
     )
 
 

@@ -15,7 +15,7 @@ from finetune import engine, rundir
 from finetune.config import RunConfig, build_config
 from finetune.data.input_spec import recorded_input
 from finetune.errors import RunDirError
-from finetune.models import create_model
+from finetune.models import create_model, init_digest
 
 
 def ensure_run(
@@ -26,14 +26,37 @@ def ensure_run(
     refused rather than overwritten."""
     run = Path(run)
     if run.exists() and (run / rundir.CONFIG).exists():
-        if rundir.read_config(run)["config_hash"] != config.hash():
-            raise RunDirError(f"{run} holds another configuration; pick another output folder")
+        check_holds(config, run)
         state, _ = rundir.read_status(run)
         if state != "completed":
             engine.resume(run, progress=progress)
     else:
         engine.train(config, run, progress=progress)
     return run
+
+
+def check_holds(config: RunConfig, run: Path) -> None:
+    """Refuse the run directory ``run`` unless it holds a run of ``config``: not another
+    configuration, nor this one trained from other weights than its ``--init`` names now (a
+    source trained again). Reused or resumed, it would give another run's numbers."""
+    record = rundir.read_config(run)
+    if record["config_hash"] != config.hash():
+        raise RunDirError(
+            f"{run} holds another configuration; delete it or pick another output folder"
+        )
+    # Runs written before config.json recorded the digest are taken as they are.
+    recorded = record.get("init", {}).get("weights_sha256")
+    if not (config.model.init and recorded):
+        return
+    try:
+        now = init_digest(config.model.init)
+    except RunDirError:  # gone: a finished run is read as it is, a resume stops at loading
+        return
+    if now != recorded:
+        raise RunDirError(
+            f"{run} was trained from other weights than {config.model.init} holds now; "
+            f"delete {run} to train it from these"
+        )
 
 
 def run_summary(run: str | Path) -> dict[str, Any]:

@@ -87,6 +87,7 @@ def test_grid_progress_counts_and_estimates_from_the_trained_runs():
 def test_the_grid_helper_reports_each_distinct_run_once_and_its_reuse(tmp_path, monkeypatch):
     def ensure_run(config, path: Path, progress=None) -> Path:  # a run trained at once
         path.mkdir(parents=True)
+        rundir.write_json(path / rundir.CONFIG, {"config_hash": config.hash()})
         rundir.write_status(path, "completed")
         return path
 

@@ -46,6 +46,7 @@ def config_record(s: Setup, command: str) -> dict[str, Any]:
             "source": s.init_report.source if s.init_report else "random",
             "new_head": s.init_report.replaced_head if s.init_report else [],
             "ignored_checkpoint_keys": s.init_report.unexpected if s.init_report else [],
+            "weights_sha256": s.init_report.digest or None if s.init_report else None,
         },
     }
 

@@ -41,10 +41,16 @@ class PlannedRun:
         return self.path.name
 
     def completed(self) -> bool:
-        """Whether the directory holds this run, completed (a grid reuses it)."""
+        """Whether the directory holds this run, completed (a grid reuses it); a directory
+        holding another run is refused (``finetune.runs.check_holds``)."""
+        from finetune.runs import check_holds
+
         if not (self.path / rundir.STATUS).exists():
             return False
-        return rundir.read_status(self.path)[0] == "completed"
+        if rundir.read_status(self.path)[0] != "completed":
+            return False
+        check_holds(self.config, self.path)
+        return True
 
 
 @dataclass(frozen=True)
