@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
-from scipy.stats import t as student_t
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ def paired_t(differences: Sequence[float] | np.ndarray, alpha: float = 0.05) -> 
     if d.n < 2:
         return PairedT(d.mean, d.sd, d.se, d.n, math.nan, math.nan)
     t = d.mean / d.se if d.se > 0 else math.copysign(math.inf, d.mean)
-    return PairedT(d.mean, d.sd, d.se, d.n, t, float(student_t.ppf(1 - alpha, d.n - 1)))
+    return PairedT(d.mean, d.sd, d.se, d.n, t, _t_quantile(1 - alpha, d.n - 1))
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,7 @@ def welch_t(
     df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1)) if se > 0 else math.inf
     difference = sa.mean - sb.mean
     t = difference / se if se > 0 else math.copysign(math.inf, difference)
-    return WelchT(difference, se, t, df, float(student_t.ppf(1 - alpha, df)))
+    return WelchT(difference, se, t, df, _t_quantile(1 - alpha, df))
 
 
 def mean_and_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +184,22 @@ class RankCorrelation:
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rho (Pearson's correlation of the average ranks); NaN when either side
     is constant."""
-    return float(_rank_pearson(rankdata(x)[None], rankdata(y)[None])[0])
+    return float(_rank_pearson(_rankdata(x)[None], _rankdata(y)[None])[0])
+
+
+def _rankdata(values: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """scipy's average ranks (flattened, or along ``axis``). scipy.stats is imported where
+    used, not with this module: it would cost every command a second at its start."""
+    from scipy.stats import rankdata
+
+    return rankdata(values, axis=axis)
+
+
+def _t_quantile(q: float, df: float) -> float:
+    """Student's t quantile ``q`` with ``df`` degrees of freedom."""
+    from scipy.stats import t
+
+    return float(t.ppf(q, df))
 
 
 def _rank_pearson(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
@@ -220,12 +233,12 @@ def rank_correlation(
         return RankCorrelation(rho, math.nan, math.nan, math.nan, n, level)
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, n, (resamples, n))
-    boot = _rank_pearson(rankdata(xs[pick], axis=1), rankdata(ys[pick], axis=1))
+    boot = _rank_pearson(_rankdata(xs[pick], axis=1), _rankdata(ys[pick], axis=1))
     boot = boot[~np.isnan(boot)]
     tail = (1.0 - level) / 2
     low, high = np.quantile(boot, [tail, 1 - tail]) if boot.size else (math.nan, math.nan)
     # Ranking a shuffled y is shuffling y's ranks.
-    rx, ry = rankdata(xs), rankdata(ys)
+    rx, ry = _rankdata(xs), _rankdata(ys)
     shuffled = ry[rng.permuted(np.tile(np.arange(n), (resamples, 1)), axis=1)]
     permuted = _rank_pearson(np.tile(rx, (resamples, 1)), shuffled)
     extreme = int((np.abs(permuted) >= abs(rho) - 1e-12).sum())
@@ -243,7 +256,7 @@ def exact_rank_p(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarra
     observed = spearman(xs, ys)
     if math.isnan(observed):
         return math.nan
-    rx, ry = rankdata(xs), rankdata(ys)
+    rx, ry = _rankdata(xs), _rankdata(ys)
     orders = np.array(list(itertools.permutations(range(n))))
     rhos = _rank_pearson(np.tile(rx, (len(orders), 1)), ry[orders])
     return float((rhos >= observed - 1e-12).mean())
@@ -264,8 +277,8 @@ def seed_bootstrap_rho(
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, values.shape[1], (resamples, values.shape[1]))
     means = values[:, pick].mean(axis=2).T  # (resamples, points)
-    rx = np.tile(rankdata(np.asarray(x, dtype=np.float64)), (resamples, 1))
-    rhos = _rank_pearson(rx, rankdata(means, axis=1))
+    rx = np.tile(_rankdata(np.asarray(x, dtype=np.float64)), (resamples, 1))
+    rhos = _rank_pearson(rx, _rankdata(means, axis=1))
     rhos = rhos[~np.isnan(rhos)]
     tail = (1.0 - level) / 2
     if not rhos.size:
