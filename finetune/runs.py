@@ -37,26 +37,19 @@ def ensure_run(
 
 def check_holds(config: RunConfig, run: Path) -> None:
     """Refuse the run directory ``run`` unless it holds a run of ``config``: not another
-    configuration, nor this one trained from other weights than its ``--init`` names now (a
-    source trained again). Reused or resumed, it would give another run's numbers."""
-    record = rundir.read_config(run)
-    if record["config_hash"] != config.hash():
+    configuration, nor this one trained from other weights than its ``--init`` names now
+    (``rundir.check_init_weights``)."""
+    if rundir.read_config(run)["config_hash"] != config.hash():
         raise RunDirError(
             f"{run} holds another configuration; delete it or pick another output folder"
         )
-    # Runs written before config.json recorded the digest are taken as they are.
-    recorded = record.get("init", {}).get("weights_sha256")
-    if not (config.model.init and recorded):
+    if not config.model.init:
         return
     try:
-        now = init_digest(config.model.init)
+        digest = init_digest(config.model.init)
     except RunDirError:  # gone: a finished run is read as it is, a resume stops at loading
         return
-    if now != recorded:
-        raise RunDirError(
-            f"{run} was trained from other weights than {config.model.init} holds now; "
-            f"delete {run} to train it from these"
-        )
+    rundir.check_init_weights(run, config.model.init, digest)
 
 
 def run_summary(run: str | Path) -> dict[str, Any]:

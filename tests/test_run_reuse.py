@@ -1,8 +1,9 @@
 """A run directory is reused only when it holds the run asked for: a grid or ``ensure_run``
 refuses a directory of another configuration, or of this configuration trained from other
-weights than its ``--init`` names now (a source trained again), and reuses one whose source
-was trained again to the same weights. Which weights a run started from is recorded in
-``config.json`` as a digest of their values, whatever file holds them."""
+weights than its ``--init`` names now (a source trained again), and so does a resume; it
+reuses one whose source was trained again to the same weights. Which weights a run started
+from is recorded in ``config.json`` as a digest of their values, whatever file holds
+them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from finetune import rundir
+from finetune import engine, rundir
 from finetune.config import build_config
 from finetune.errors import RunDirError
 from finetune.executors import PlannedRun, Serial, train_all
@@ -83,7 +84,15 @@ def test_a_run_whose_source_was_trained_again_is_refused_unless_the_weights_are_
         ensure_run(run.config, run.path)
     assert files(run.path) == before
 
+    # Interrupted, it is not resumed from these weights either.
+    rundir.write_status(run.path, "running")
+    before = files(run.path)
+    with pytest.raises(RunDirError, match=f"trained from other weights than {source}"):
+        engine.resume(run.path)
+    assert files(run.path) == before
+
     # A run whose source is gone is read as it is.
+    rundir.write_status(run.path, "completed")
     shutil.rmtree(source)
     assert run.completed()
 

@@ -90,6 +90,8 @@ def resume(run: str | Path, *, progress: Progress | None = None) -> RunResult:
     record = rundir.read_config(run)
     config = build_config(record["kind"], record["config"])
     setup = build_setup(config)
+    if config.model.init:
+        rundir.check_init_weights(run, config.model.init, setup.init_report.digest)
     weights, saved = load_checkpoint(run)
     if weights is None:
         step, history = 0, History()
