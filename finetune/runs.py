@@ -22,8 +22,8 @@ def ensure_run(
     config: RunConfig, run: str | Path, *, progress: engine.Progress | None = None
 ) -> Path:
     """A completed run of ``config`` in ``run``: reused when it is already there, resumed
-    when it was interrupted, trained otherwise. A folder holding another configuration is
-    refused rather than overwritten."""
+    when it was interrupted, trained otherwise. A folder holding another run (another
+    configuration, or other initial weights: ``check_holds``) is refused, not overwritten."""
     run = Path(run)
     if run.exists() and (run / rundir.CONFIG).exists():
         check_holds(config, run)
