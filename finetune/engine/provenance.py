@@ -1,5 +1,6 @@
 """What a run directory records about where its numbers came from: the config.json record
-(the resolved configuration, seeds, package versions, git commit, data and layer groups)
+(the resolved configuration, seeds, package versions, git commit, runtime and machine, data
+and layer groups)
 and the attributes written with the metrics into run.h5."""
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def config_record(s: Setup, command: str) -> dict[str, Any]:
         "versions": package_versions(),
         "git_commit": git_commit(),
         "runtime": s.runtime.describe(),
+        "machine": machine(),
         "data": {
             "classes": s.train_set.classes,
             "num_classes": s.train_set.num_classes,
@@ -60,6 +62,24 @@ def package_versions() -> dict[str, str]:
         "timm": timm.__version__,
         "numpy": np.__version__,
     }
+
+
+def machine() -> dict[str, str]:
+    """The CPU this run computed on and the instruction set torch's kernels use there: on
+    the CPU, bits of a run depend on them as on the threads (``runtime``)."""
+    return {"cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def git_commit() -> str | None:
