@@ -1,7 +1,6 @@
 """What a run directory records about where its numbers came from: the config.json record
 (the resolved configuration, seeds, package versions, git commit, runtime and machine, data
-and layer groups)
-and the attributes written with the metrics into run.h5."""
+and layer groups) and the attributes written with the metrics into run.h5."""
 
 from __future__ import annotations
 
