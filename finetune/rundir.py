@@ -108,12 +108,12 @@ def read_config(run: Path) -> dict[str, Any]:
         raise RunDirError(f"cannot read {run / CONFIG}: {err}") from None
 
 
-def check_init_weights(run: Path, init: str, digest: str) -> None:
-    """Refuse ``run`` when its ``config.json`` recorded other initial weights than those
-    its ``--init`` (``init``) holds now, of digest ``digest`` (a source trained again since):
-    reused or resumed, it would give another run's numbers. Runs written before the record
-    (``init.weights_sha256``) are taken as they are."""
-    recorded = read_config(run).get("init", {}).get("weights_sha256")
+def check_init_weights(run: Path, record: dict[str, Any], init: str, digest: str) -> None:
+    """Refuse ``run`` when its ``config.json`` (``record``) recorded other initial weights
+    than those its ``--init`` (``init``) holds now, of digest ``digest`` (a source trained
+    again since): reused or resumed, it would give another run's numbers. Runs written
+    before the record (``init.weights_sha256``) are taken as they are."""
+    recorded = record.get("init", {}).get("weights_sha256")
     if recorded and recorded != digest:
         raise RunDirError(
             f"{run} was trained from other weights than {init} holds now; "

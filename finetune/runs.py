@@ -39,7 +39,8 @@ def check_holds(config: RunConfig, run: Path) -> None:
     """Refuse the run directory ``run`` unless it holds a run of ``config``: not another
     configuration, nor this one trained from other weights than its ``--init`` names now
     (``rundir.check_init_weights``)."""
-    if rundir.read_config(run)["config_hash"] != config.hash():
+    record = rundir.read_config(run)
+    if record["config_hash"] != config.hash():
         raise RunDirError(
             f"{run} holds another configuration; delete it or pick another output folder"
         )
@@ -49,7 +50,7 @@ def check_holds(config: RunConfig, run: Path) -> None:
         digest = init_digest(config.model.init)
     except RunDirError:  # gone: a finished run is read as it is, a resume stops at loading
         return
-    rundir.check_init_weights(run, config.model.init, digest)
+    rundir.check_init_weights(run, record, config.model.init, digest)
 
 
 def run_summary(run: str | Path) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def resume(run: str | Path, *, progress: Progress | None = None) -> RunResult:
     config = build_config(record["kind"], record["config"])
     setup = build_setup(config)
     if config.model.init:
-        rundir.check_init_weights(run, config.model.init, setup.init_report.digest)
+        rundir.check_init_weights(run, record, config.model.init, setup.init_report.digest)
     weights, saved = load_checkpoint(run)
     if weights is None:
         step, history = 0, History()
