@@ -83,6 +83,15 @@ def fast_config(kind: str = "finetune", **overrides):
     return build_config(kind, {}, {**FAST, **overrides})
 
 
+def lscpu_model_name() -> str:
+    """The CPU's model name as util-linux's lscpu reads it: a truth apart from the engine's
+    own reading of /proc/cpuinfo."""
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    names = [line.split(":", 1)[1].strip() for line in lscpu.splitlines()
+             if line.startswith("Model name:")]  # fmt: skip
+    return names[0]
+
+
 def need_real_data(available: bool, install: str) -> None:
     """Skip in one line naming what to install, unless ``.ci/run`` requires the real
     datasets (LANDSCAPE_REQUIRE_REAL_DATA), where a missing one fails the test."""

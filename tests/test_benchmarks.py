@@ -9,6 +9,7 @@ from dataclasses import replace
 import h5py
 import pytest
 import torch
+from conftest import lscpu_model_name
 from test_cli import run_cli
 from test_results_layout import actual, described_device, documented, documented_device
 
@@ -45,6 +46,7 @@ def test_runner_writes_one_documented_file_per_chosen_benchmark(tmp_path):
         assert set(device) == documented_device()
         assert device["device"] == "cpu" and device["precision"] == "fp32"
         assert device["threads"] == torch.get_num_threads()
+        assert device["processor"] == lscpu_model_name()
         assert device["torch_version"] == torch.__version__ and device["compile"] is False
     assert [r.benchmark for r in report.rows] == ["reg", "reg", "barrier", "barrier"]
     fused, explicit, interpolated, reestimated = (r.ratio for r in report.rows)

@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import pytest
 import torch
-from conftest import fast_config
+from conftest import fast_config, lscpu_model_name
 from safetensors.torch import load_file
 
 from finetune import engine
@@ -47,11 +47,7 @@ def test_run_directory_holds_the_contract(tmp_path):
     assert set(record["seeds"]) == {"init", "order", "aug"}
     assert {"torch", "timm", "landscape"} <= set(record["versions"])
     assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
-    # The CPU's name as util-linux reads it, independently of the engine.
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    names = [line.split(":", 1)[1].strip() for line in lscpu.splitlines()
-             if line.startswith("Model name:")]  # fmt: skip
-    assert record["machine"]["cpu"] == names[0]
+    assert record["machine"]["cpu"] == lscpu_model_name()
     assert record["data"]["train_examples"] == 4 * 10
     steps_per_epoch = 5  # 40 images, batch 8
     with h5py.File(run / "run.h5") as f:

@@ -6,13 +6,13 @@ these fields."""
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
 
 import torch
 
 from finetune.config import TRI_STATE, TrainConfig, check_choices, comma_ints, option
 from finetune.data import resolve_spec
+from finetune.engine.provenance import cpu_name
 from finetune.errors import ConfigError
 from finetune.runtime import Runtime, resolve_runtime
 
@@ -124,5 +124,5 @@ def device_description(runtime: Runtime) -> dict[str, object]:
         "precision": "bf16" if runtime.bf16 else "fp32",
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda or "none",
-        "processor": platform.processor() or platform.machine(),
+        "processor": cpu_name(),
     }

@@ -53,7 +53,7 @@ class BenchReport:
         width = max([len("setting"), *(len(r.setting) for r in self.rows)]) + 2
         gpu = f" ({d['device_name']})" if d["device_name"] != d["device"] else ""
         lines = [
-            f"{d['device']}{gpu}, {d['processor']} CPU with {d['threads']} threads, "
+            f"{d['device']}{gpu}, {d['processor']} with {d['threads']} CPU threads, "
             f"torch {d['torch_version']}, CUDA {d['cuda_version']}, {d['precision']}, {layout}",
             f"{'benchmark':<10s}{'setting':<{width}s}{'measured':>10s}{'baseline':>10s}"
             f"{'ratio':>8s}  ratio of (unit)",
