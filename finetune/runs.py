@@ -1,5 +1,6 @@
 """Run directories as inputs: make sure a run of a configuration exists (reuse, resume or
-train it), and rebuild a run's model with any of its weight files for the probes."""
+train it), say how a completed run was made, and rebuild a run's model with any of its
+weight files for the probes."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from finetune import engine, rundir
 from finetune.config import RunConfig, build_config
 from finetune.data.input_spec import recorded_input
 from finetune.errors import RunDirError
-from finetune.models import create_model, init_digest
+from finetune.models import create_model, init_digest, read_weights, weights_digest
 
 
 def ensure_run(
@@ -64,6 +65,32 @@ def run_summary(run: str | Path) -> dict[str, Any]:
     if summary.get("status") != "completed":
         raise RunDirError(f"{run} did not complete (status {summary.get('status')!r})")
     return summary
+
+
+def run_record(run: str | Path) -> dict[str, Any]:
+    """How the completed run ``run`` was made, in one flat record: its configuration hash,
+    the digests of the weights it started from (with ``--init``; else empty) and
+    of its final weights (``weights_digest``: equal digests, bit-identical runs), when its
+    ``run.h5`` was written, and the commit, torch version, device, threads and CPU it
+    trained with (empty where its ``config.json`` predates the field)."""
+    run = Path(run)
+    record = rundir.read_config(run)
+    with h5py.File(run / rundir.RUN_H5) as f:
+        created = str(f.attrs["created"])
+    machine = record.get("machine", {})
+    return {
+        "name": run.name,
+        "config_hash": record["config_hash"],
+        "init_sha256": record["init"].get("weights_sha256") or "",
+        "final_sha256": weights_digest(read_weights(run)),
+        "created": created,
+        "commit": record.get("git_commit") or "",
+        "torch": record["versions"]["torch"],
+        "device_name": record["runtime"]["device_name"],
+        "threads": int(record["runtime"]["threads"]),
+        "cpu": machine.get("cpu", ""),
+        "cpu_capability": machine.get("cpu_capability", ""),
+    }
 
 
 @dataclass

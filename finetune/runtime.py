@@ -1,10 +1,12 @@
 """Where and how a run computes: device, autocast precision, memory format, fused kernels,
-and this process's place among torchrun's data-parallel processes."""
+this process's place among torchrun's data-parallel processes, and the CPU's name."""
 
 from __future__ import annotations
 
 import contextlib
+import platform
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -71,3 +73,15 @@ def resolve_runtime(train: TrainConfig) -> Runtime:
 
 def _tri(value: str, auto: bool) -> bool:
     return auto if value == "auto" else value == "on"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -122,11 +122,22 @@ def claims_on_one_thread(names: list[str], options: ReproOptions, out: Path) -> 
         return {name: run_claim(name, options, out) for name in names}
 
 
-def same_claims(results: dict, reference: dict, out: Path) -> None:
+def same_claims(results: dict, reference: dict, out: Path, reference_out: Path) -> None:
+    """The claims' tables and verdicts are the reference's, and so are the runs their files
+    record, to the bit (the digests of their final weights)."""
     for name, result in results.items():
         np.testing.assert_array_equal(result.values, reference[name].values)
         assert result.verdict == reference[name].verdict
         assert read_claim(out / f"{name}.h5")[0].verdict == reference[name].verdict
+        assert recorded_runs(out / f"{name}.h5") == recorded_runs(reference_out / f"{name}.h5")
+
+
+def recorded_runs(path: Path) -> dict[str, str]:
+    """The digest of each run's final weights, by run name, as a claim file records them."""
+    with h5py.File(path) as f:
+        names, digests = (f[f"runs/{key}"].asstr()[()] for key in ("name", "final_sha256"))
+        assert len(names) > 0
+        return dict(zip(names, digests))
 
 
 @pytest.mark.extended
@@ -135,7 +146,7 @@ def test_claims_side_by_side_on_two_workers_write_one_threads_tables(tmp_path):
     options = ReproOptions(runs=tmp_path / "runs", quick=True, source=tiny_source(tmp_path))
     serial = claims_on_one_thread(names, replace(options, runs=tmp_path / "serial"), tmp_path)
     out = tmp_path / "workers"
-    same_claims(run_claims(names, replace(options, workers=2), out), serial, out)
+    same_claims(run_claims(names, replace(options, workers=2), out), serial, out, tmp_path)
 
 
 def test_the_full_size_is_timed_only_the_fastest_way_and_read_into_the_readme_line(tmp_path):

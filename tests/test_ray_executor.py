@@ -115,4 +115,5 @@ def test_ray_tasks_train_one_threads_runs_and_claims_and_a_killed_run_resumes(
     driver.join(timeout=300)
     assert driver.exitcode == 0
     reference = claims_on_one_thread(names, replace(options, runs=tmp_path / "one"), tmp_path)
-    same_claims({name: read_claim(out / f"{name}.h5")[0] for name in names}, reference, out)
+    same_claims({name: read_claim(out / f"{name}.h5")[0] for name in names}, reference, out,
+                tmp_path)

@@ -16,6 +16,7 @@ import torch
 from finetune import __version__, rundir
 from finetune.engine.history import History
 from finetune.engine.setup import Setup
+from finetune.runtime import cpu_name
 
 SEED_STREAMS = ("init", "order", "aug")
 
@@ -67,18 +68,6 @@ def machine() -> dict[str, str]:
     """The CPU this run computed on and the instruction set torch's kernels use there: on
     the CPU, bits of a run depend on them as on the threads (``runtime``)."""
     return {"cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux's /proc/cpuinfo), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def git_commit() -> str | None:

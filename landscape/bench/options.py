@@ -12,9 +12,8 @@ import torch
 
 from finetune.config import TRI_STATE, TrainConfig, check_choices, comma_ints, option
 from finetune.data import resolve_spec
-from finetune.engine.provenance import cpu_name
 from finetune.errors import ConfigError
-from finetune.runtime import Runtime, resolve_runtime
+from finetune.runtime import Runtime, cpu_name, resolve_runtime
 
 BENCH_DATA = "synthetic:source"  # every benchmark's images; the training one's default
 DATA_FLAG = "--data"  # as for ``landscape finetune``

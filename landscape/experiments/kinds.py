@@ -277,7 +277,13 @@ the x values on a logarithmic axis. Settings that are categories are named by th
 `NAME: 0 = A, 1 = B, ...` (as `non_binary` writes `setting: 0 = binary search,
 1 = non-binary search`), with `plot/x` the numbers 0, 1, ...; the plot then puts one tick
 per category, labelled A, B, ..., and the series' points side by side at each, not joined
-by lines.""",
+by lines.
+
+The `runs/` datasets say how each of the N runs the claim completed (trained, resumed or
+reused from its `--runs` folder) was made, in the order it completed them, each once: two
+files whose numbers differ can be traced to the runs that differ (`runs/final_sha256`), and
+to how those were made. They are optional: the committed claim files, made before claims
+recorded their runs, lack them; `--rejudge` keeps them as they are.""",
     attributes=(
         Attribute("claim", "the claim's name (`landscape repro list`)"),
         Attribute("title", "the claim in one line"),
@@ -307,6 +313,30 @@ by lines.""",
         Dataset("plot/labels", "(K,)", "string", "the plotted lines"),
         Dataset("plot/mean", "(K, P)", "float64", "each line's mean"),
         Dataset("plot/spread", "(K, P)", "float64", "each line's standard deviation (error bars)"),
+        Dataset("runs/name", "(N,)", "string", "the run directories' names", optional=True),
+        Dataset("runs/config_hash", "(N,)", "string", "each run's configuration hash",
+                optional=True),
+        Dataset("runs/init_sha256", "(N,)", "string",
+                "digest of the weights it started from, when it started from `--init` (a "
+                "source run), else empty", optional=True),
+        Dataset("runs/final_sha256", "(N,)", "string",
+                "digest of its final weights' names, dtypes, shapes and values: equal digests, "
+                "bit-identical runs", optional=True),
+        Dataset("runs/created", "(N,)", "string",
+                "when its `run.h5` was written (UTC, ISO 8601): before the claim started (the "
+                "file's `created` less `seconds`), the run was there already", optional=True),
+        Dataset("runs/commit", "(N,)", "string",
+                "the landscape commit it trained with (empty outside a git checkout)",
+                optional=True),
+        Dataset("runs/torch", "(N,)", "string", "the torch version it trained with",
+                optional=True),
+        Dataset("runs/device_name", "(N,)", "string", "the GPU's name, or `cpu`",
+                optional=True),
+        Dataset("runs/threads", "(N,)", "int64", "torch's CPU threads", optional=True),
+        Dataset("runs/cpu", "(N,)", "string", "the CPU's model name (empty for a run that "
+                "predates the record)", optional=True),
+        Dataset("runs/cpu_capability", "(N,)", "string",
+                "the instruction set torch's CPU kernels used (empty likewise)", optional=True),
     ),
     summary=(
         Attribute("held", "whether the claim held"),

@@ -16,6 +16,7 @@ import numpy as np
 from finetune.config import RunConfig, build_config, check_choices, comma_ints, option
 from finetune.errors import ConfigError
 from landscape.experiments.recipes import PAIRS, Pair
+from landscape.experiments.used_runs import Recorded, record
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -211,13 +212,17 @@ class ReproOptions:
     ) -> list[R]:
         """``function(item)`` for every item on the executor, each call an independent chain
         of runs trained where it runs (a search, whose trials depend on each other; a pilot,
-        then its advice), ``done(item, result)`` as each finishes. ``function`` takes its
-        options from ``worker()``; a dry run calls them here, in order."""
+        then its advice), ``done(item, result)`` as each finishes; the runs each call
+        completed are recorded here (``used_runs``). ``function`` takes its options from
+        ``worker()``; a dry run calls them here, in order."""
         from finetune.executors import Serial
 
         executor = Serial() if self.plan is not None else self.executor
-        report = None if done is None else (lambda index, result: done(items[index], result))
-        return executor.map(function, items, report)
+        report = None if done is None else (lambda index, ran: done(items[index], ran[0]))
+        ran = executor.map(Recorded(function), items, report)
+        for _, runs in ran:
+            record(runs)
+        return [result for result, _ in ran]
 
     def worker(self) -> ReproOptions:
         """These options as a call of ``map`` takes them: elsewhere than here, its runs
@@ -241,6 +246,7 @@ class ReproOptions:
         are ``read`` next (what follows depends on them)."""
         if self.plan is None:
             self._train(runs, grid)
+            record(run.path for run in runs)
             return
         self.plan.add(runs)
         if grid is not None or (read and not all(run.completed() for run in runs)):

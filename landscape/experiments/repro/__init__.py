@@ -22,6 +22,7 @@ import numpy as np
 from finetune.errors import ConfigError
 from finetune.result_files import write_result
 from landscape.experiments.options import ReproOptions
+from landscape.experiments.used_runs import recording, run_datasets
 from probes.statistics import mean_and_spread
 
 
@@ -107,13 +108,16 @@ def find_claim(name: str) -> Claim:
 def run_claim(
     name: str, options: ReproOptions, out: str | Path, command: str | None = None
 ) -> ClaimResult:
-    """Run claim ``name`` and write ``out/NAME.h5`` (kind ``repro``)."""
+    """Run claim ``name`` and write ``out/NAME.h5`` (kind ``repro``), with the record of
+    every run it completed (``used_runs``)."""
     claim = find_claim(name)
     start = time.perf_counter()
-    result = claim.run(options)
+    with recording() as runs:
+        result = claim.run(options)
     seconds = time.perf_counter() - start
     described = {"quick": options.quick, "model": options.model, "pair": options.pair}
-    _write(Path(out) / f"{name}.h5", claim, result, described, seconds, command)
+    path = Path(out) / f"{name}.h5"
+    _write(path, claim, result, described, seconds, command, run_datasets(runs))
     return result
 
 
@@ -145,15 +149,18 @@ def read_claim(path: str | Path) -> tuple[ClaimResult, dict[str, Any], float]:
 
 def rejudge(name: str, path: str | Path, command: str | None = None) -> ClaimResult:
     """The verdict of claim ``name`` recomputed from its file at ``path`` by its judge, the
-    file rewritten with it (its numbers unchanged): no run is trained."""
+    file rewritten with it (its numbers and its runs' records unchanged): no run is
+    trained."""
     claim = find_claim(name)
     if claim.judge is None:
         raise ConfigError(f"{name}'s verdict reads its runs, not only its table: run the claim")
     if not Path(path).exists():
         raise ConfigError(f"no {path} to rejudge: run the claim first")
     result, described, seconds = read_claim(path)
+    with h5py.File(path) as f:
+        runs = {f"runs/{key}": _values(data) for key, data in f.get("runs", {}).items()}
     judged = claim.judge(result)
-    _write(Path(path), claim, judged, described, seconds, command)
+    _write(Path(path), claim, judged, described, seconds, command, runs)
     return judged
 
 
@@ -164,8 +171,9 @@ def _write(
     described: dict[str, Any],
     seconds: float,
     command: str | None,
+    runs: dict[str, Any],
 ) -> None:
-    """Write a claim's result (kind ``repro``)."""
+    """Write a claim's result (kind ``repro``) with its ``runs/`` datasets."""
     mean, spread = mean_and_spread(result.values)
     labels = list(result.series)
     write_result(
@@ -181,6 +189,7 @@ def _write(
             "plot/labels": labels,
             "plot/mean": np.stack([result.series[k][0] for k in labels]),
             "plot/spread": np.stack([result.series[k][1] for k in labels]),
+            **runs,
         },
         attrs={
             "claim": claim.name,
@@ -214,6 +223,11 @@ def judged_outcome(held: bool, positive: bool) -> str:
     if held:
         return "held"
     return NOT_DISTINGUISHABLE if positive else "not held"
+
+
+def _values(data: h5py.Dataset) -> Any:
+    """A dataset's values as they were written: strings as a list of ``str``."""
+    return list(data.asstr()[()]) if h5py.check_string_dtype(data.dtype) else data[()]
 
 
 def _cell(mean: float, spread: float) -> str:
