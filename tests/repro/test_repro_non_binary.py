@@ -6,6 +6,7 @@ in the binary space, every pick is the best validation accuracy or tied with it 
 standard error (and then of lowest validation loss), and the statistic is the paired
 t of the gains the table holds."""
 
+import h5py
 import numpy as np
 import pytest
 from conftest import run_dirs
@@ -39,6 +40,9 @@ def test_the_searches_pick_from_their_own_spaces_by_validation(source_run, tmp_p
     runs = run_dirs(tmp_path / "runs")
     # 2 spaces x 2 seeds x 4 trials; a trial drawn twice by one search is one run
     assert 2 * QUICK_TRIALS < len(runs) <= 4 * QUICK_TRIALS
+    with h5py.File(tmp_path / "non_binary.h5") as f:  # the searches' runs, each recorded once
+        recorded = list(f["runs/name"].asstr()[()])
+    assert sorted(recorded) == [run.name for run in runs]
     summaries = {run.name: run_summary(run) for run in runs}
     for space in ("binary", "non-binary"):
         pick = search(options, "far", "synthetic:far", space, 0, QUICK_TRIALS)  # runs reused
