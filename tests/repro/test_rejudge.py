@@ -1,7 +1,8 @@
 """Verdicts recomputed from the committed files: every claim with a judge gives, from its
 committed table alone, the verdict its committed file states (so the files are current and
 a re-run of the judgment reproduces them); rejudging rewrites the verdict, never the
-numbers, and a file that is not there is one line."""
+numbers, and a file that is not there is one line. A claim run again from scratch gives the
+table of the file a full run from scratch wrote (``from_scratch/again/``)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,18 @@ def test_rejudging_a_missing_file_is_one_line(tmp_path):
 
     with pytest.raises(ConfigError, match="no .*depth.h5 to rejudge: run the claim first"):
         rejudge("depth", tmp_path / "depth.h5")
+
+
+# The claims whose verdict turned from scratch (docs/guide/speed.md), each run again alone
+# from scratch into its folder ``again/``.
+AGAIN = [ROOT / "from_scratch" / "again" / "non_binary.h5",
+         ROOT / "real" / "from_scratch" / "again" / "regularised_source.h5"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", AGAIN, ids=lambda path: path.stem)
+def test_a_claim_run_again_from_scratch_gives_its_committed_from_scratch_table(path):
+    # What a full run from scratch wrote is what a user who runs the claim gets.
+    again, _, _ = read_claim(path)
+    first, _, _ = read_claim(path.parent.parent / path.name)
+    np.testing.assert_array_equal(again.values, first.values)
+    assert (again.verdict, again.held) == (first.verdict, first.held)
