@@ -69,14 +69,15 @@ def test_a_claim_file_records_every_run_it_completed_wherever_it_trained(toy_cla
         assert runs["config_hash"][i] == record["config_hash"]
         assert runs["threads"][i] == record["runtime"]["threads"]
         assert runs["init_sha256"][i] == ""  # from random weights
-    assert runs["threads"] == [max(1, cores() // 2)] * 3  # every run on a worker
+    per_worker = max(1, cores() // 2)
+    assert runs["threads"] == [per_worker] * 3  # every run on a worker
     assert set(runs["cpu"]) == {lscpu_model_name()}
     assert set(runs["torch"]) == {torch.__version__} and set(runs["device_name"]) == {"cpu"}
 
-    # Equal digests are equal tensors: chain-1, trained by a worker with one thread, and the
-    # same configuration trained here with one thread; chain-2 (another seed) differs.
+    # Equal digests are equal tensors: chain-1, trained by a worker, and the same
+    # configuration trained here with the worker's threads; chain-2 (another seed) differs.
     again = tmp_path / "again"
-    with thread_count(1):
+    with thread_count(per_worker):
         ensure_run(build_config("finetune", {}, {"model": "test_resnet", **FAST, "seed": 1}),
                    again)  # fmt: skip
     tensors = {name: load_file(tmp_path / "runs" / name / "final.safetensors")
