@@ -1,8 +1,8 @@
 """A claim file records every run the claim completed (kind ``repro``'s ``runs/``): the
-runs it trained here, the runs it reused, and the runs the independent chains it handed to
-worker processes trained there, each once. Every record is checked against the run
-directory read by other means (its files, lscpu, the weights' tensors), and a rejudged
-file keeps them."""
+runs it trained, the runs it reused, and the runs of the independent chains it handed to
+the executor (on worker processes: trained there), each once. Every record is checked
+against the run directory read by other means (its files, lscpu, the weights' tensors),
+and a rejudged file keeps them."""
 
 from __future__ import annotations
 
@@ -50,8 +50,13 @@ def toy_claim(monkeypatch):
     register_claim("toy_runs", "a toy claim", "a toy finding", judge=lambda result: result)(_toy)
 
 
-def test_a_claim_file_records_every_run_it_completed_wherever_it_trained(toy_claim, tmp_path):
-    options = ReproOptions(runs=tmp_path / "runs", workers=2)
+# Serially here; on two worker processes (about a minute on 2 cores beside another test
+# worker: in .ci/run's second step), where the chains' runs come back with their results.
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.extended)])
+def test_a_claim_file_records_every_run_it_completed_wherever_it_trained(
+    workers, toy_claim, tmp_path
+):
+    options = ReproOptions(runs=tmp_path / "runs", workers=workers)
     run_claim("toy_runs", options, tmp_path)
     path = tmp_path / "toy_runs.h5"
     assert registry_problems(path) == [] and actual(path) == documented("repro")
@@ -69,15 +74,15 @@ def test_a_claim_file_records_every_run_it_completed_wherever_it_trained(toy_cla
         assert runs["config_hash"][i] == record["config_hash"]
         assert runs["threads"][i] == record["runtime"]["threads"]
         assert runs["init_sha256"][i] == ""  # from random weights
-    per_worker = max(1, cores() // 2)
-    assert runs["threads"] == [per_worker] * 3  # every run on a worker
+    per_run = max(1, cores() // workers) if workers > 1 else torch.get_num_threads()
+    assert runs["threads"] == [per_run] * 3
     assert set(runs["cpu"]) == {lscpu_model_name()}
     assert set(runs["torch"]) == {torch.__version__} and set(runs["device_name"]) == {"cpu"}
 
-    # Equal digests are equal tensors: chain-1, trained by a worker, and the same
-    # configuration trained here with the worker's threads; chain-2 (another seed) differs.
+    # Equal digests are equal tensors: chain-1, and the same configuration trained again
+    # here with its threads; chain-2 (another seed) differs.
     again = tmp_path / "again"
-    with thread_count(per_worker):
+    with thread_count(per_run):
         ensure_run(build_config("finetune", {}, {"model": "test_resnet", **FAST, "seed": 1}),
                    again)  # fmt: skip
     tensors = {name: load_file(tmp_path / "runs" / name / "final.safetensors")
