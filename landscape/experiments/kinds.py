@@ -280,10 +280,11 @@ per category, labelled A, B, ..., and the series' points side by side at each, n
 by lines.
 
 The `runs/` datasets say how each of the N runs the claim completed (trained, resumed or
-reused from its `--runs` folder) was made, in the order it completed them, each once: two
-files whose numbers differ can be traced to the runs that differ (`runs/final_sha256`), and
-to how those were made. They are optional: the committed claim files, made before claims
-recorded their runs, lack them; `--rejudge` keeps them as they are.""",
+reused from its `--runs` folder) was made, each once, in the order the claim asked for
+them: two files whose numbers differ can be traced to the runs that differ
+(`runs/final_sha256`), and to how those were made. They are optional: the committed claim
+files, made before claims recorded their runs, lack them; `--rejudge` keeps them as they
+are.""",
     attributes=(
         Attribute("claim", "the claim's name (`landscape repro list`)"),
         Attribute("title", "the claim in one line"),

@@ -20,8 +20,9 @@ _RECORDERS: list[list[Path]] = []  # the open ``recording`` blocks of this proce
 
 @contextlib.contextmanager
 def recording() -> Iterator[list[Path]]:
-    """Within the block, the runs completed in this process (``record``) and sent back by
-    the chains of ``Recorded``, in order; a run may appear more than once."""
+    """Within the block, the runs completed in this process (``record``, as each step that
+    asked for them ends) and sent back by the chains of ``Recorded`` (as each returns); a
+    run may appear more than once."""
     runs: list[Path] = []
     _RECORDERS.append(runs)
     try:
@@ -52,7 +53,7 @@ class Recorded(Generic[T, R]):
 
 def run_datasets(runs: Sequence[Path]) -> dict[str, list]:
     """The ``runs/`` datasets of a claim file (kind ``repro``): one record per run, each
-    run once, in the order first completed; none without runs."""
+    run once, in the order first recorded; none without runs."""
     from finetune.runs import run_record
 
     records = [run_record(run) for run in dict.fromkeys(Path(run) for run in runs)]
