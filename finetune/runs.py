@@ -71,7 +71,8 @@ def run_record(run: str | Path) -> dict[str, Any]:
     """How the completed run ``run`` was made, in one flat record: its configuration hash,
     the digests of the weights it started from (with ``--init``; else empty) and
     of its final weights (``weights_digest``: equal digests, bit-identical runs), when its
-    ``run.h5`` was written, and the commit, torch version, device, threads and CPU it
+    ``run.h5`` was written, and the commit (``-dirty`` appended where its code differed
+    from it, as ``git describe --dirty``), torch version, device, threads and CPU it
     trained with (empty where its ``config.json`` predates the field)."""
     run = Path(run)
     record = rundir.read_config(run)
@@ -84,7 +85,7 @@ def run_record(run: str | Path) -> dict[str, Any]:
         "init_sha256": record["init"].get("weights_sha256") or "",
         "final_sha256": weights_digest(read_weights(run)),
         "created": created,
-        "commit": record.get("git_commit") or "",
+        "commit": (record.get("git_commit") or "") + ("-dirty" if record.get("git_dirty") else ""),
         "torch": record["versions"]["torch"],
         "device_name": record["runtime"]["device_name"],
         "threads": int(record["runtime"]["threads"]),

@@ -48,6 +48,11 @@ def test_run_directory_holds_the_contract(tmp_path):
     assert {"torch", "timm", "landscape"} <= set(record["versions"])
     assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert record["machine"]["cpu"] == lscpu_model_name()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(engine.__file__).parent,
+                          capture_output=True, text=True)  # fmt: skip
+    in_checkout = head.returncode == 0
+    assert record["git_commit"] == (head.stdout.strip() if in_checkout else None)
+    assert record["git_dirty"] in ((False, True) if in_checkout else (None,))
     assert record["data"]["train_examples"] == 4 * 10
     steps_per_epoch = 5  # 40 images, batch 8
     with h5py.File(run / "run.h5") as f:

@@ -1,11 +1,14 @@
 """What a run directory records about where its numbers came from: the config.json record
-(the resolved configuration, seeds, package versions, git commit, runtime and machine, data
-and layer groups) and the attributes written with the metrics into run.h5."""
+(the resolved configuration, seeds, package versions, git commit and whether the code
+differed from it, runtime and machine, data and layer groups) and the attributes written
+with the metrics into run.h5."""
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ SEED_STREAMS = ("init", "order", "aug")
 def config_record(s: Setup, command: str) -> dict[str, Any]:
     """config.json: the whole resolved configuration and what is needed to reproduce it."""
     train = s.config.train
+    checkout = git_checkout(Path(__file__).resolve().parent)
     return {
         "kind": s.config.kind,
         "config": s.config.to_dict(),
@@ -31,7 +35,8 @@ def config_record(s: Setup, command: str) -> dict[str, Any]:
         "seeds": {stream: train.stream_seed(stream) for stream in SEED_STREAMS},
         "command": command,
         "versions": package_versions(),
-        "git_commit": git_commit(),
+        "git_commit": checkout.commit,
+        "git_dirty": checkout.dirty,
         "runtime": s.runtime.describe(),
         "machine": machine(),
         "data": {
@@ -70,19 +75,35 @@ def machine() -> dict[str, str]:
     return {"cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
-def git_commit() -> str | None:
-    """The commit of the checkout this code runs from, or None outside a git checkout."""
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+@dataclass(frozen=True)
+class Checkout:
+    """The git commit code runs from, and whether a Python file of the checkout (tracked,
+    or new and not ignored) differs from it: None, None outside a git checkout."""
+
+    commit: str | None
+    dirty: bool | None
+
+
+@functools.cache
+def git_checkout(directory: Path) -> Checkout:
+    """The checkout holding ``directory``, read once per process (at its first run, its
+    code imported by then), so that a later commit or edit does not relabel the runs it
+    trains."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], capture_output=True, text=True, timeout=5, cwd=directory
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return Checkout(None, None)
+    changed = git("status", "--porcelain", "--untracked-files=all", "--", ":(top)*.py")
+    return Checkout(commit, None if changed is None else changed != "")
 
 
 def write_run_h5(

@@ -327,7 +327,8 @@ are.""",
                 "when its `run.h5` was written (UTC, ISO 8601): before the claim started (the "
                 "file's `created` less `seconds`), the run was there already", optional=True),
         Dataset("runs/commit", "(N,)", "string",
-                "the landscape commit it trained with (empty outside a git checkout)",
+                "the landscape commit it trained with, `-dirty` appended where a Python file "
+                "of the checkout differed from it (empty outside a git checkout)",
                 optional=True),
         Dataset("runs/torch", "(N,)", "string", "the torch version it trained with",
                 optional=True),
