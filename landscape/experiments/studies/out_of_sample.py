@@ -114,10 +114,13 @@ class Setting:
         size = "all" if self.target.per_class is None else self.target.per_class
         return f"oos-{spec_slug(self.target.data)}-{size}"
 
+    def name(self, values: dict[str, Any]) -> str:
+        """The run name of ``values``: the role and its configuration's hash."""
+        return f"{self.role}-{build_config('finetune', {}, values).hash()[:12]}"
+
     def run(self, values: dict[str, Any]) -> Path:
-        """A completed run of ``values`` (named by its configuration's hash)."""
-        config_hash = build_config("finetune", {}, values).hash()[:12]
-        return self.options.finetune(f"{self.role}-{config_hash}", values)
+        """A completed run of ``values``."""
+        return self.options.finetune(self.name(values), values)
 
     def test(self, values: dict[str, Any]) -> float:
         return float(run_summary(self.run(values))["test_acc"])

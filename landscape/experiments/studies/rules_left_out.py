@@ -22,7 +22,9 @@ import h5py
 import numpy as np
 
 from finetune.config import build_config, flat_options
+from finetune.executors import PlannedRun
 from finetune.result_files import write_result
+from finetune.runs import run_summary
 from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import PAIRS, results_folder
 from landscape.experiments.studies import register_study
@@ -51,19 +53,25 @@ def label(rules: FitRules) -> str:
 @register_study(NAME, "the fit advisor's two main constants, left out one target at a time")
 def rules_left_out(options: ReproOptions, out: Path) -> list[Path]:
     """Every variant's advice on every target of the pair, trained with every seed; one
-    file (kind ``rules_left_out``)."""
+    file (kind ``rules_left_out``). The advice is computed first, so the runs are one grid
+    for the executor (variants that advise alike share their runs)."""
     seeds = options.seeds_or(quick=(0,), full=SEEDS)
     found = settings(options)
     grid = variants()
-    test = np.full((len(grid), len(found), len(seeds)), np.nan)
+    planned: dict[tuple[int, int, int], PlannedRun] = {}
     for t, setting in enumerate(found):
         config = build_config("finetune", {}, setting.recipe)
         fit = fit_advice(config).fit
+        options.log(f"{setting.target.label}: the advice of {len(grid)} rules")
         for v, rules in enumerate(grid):
             values = advise(fit, flat_options(config), rules=rules).values
             for k, seed in enumerate(seeds):
-                options.log(f"{setting.target.label}: rules {label(rules)}, seed {seed}")
-                test[v, t, k] = setting.test({**values, "seed": seed})
+                run_values = {**values, "seed": seed}
+                planned[v, t, k] = setting.options.planned(setting.name(run_values), run_values)
+    options.train_grid(list({run.path: run for run in planned.values()}.values()))
+    test = np.full((len(grid), len(found), len(seeds)), np.nan)
+    for index, run in planned.items():
+        test[index] = float(run_summary(run.path)["test_acc"])
     path = out / FILE
     write_result(
         path,
