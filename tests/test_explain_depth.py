@@ -13,6 +13,8 @@ seeds). Then, on both pairs:
 2. on a target where the largest Δ_g is beyond 2 SE, the group explain finds most needed
    (largest rewind cost) is that group;
 3. on a target where no Δ_g is beyond 2 SE, explain calls no group adapted or rewritten.
+
+The study's runs are the depth claim's own, one grid that a dry run lists whole.
 """
 
 from __future__ import annotations
@@ -76,3 +78,23 @@ def test_the_statements_follow_the_rule_fixed_before_measuring(pair):
     from landscape.experiments.studies.explain_depth import agreement
 
     assert [row[-1] for row in agreement(PAIRS[pair])] == independent_agreement(pair)
+
+
+def test_the_studys_runs_are_the_depth_claims_own_one_grid(tmp_path):
+    from conftest import fast_config
+
+    from finetune import engine
+    from landscape.experiments.options import ReproOptions, dry_run
+    from landscape.experiments.repro import find_claim
+    from landscape.experiments.studies import find_study
+
+    source = tmp_path / "source"
+    engine.train(fast_config("pretrain", data="synthetic:source", epochs=1), source)
+    options = ReproOptions(quick=True, runs=tmp_path / "runs", source=source)
+    study = find_study("explain_depth")
+    plan, more = dry_run(lambda o: study.run(o, tmp_path / "out"), options)
+    # Both targets' runs at once, before any is explained: nothing waits on a result.
+    assert not more and len(plan.runs) == len(ROLES) * 2  # quick: seeds 0 and 1
+    claim, _ = dry_run(find_claim("depth").run, options)
+    unfrozen = {run.path for run in claim.runs if "-freeze0-" in run.name}
+    assert {run.path for run in plan.runs} == unfrozen

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -68,11 +67,6 @@ def depth_cell(options: ReproOptions, role: str, task: str, frozen: int, seed: i
     values = {**recipe, "init": str(options.source_run()), "epochs": epochs,
               "freeze_groups": frozen, "seed": seed}  # fmt: skip
     return f"depth-{role}-freeze{frozen}-e{epochs}-seed{seed}", values
-
-
-def depth_run(options: ReproOptions, role: str, task: str, frozen: int, seed: int) -> Path:
-    """That fine-tuning's run: trained once, reused after."""
-    return options.finetune(*depth_cell(options, role, task, frozen, seed))
 
 
 @register_claim(

@@ -13,7 +13,7 @@ import numpy as np
 
 from landscape.experiments.options import ReproOptions
 from landscape.experiments.recipes import PAIRS, results_folder
-from landscape.experiments.repro.depth import ROLES, depth_run
+from landscape.experiments.repro.depth import ROLES, depth_cell
 from landscape.experiments.studies import register_study
 from landscape.experiments.tables import ROOT, register_table
 from landscape.tune.explain import explain_runs
@@ -28,13 +28,17 @@ def explain_file(role: str) -> str:
 
 @register_study(NAME, "explain on the depth claim's plain fine-tunings, near and far")
 def explain_depth(options: ReproOptions, out: Path) -> list[Path]:
+    """Both targets' runs, one grid for the executor (the depth claim's, reused when it
+    trained them), then each target's explanation."""
     seeds = options.seeds_or(quick=(0, 1), full=(0, 1, 2))
+    planned = {(role, seed): options.planned(*depth_cell(options, role, task, 0, seed))
+               for role, task in options.near_and_far().items() for seed in seeds}  # fmt: skip
+    options.train_grid(list(planned.values()))
     written = []
     for role, task in options.near_and_far().items():
-        runs = [depth_run(options, role, task, 0, seed) for seed in seeds]
         options.log(f"explaining the depth claim's {role} runs ({task})")
         path = out / explain_file(role)
-        explain_runs(runs, out=path, log=options.log)
+        explain_runs([planned[role, seed].path for seed in seeds], out=path, log=options.log)
         written.append(path)
     return written
 
