@@ -22,7 +22,8 @@ _RECORDERS: list[list[Path]] = []  # the open ``recording`` blocks of this proce
 def recording() -> Iterator[list[Path]]:
     """Within the block, the runs completed in this process (``record``, as each step that
     asked for them ends) and sent back by the chains of ``Recorded`` (as each returns); a
-    run may appear more than once."""
+    run two steps asked for appears more than once. A block nested inside it keeps its
+    runs: they reach this one when its owner passes them on (``Recorded``'s result)."""
     runs: list[Path] = []
     _RECORDERS.append(runs)
     try:
@@ -32,10 +33,10 @@ def recording() -> Iterator[list[Path]]:
 
 
 def record(runs: Iterable[Path]) -> None:
-    """``runs`` were brought to completion: every open ``recording`` block hears of them."""
-    runs = list(runs)
-    for recorder in _RECORDERS:
-        recorder.extend(runs)
+    """``runs`` were brought to completion: the innermost open ``recording`` block, if
+    any, hears of them."""
+    if _RECORDERS:
+        _RECORDERS[-1].extend(runs)
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,7 @@ import numpy as np
 from finetune.config import build_config, flat_options
 from finetune.executors import PlannedRun
 from finetune.result_files import write_result
-from finetune.runs import run_summary
-from landscape.experiments.options import ReproOptions
+from landscape.experiments.options import ReproOptions, final_test_accuracy
 from landscape.experiments.recipes import PAIRS, results_folder
 from landscape.experiments.studies import register_study
 from landscape.experiments.studies.out_of_sample import SEEDS, cells, fit_advice, settings
@@ -71,7 +70,7 @@ def rules_left_out(options: ReproOptions, out: Path) -> list[Path]:
     options.train_grid(list({run.path: run for run in planned.values()}.values()))
     test = np.full((len(grid), len(found), len(seeds)), np.nan)
     for index, run in planned.items():
-        test[index] = float(run_summary(run.path)["test_acc"])
+        test[index] = final_test_accuracy(run.path)
     path = out / FILE
     write_result(
         path,
